@@ -1,0 +1,121 @@
+"""Preconditioned L-BFGS for smooth unconstrained problems in float64 (numpy).
+
+Written here rather than taken from scipy because the factored reduced program needs
+(1) a diagonal preconditioner (class counts weight the rows of the variable by factors up to
+10^4, which costs scipy's L-BFGS-B hundreds of extra iterations), and (2) little overhead per
+iteration at 10^6 variables, where scipy's bound-constrained Fortran driver took about 0.3 s
+per iteration on the 2-core machine. torch.optim.LBFGS would bring torch into ``ufm solve``.
+
+Two-loop recursion (Nocedal & Wright, Numerical Optimization, Alg. 7.4) with
+H0 = gamma D^{-1}, gamma = s'y / y'D^{-1}y; backtracking Armijo line search from step 1; a
+pair is stored only if s'y > 0 (curvature condition), so the inverse-Hessian model stays
+positive definite.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class StopReason(enum.Enum):
+    GRADIENT = "gradient_tolerance"  # preconditioned gradient norm below gtol
+    NO_PROGRESS = "no_progress"  # relative decrease below ftol for `patience` iterations
+    LINE_SEARCH = "line_search_failed"  # no decrease along the direction at float64 precision
+    ITERATION_LIMIT = "iteration_limit"
+
+
+@dataclass
+class LBFGSResult:
+    x: np.ndarray
+    value: float
+    iterations: int
+    evaluations: int
+    reason: StopReason
+
+    @property
+    def converged(self) -> bool:
+        return self.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS)
+
+
+def lbfgs(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    precond: Callable[[np.ndarray], np.ndarray] | None = None,
+    memory: int = 20,
+    gtol: float = 1e-12,
+    ftol: float = 1e-15,
+    patience: int = 5,
+    max_iter: int = 10000,
+) -> LBFGSResult:
+    """Minimise ``fun`` (returning value and gradient) from ``x0``.
+
+    ``precond(d)`` returns D d for the diagonal scaling D (an approximation to the Hessian's
+    diagonal); it may change between iterations. Stops when max|D^{-1} g| <= gtol, when the
+    relative decrease stays below ``ftol`` for ``patience`` iterations, when no step decreases
+    f, or after ``max_iter`` iterations.
+    """
+    x = np.array(x0, dtype=np.float64, copy=True)
+    f, g = fun(x)
+    evals = 1
+    pairs: deque = deque(maxlen=memory)
+    inv_d = (lambda v: v) if precond is None else (lambda v: v / precond(v))
+    stall = 0
+    reason = StopReason.ITERATION_LIMIT
+    it = 0
+    for it in range(1, max_iter + 1):
+        if np.max(np.abs(inv_d(g))) <= gtol:
+            reason = StopReason.GRADIENT
+            it -= 1
+            break
+        # two-loop recursion
+        q = g.copy()
+        alphas = []
+        for s, y, rho in reversed(pairs):
+            a = rho * (s @ q)
+            alphas.append(a)
+            q -= a * y
+        if pairs:
+            s, y, _ = pairs[-1]
+            dy = inv_d(y)
+            gamma = (s @ y) / (y @ dy)
+            r = gamma * inv_d(q)
+        else:
+            r = inv_d(q)
+            r *= 1e-2 / max(np.max(np.abs(r)), 1e-300)  # cautious first step
+        for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
+            b = rho * (y @ r)
+            r += (a - b) * s
+        d = -r
+        slope = g @ d
+        if slope >= 0:  # lost descent (round-off): restart from the scaled gradient
+            pairs.clear()
+            d = -inv_d(g)
+            slope = g @ d
+        step, accepted = 1.0, False
+        for _ in range(40):
+            x_new = x + step * d
+            f_new, g_new = fun(x_new)
+            evals += 1
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
+                accepted = True
+                break
+            step *= 0.3
+        if not accepted:
+            reason = StopReason.LINE_SEARCH
+            break
+        s, y = x_new - x, g_new - g
+        sy = s @ y
+        if sy > 1e-300:
+            pairs.append((s, y, 1.0 / sy))
+        decrease = (f - f_new) / max(abs(f), abs(f_new), 1e-300)
+        x, f, g = x_new, f_new, g_new
+        stall = stall + 1 if decrease < ftol else 0
+        if stall >= patience:
+            reason = StopReason.NO_PROGRESS
+            break
+    return LBFGSResult(x, float(f), it, evals, reason)

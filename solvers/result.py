@@ -1,0 +1,88 @@
+"""What a solve returns: the optimum, its geometry, how it was found and its certificate."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.certificate import Certificate
+from ufm.geometry import GroupGeometry
+from ufm.problem import Problem
+
+
+class SolveStatus(enum.Enum):
+    """Why the solver stopped."""
+
+    CONVERGED = "converged"  # stopping tolerance met
+    STALLED = "stalled"  # no further progress at float64 precision (line search failed)
+    ITERATION_LIMIT = "iteration_limit"
+    INACCURATE = "inaccurate"  # the conic solver reported an inaccurate solution
+    FAILED = "failed"
+
+
+@dataclass
+class SolveResult:
+    """Global optimum of a problem's convex relaxation.
+
+    ``geometry`` holds the optimal Gram in group-symmetric form (exact for any n); class-level
+    arrays and embeddings are derived from it on demand.
+    """
+
+    problem: Problem
+    method: str  # "full" | "reduced" | "orbit"
+    solver: str  # "factored" | "clarabel" | "scs"
+    status: SolveStatus
+    value: float  # f at the returned geometry, float64
+    geometry: GroupGeometry
+    certificate: Certificate
+    iterations: int
+    timings: dict = field(default_factory=dict)
+    solver_value: float | None = None  # value reported by a conic solver, before polishing
+    notes: list = field(default_factory=list)
+
+    # geometry shortcuts --------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.geometry.rank
+
+    @property
+    def collapsed(self) -> bool:
+        return self.geometry.collapsed
+
+    def class_gram(self) -> np.ndarray:
+        return self.geometry.class_cosines()
+
+    def class_mean_norms(self) -> np.ndarray:
+        return self.geometry.class_mean_norms()
+
+    def embeddings(self, lift: bool = False) -> np.ndarray:
+        """Unit embeddings realising the optimum: one row per class (collapsed classes only)
+        or, with ``lift=True``, one row per sample, of dimension ``rank``."""
+        return self.geometry.embeddings(lift=lift)
+
+    def to_dict(self, max_classes: int = 500) -> dict:
+        p = self.problem
+        k = p.k
+        return {
+            "loss": p.loss,
+            "counts": list(p.counts),
+            "tau": p.tau,
+            "method": self.method,
+            "solver": self.solver,
+            "status": self.status.value,
+            "optimal_value": self.value,
+            "class_gram": self.class_gram().tolist() if k <= max_classes else None,
+            "class_mean_norms": self.class_mean_norms().tolist(),
+            "rank": self.rank,
+            "collapsed": self.collapsed,
+            "thresholds": {"rank_rel_eig": self.geometry.rank_tol,
+                           "collapse_within_cosine": self.geometry.collapse_tol},
+            "certificate": self.certificate.to_dict(),
+            "iterations": self.iterations,
+            "solver_value": self.solver_value,
+            "time_s": self.timings.get("total", float("nan")),
+            "timings": self.timings,
+            "notes": list(self.notes),
+        }

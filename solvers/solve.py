@@ -1,0 +1,153 @@
+"""``solve``: the global optimum of a problem's convex relaxation, certified.
+
+Methods (which program): ``full`` (n x n, CVXPY only), ``reduced`` (one group per class),
+``orbit`` (one group per distinct class count), ``auto`` (orbit when counts repeat, else
+reduced). Solvers (how): ``factored`` (float64 L-BFGS on the factored reduced program, fast),
+``clarabel`` / ``scs`` (interior-point / first-order conic solvers through CVXPY), ``auto``
+(factored for reduced programs, clarabel for the full one). Every conic solution is polished
+by the factored solver from that point; every answer carries the exact certificate of the
+full n x n problem.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from solvers.certificate import CERTIFY_TOL, Certificate, certify_groups, group_certificate_matrix
+from solvers.convex import CONIC_SOLVERS, class_average, solve_full, solve_groups
+from solvers.factored import (
+    factors_from_gram,
+    gram_from_factors,
+    initial_factors,
+    minimize_factored,
+)
+from solvers.lbfgs import StopReason
+from solvers.result import SolveResult, SolveStatus
+from ufm.errors import UFMInputError
+from ufm.geometry import GroupGeometry
+from ufm.problem import Problem
+from ufm.structure import Groups
+
+METHODS = ("auto", "full", "reduced", "orbit")
+SOLVERS = ("auto", "factored", *CONIC_SOLVERS)
+#: the full program's interior-point system grows as n^2/2; beyond this n it is refused
+FULL_MAX_N = 400
+#: a conic fallback for the class-level program is tried only up to this many groups
+CONIC_FALLBACK_MAX_Q = 200
+
+
+def resolve_method(problem: Problem, method: str) -> str:
+    if method not in METHODS:
+        raise UFMInputError("--method", f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    if method == "auto":
+        return "orbit" if len(set(problem.counts)) < problem.k else "reduced"
+    return method
+
+
+def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
+    """Factored solve from Z0 with collapse tested, not assumed (see solvers.factored)."""
+    release = np.zeros(groups.q, dtype=bool)
+    iterations, seconds = 0, 0.0
+    for _ in range(4):
+        run = minimize_factored(loss, groups, tau, Z0, release, max_iter=max_iter)
+        iterations += run.iterations
+        seconds += run.seconds
+        gram = gram_from_factors(groups, run.Z)
+        value, S = group_certificate_matrix(loss, groups, gram, tau)
+        within_eig = S.diag - S.within
+        slack = 1e-2 * tol * max(abs(value), 1e-300) / groups.n
+        newly = (groups.count >= 2) & ~release & (within_eig < -slack)
+        if not newly.any():
+            break
+        release |= newly
+        Z0 = run.Z.copy()
+        Z0[newly, -1] = 0.3  # leave the collapsed point along the descent direction
+        Z0 /= np.linalg.norm(Z0, axis=1, keepdims=True)
+    status = {
+        StopReason.GRADIENT: SolveStatus.CONVERGED,
+        StopReason.NO_PROGRESS: SolveStatus.CONVERGED,
+        StopReason.LINE_SEARCH: SolveStatus.STALLED,
+        StopReason.ITERATION_LIMIT: SolveStatus.ITERATION_LIMIT,
+    }[run.reason]
+    return gram, status, iterations, seconds
+
+
+def solve(
+    problem: Problem,
+    method: str = "auto",
+    solver: str = "auto",
+    tol: float = CERTIFY_TOL,
+    seed: int = 0,
+    max_iter: int = 20000,
+) -> SolveResult:
+    """Solve the convex relaxation of ``problem`` and certify the answer."""
+    t_start = time.perf_counter()
+    method = resolve_method(problem, method)
+    if solver not in SOLVERS:
+        raise UFMInputError("--solver", f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
+    if not (np.isfinite(tol) and tol > 0):
+        raise UFMInputError("--tol", f"must be a finite number > 0, got {tol}")
+    loss = problem.loss_fn
+    if not loss.convex_in_gram:
+        raise UFMInputError("--loss", f"{loss.name} is not convex in the Gram matrix: no relaxation")
+    if solver == "auto":
+        solver = "clarabel" if method == "full" else "factored"
+    if method == "full" and solver == "factored":
+        raise UFMInputError("--solver", "the full program is solved by a conic solver (clarabel or scs)")
+    if method == "full" and problem.n > FULL_MAX_N:
+        raise UFMInputError("--method", f"full program refused for n = {problem.n} > {FULL_MAX_N}: "
+                            "use reduced or orbit (exact)")
+    groups = Groups.orbits(problem.counts) if method == "orbit" else Groups.per_class(problem.counts)
+    tau = problem.tau
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    solver_value = None
+    iterations = 0
+
+    # starting point: a conic solution (then polished) or the default initialisation
+    t0 = time.perf_counter()
+    if method == "full":
+        G, sol = solve_full(problem, solver)
+        if G is None:
+            raise RuntimeError(f"{solver} failed on the full program: {sol.status}")
+        gram0 = class_average(G, problem.counts)
+        Z0 = factors_from_gram(groups, gram0)
+    elif solver in CONIC_SOLVERS:
+        gram0, sol = solve_groups(problem, groups, solver)
+        if gram0 is None:
+            raise RuntimeError(f"{solver} failed on the {method} program: {sol.status}")
+        Z0 = factors_from_gram(groups, gram0)
+    else:
+        sol = None
+        Z0 = initial_factors(groups, seed)
+    if sol is not None:
+        solver_value = sol.value
+        iterations += sol.iterations or 0
+        timings["conic"] = sol.seconds
+        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
+    timings["setup"] = time.perf_counter() - t0 - timings.get("conic", 0.0)
+
+    gram, status, its, secs = _polish(loss, groups, tau, Z0, tol, max_iter)
+    iterations += its
+    timings["factored"] = secs
+
+    t0 = time.perf_counter()
+    cert = certify_groups(loss, groups, gram, tau, tol)
+    timings["certify"] = time.perf_counter() - t0
+
+    if not cert.certified and solver == "factored" and groups.q <= CONIC_FALLBACK_MAX_Q:
+        notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); "
+                     "retried from a clarabel solution")
+        fallback = solve(problem, method, "clarabel", tol, seed, max_iter)
+        fallback.notes[:0] = notes
+        return fallback
+
+    geometry = GroupGeometry(groups, gram)
+    timings["total"] = time.perf_counter() - t_start
+    return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations,
+                       timings, solver_value, notes)
+
+
+__all__ = ["solve", "METHODS", "SOLVERS", "Certificate"]

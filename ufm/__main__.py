@@ -1,0 +1,3 @@
+from ufm.cli import main
+
+raise SystemExit(main())

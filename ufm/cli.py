@@ -1,0 +1,213 @@
+"""Command line: ``ufm solve`` (see ``ufm solve --help``).
+
+``--json`` prints exactly one JSON object on stdout; progress goes to stderr. Bad input ends
+with a one-line error naming the argument and exit status 2, never a traceback, never a
+partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ufm.errors import UFMInputError
+from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, Problem, check_tau, parse_counts
+
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line (no usage dump)."""
+
+    def error(self, message):
+        raise UFMInputError(self.prog, message)
+
+
+def _read_labels(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UFMInputError("--labels", f"no such file: {path}")
+    try:
+        if p.suffix == ".npy":
+            y = np.load(p, allow_pickle=False)
+        else:
+            y = np.array(p.read_text().replace(",", " ").split())
+    except (ValueError, OSError) as err:
+        raise UFMInputError("--labels", f"cannot read {path}: {err}") from None
+    if y.ndim != 1 and not (y.ndim == 2 and 1 in y.shape):
+        raise UFMInputError("--labels", f"expected a vector of labels, got shape {y.shape}")
+    return y.ravel()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ufm.losses import available_losses
+
+    parser = _Parser(prog="ufm", description="Landscape analysis of unconstrained features models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    s = sub.add_parser(
+        "solve",
+        help="certified global optimum of the convex relaxation over the Gram matrix",
+        description="Global optimum of a contrastive UFM through its convex relaxation, with "
+        "its geometry and a global-optimality certificate. With no arguments: a STEP-imbalanced "
+        f"default (counts {','.join(map(str, DEFAULT_COUNTS))}, tau {DEFAULT_TAU}).",
+    )
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--counts", help="class sizes, comma-separated, e.g. 10,10,2,2")
+    src.add_argument("--labels", help="label vector: .npy or a text file of labels")
+    s.add_argument("--tau", default=None,
+                   help=f"temperature > 0 (default {DEFAULT_TAU})")
+    s.add_argument("--loss", default="supcon", help=f"loss: {', '.join(available_losses())}")
+    s.add_argument("--method", default="auto",
+                   help="auto | full (n x n program) | reduced (class level) | orbit (equal counts merged)")
+    s.add_argument("--solver", default="auto", help="auto | factored | clarabel | scs")
+    s.add_argument("--tol", default=None,
+                   help="certified means gap_bound <= tol * |value| (default 1e-6)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the factored solver's start")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.add_argument("--out", help="directory for result.json and arrays.npz")
+    s.add_argument("--lift", action="store_true",
+                   help="with --out, also save unit embeddings of all n samples")
+    return parser
+
+
+def _prepare_out(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UFMInputError("--out", f"exists and is not a directory: {path}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UFMInputError("--out", f"cannot create {path}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise UFMInputError("--out", f"not writable: {path}")
+    return out
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename: never partial."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(out: Path, result, payload: dict, lift: bool) -> None:
+    arrays = {
+        "counts": np.asarray(result.problem.counts),
+        "class_labels": np.asarray(result.problem.class_labels),
+        "class_mean_norms": result.class_mean_norms(),
+    }
+    if result.problem.k <= 5000:
+        arrays["class_gram"] = result.class_gram()
+        arrays["class_means"] = result.geometry.class_means()
+    if lift:
+        arrays["embeddings"] = result.embeddings(lift=True)
+        arrays["labels"] = result.problem.labels
+    _atomic_write(out / "arrays.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    _atomic_write(out / "result.json", lambda fh: fh.write(json.dumps(payload, indent=2).encode()))
+
+
+def _format_table(res, payload: dict) -> str:
+    p = res.problem
+    cert = res.certificate
+    lines = [
+        f"loss {p.loss}   tau {p.tau:g}   k = {p.k} classes   n = {p.n} samples",
+        f"method {res.method} ({res.solver}), status {res.status.value}, "
+        f"{res.iterations} iterations, {payload['time_s']:.3f} s",
+        f"optimal value      {res.value:.12g}",
+        f"rank               {res.rank}   (class-mean eigenvalues > {res.geometry.rank_tol:g} x largest)",
+        f"collapsed          {'yes' if res.collapsed else 'no'}   "
+        f"(within-class cosine >= 1 - {res.geometry.collapse_tol:g})",
+        f"certificate        lambda_min {cert.lambda_min:.3e}, gap bound {cert.gap_bound:.3e} "
+        f"({cert.relative_gap_bound:.1e} relative): "
+        + ("CERTIFIED" if cert.certified else "NOT certified") + f" at tol {cert.tol:g}",
+    ]
+    # geometry: one row per distinct class count when classes repeat, else per class
+    groups = res.geometry.groups if res.method == "orbit" else None
+    norms = res.class_mean_norms()
+    if p.k <= 12:
+        cos = res.class_gram()
+        lines.append("class-mean cosines (rows/cols: class: count), norms of class means:")
+        head = "            " + "".join(f"{c:>9}" for c in range(p.k)) + "     norm"
+        lines.append(head)
+        for c in range(p.k):
+            row = "".join(f"{v:9.4f}" for v in cos[c])
+            lines.append(f"{c:>4}: {p.counts[c]:>5}" + row + f"  {norms[c]:7.4f}")
+    elif groups is not None and groups.q <= 12:
+        geo = res.geometry
+        d = geo.mean_sq_norm
+        lines.append("class-mean cosines by class count (same: two classes of that count):")
+        for g in range(groups.q):
+            cross = ", ".join(
+                f"vs {groups.count[h]}: {geo.gram.cross[g, h] / np.sqrt(d[g] * d[h]):.4f}"
+                for h in range(groups.q) if h != g)
+            same = f"same {geo.gram.same[g] / d[g]:.4f}" if groups.size[g] >= 2 else "same -"
+            lines.append(f"  count {groups.count[g]:>6} x {groups.size[g]:>6} classes: norm "
+                         f"{np.sqrt(d[g]):.4f}, {same}" + (f", {cross}" if cross else ""))
+    else:
+        cos = res.class_gram() if p.k <= 5000 else None
+        if cos is not None:
+            off = cos[~np.eye(p.k, dtype=bool)]
+            lines.append(f"class-mean cosines: min {off.min():.4f}, mean {off.mean():.4f}, "
+                         f"max {off.max():.4f}  (simplex ETF: {-1 / (p.k - 1):.4f})")
+        lines.append(f"class-mean norms: min {norms.min():.6f}, max {norms.max():.6f}")
+    return "\n".join(lines)
+
+
+def cmd_solve(args) -> int:
+    from solvers import METHODS, SOLVERS, solve  # lazy: ufm itself never imports solvers
+    from solvers.certificate import CERTIFY_TOL
+
+    tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
+    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    if args.method not in METHODS:
+        raise UFMInputError("--method", f"unknown method {args.method!r} (choose from {', '.join(METHODS)})")
+    if args.solver not in SOLVERS:
+        raise UFMInputError("--solver", f"unknown solver {args.solver!r} (choose from {', '.join(SOLVERS)})")
+    if args.labels is not None:
+        problem = Problem.from_labels(_read_labels(args.labels), tau, args.loss)
+    else:
+        counts = DEFAULT_COUNTS if args.counts is None else parse_counts(args.counts)
+        problem = Problem(counts, tau, args.loss)
+    if args.lift and args.out is None:
+        raise UFMInputError("--lift", "needs --out")
+    out = _prepare_out(args.out)
+    print(f"ufm solve: k = {problem.k}, n = {problem.n}, tau = {problem.tau:g} ...", file=sys.stderr)
+    res = solve(problem, method=args.method, solver=args.solver,
+                tol=tol, seed=args.seed)
+    payload = res.to_dict()
+    if out is not None:
+        _save(out, res, payload, args.lift)
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(_format_table(res, payload))
+    return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"solve": cmd_solve}[args.command](args)
+    except UFMInputError as err:
+        print(f"ufm: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("ufm: interrupted", file=sys.stderr)
+        return 130
+    except (RuntimeError, MemoryError, OSError) as err:
+        print(f"ufm: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILURE

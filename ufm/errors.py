@@ -1,0 +1,16 @@
+"""Errors raised for bad user input.
+
+Every error names the argument at fault, so that the CLI can print it as one line
+(``ufm solve: error: --tau: must be > 0, got -1``) and exit non-zero.
+"""
+
+from __future__ import annotations
+
+
+class UFMInputError(ValueError):
+    """Invalid user input; ``argument`` names the offending argument (CLI spelling)."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        self.message = message
+        super().__init__(f"{argument}: {message}")

@@ -1,0 +1,63 @@
+"""What a registered loss provides."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ufm.structure import GroupGram, Groups
+
+
+class Loss(ABC):
+    """A full-batch contrastive loss over unit embeddings, as a function of H and of G = H H^T.
+
+    Conventions (DESIGN section 2): values are sums over anchors; ``reduction="mean"``
+    divides by the number of samples n. Implementations must agree to float64 round-off.
+    """
+
+    #: registry key, also the ``--loss`` spelling
+    name: str = ""
+    #: True if the loss is a convex function of the Gram matrix (so the relaxation applies)
+    convex_in_gram: bool = False
+    #: one line for ``--help`` and docs
+    summary: str = ""
+
+    @abstractmethod
+    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
+        """Loss of embeddings ``H`` of shape (n, d) or batched (R, n, d); differentiable."""
+
+    @abstractmethod
+    def gram_value_and_grad(self, G: np.ndarray, counts, tau: float):
+        """``(f(G), g)`` in float64 with ``g`` the symmetrised gradient (n x n)."""
+
+    @abstractmethod
+    def cvxpy_gram(self, G, counts, tau: float):
+        """CVXPY expression of the loss over an n x n Gram variable (convex losses only)."""
+
+    @abstractmethod
+    def group_value_and_grad(self, groups: Groups, gram: GroupGram, tau: float, excess=False):
+        """``(f, g)`` at a group-symmetric G; ``g`` (a :class:`GroupGram`) holds the entries
+        of the symmetrised n x n gradient. O(q^2) for q groups, whatever n.
+
+        With ``excess=True`` the value is ``f - group_offset(groups)``, computed without
+        cancellation (at small tau f is a large constant plus a tiny geometry-dependent part).
+        """
+
+    def group_offset(self, groups: Groups) -> float:
+        """A constant part of f at the group level, split off by ``excess=True``."""
+        return 0.0
+
+    @abstractmethod
+    def cvxpy_group(self, groups: Groups, within, same, cross, tau: float):
+        """CVXPY expression at a group-symmetric G given by expressions for its entries
+        (``within`` (q,), ``same`` (q,), ``cross`` (q, q) symmetric; diagonal is 1)."""
+
+    def gram_value(self, G: np.ndarray, counts, tau: float) -> float:
+        return self.gram_value_and_grad(G, counts, tau)[0]
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return reduction

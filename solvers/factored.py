@@ -83,8 +83,8 @@ def initial_factors(groups: Groups, seed: int = 0) -> np.ndarray:
 class _Objective:
     """f(z(y)) / scale and its gradient in y; ``free`` masks the optimised entries of y.
 
-    Also keeps a diagonal preconditioner per row of y: the absolute row sums of the
-    Hessian's main block 2 Gamma (Gamma = gradient of f in the group-mean Gram), over |y_g|^2.
+    Also keeps a diagonal preconditioner per row of y: absolute row sums of the Hessian's
+    main block 2 Gamma (Gamma = gradient of f in the group-mean Gram), over |y_g|^2.
     """
 
     def __init__(self, loss, groups: Groups, tau: float, free: np.ndarray, scale: float = 1.0):
@@ -114,8 +114,13 @@ class _Objective:
             gZ[:, -2] = np.where(groups.size >= 2, 2 * s * (d_within - d_same / (k_g - 1)), 0.0)
             gZ[:, -1] = np.where(groups.count >= 2, -2 * t * d_within / (n_g - 1), 0.0)
         gY = (gZ - np.einsum("ij,ij->i", gZ, Z)[:, None] * Z) / norms[:, None]
-        curv = 2.0 * np.abs(Gam).sum(axis=1) / self.scale / norms**2
-        self.row_curvature = np.maximum(curv, 1e-12 * max(curv.max(), 1e-300))
+        # |d_within| + |d_same| rather than |their sum|: the two cancel when only their
+        # difference matters (a balanced orbit), which would leave no curvature estimate
+        absgam = np.abs(Gam)
+        np.fill_diagonal(absgam, np.abs(d_within) + np.abs(d_same))
+        curv = 2.0 * absgam.sum(axis=1) / self.scale / norms**2
+        top = curv.max()
+        self.row_curvature = np.maximum(curv, 1e-8 * top) if top > 0 else np.ones_like(curv)
         return value / self.scale, (gY * free).ravel() / self.scale
 
     def precondition(self, v):

@@ -81,8 +81,8 @@ def lbfgs(
             q -= a * y
         if pairs:
             s, y, _ = pairs[-1]
-            dy = inv_d(y)
-            gamma = (s @ y) / (y @ dy)
+            ydy = y @ inv_d(y)
+            gamma = (s @ y) / ydy if ydy > 0 else 1.0
             r = gamma * inv_d(q)
         else:
             r = inv_d(q)

@@ -1,0 +1,106 @@
+"""The command line: JSON keys, tables, output files, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ufm.closed_forms import supcon_balanced_optimum
+
+SOLVE_KEYS = {"loss", "counts", "tau", "method", "optimal_value", "class_gram", "class_mean_norms",
+              "rank", "collapsed", "certificate", "time_s"}
+
+
+def ufm(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "ufm", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_default_solve_prints_geometry():
+    r = ufm("solve")
+    assert r.returncode == 0, r.stderr
+    assert "class-mean cosines" in r.stdout and "CERTIFIED" in r.stdout
+
+
+def test_solve_json_keys_and_values():
+    r = ufm("solve", "--counts", "5,5,5", "--tau", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert SOLVE_KEYS <= set(out)
+    assert {"lambda_min", "gap_bound"} <= set(out["certificate"])
+    assert out["optimal_value"] == pytest.approx(supcon_balanced_optimum(3, 5, 0.5), rel=1e-9)
+    assert np.allclose(np.array(out["class_gram"])[0, 1:], -0.5, atol=1e-6)
+    assert out["rank"] == 2 and out["collapsed"] is True
+
+
+def test_class_gram_null_above_500_classes():
+    r = ufm("solve", "--counts", ",".join(["3"] * 300 + ["7"] * 300), "--json")
+    out = json.loads(r.stdout)
+    assert out["class_gram"] is None and len(out["class_mean_norms"]) == 600
+
+
+def test_labels_file_and_out_dir(tmp_path):
+    labels = tmp_path / "y.txt"
+    labels.write_text("cat cat dog dog dog bird bird\n")
+    out = tmp_path / "res"
+    r = ufm("solve", "--labels", str(labels), "--tau", "0.3", "--out", str(out), "--lift", "--json")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["optimal_value"] == json.loads(r.stdout)["optimal_value"]
+    arrays = np.load(out / "arrays.npz")
+    H = arrays["embeddings"]
+    assert H.shape[0] == 7 and np.allclose(np.linalg.norm(H, axis=1), 1)
+    assert list(arrays["class_labels"]) == ["bird", "cat", "dog"]
+
+
+def test_solve_imports_neither_torch_nor_matplotlib():
+    code = ("import sys; from ufm.cli import main; main(['solve', '--json']); "
+            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+BAD = [
+    (["--counts", "3,0"], "--counts"),
+    (["--counts", "3,-2"], "--counts"),
+    (["--counts", "3,x"], "--counts"),
+    (["--counts", "2.5,3"], "--counts"),
+    (["--tau", "0"], "--tau"),
+    (["--tau", "-1"], "--tau"),
+    (["--tau", "nan"], "--tau"),
+    (["--tau", "abc"], "--tau"),
+    (["--loss", "nope"], "--loss"),
+    (["--method", "magic"], "--method"),
+    (["--solver", "magic"], "--solver"),
+    (["--tol", "-1"], "--tol"),
+    (["--labels", "/no/such/file.npy"], "--labels"),
+    (["--lift"], "--lift"),
+    (["--counts", "3,3", "--method", "full", "--solver", "factored"], "--solver"),
+    (["--counts", ",".join(["50"] * 10), "--method", "full"], "--method"),
+]
+
+
+@pytest.mark.parametrize("args,name", BAD)
+def test_bad_input_one_line_error(args, name):
+    r = ufm("solve", *args, "--json")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    err = [line for line in r.stderr.splitlines() if line.startswith("ufm: error")]
+    assert len(err) == 1 and name in err[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_input_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "res"
+    r = ufm("solve", "--counts", "3,0", "--out", str(out))
+    assert r.returncode == 2
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = ufm("solve", "--out", str(f))
+    assert r.returncode == 2 and "--out" in r.stderr

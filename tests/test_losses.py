@@ -1,0 +1,143 @@
+"""SupCon three ways (torch over H, numpy over G, CVXPY over G) and at the group level."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import torch
+from conftest import random_unit
+
+from ufm.losses import get_loss
+from ufm.structure import GroupGram, Groups
+
+SUPCON = get_loss("supcon")
+COUNTS = [(3, 2, 1, 4), (5, 5), (2, 2, 2, 1, 1, 6)]
+
+
+def naive_supcon(G, counts, tau):
+    """Straight from the definition, one anchor at a time, in extended precision."""
+    G = np.asarray(G, dtype=np.longdouble)
+    y = np.repeat(np.arange(len(counts)), counts)
+    total = np.longdouble(0)
+    for i in range(len(y)):
+        pos = [j for j in range(len(y)) if j != i and y[j] == y[i]]
+        if not pos:
+            continue
+        den = sum(np.exp(G[i, j] / tau) for j in range(len(y)) if j != i)
+        total += np.log(den) - sum(G[i, j] for j in pos) / (len(pos) * tau)
+    return float(total)
+
+
+@pytest.mark.parametrize("counts", COUNTS)
+@pytest.mark.parametrize("tau", [1.0, 0.1, 0.02])
+def test_three_implementations_agree(rng, counts, tau):
+    n = sum(counts)
+    H = random_unit(rng, n, 4)
+    G = H @ H.T
+    v_np, _ = SUPCON.gram_value_and_grad(G, counts, tau)
+    v_torch = SUPCON.torch_value(torch.tensor(H), counts, tau).item()
+    X = cp.Variable((n, n), symmetric=True)
+    X.value = G
+    v_cvx = SUPCON.cvxpy_gram(X, counts, tau).value
+    scale = max(abs(v_np), 1.0)
+    assert abs(v_torch - v_np) <= 1e-10 * scale
+    assert abs(v_cvx - v_np) <= 1e-10 * scale
+    assert abs(naive_supcon(G, counts, tau) - v_np) <= 1e-10 * scale
+
+
+def test_torch_batched_and_mean_reduction(rng):
+    counts = (3, 2, 4)
+    H = torch.tensor(np.stack([random_unit(rng, 9, 3) for _ in range(4)]))
+    batched = SUPCON.torch_value(H, counts, 0.3)
+    single = torch.stack([SUPCON.torch_value(h, counts, 0.3) for h in H])
+    assert batched.shape == (4,)
+    torch.testing.assert_close(batched, single, rtol=1e-13, atol=0)
+    torch.testing.assert_close(SUPCON.torch_value(H, counts, 0.3, "mean"), batched / 9)
+
+
+def test_gradient_matches_finite_differences(rng):
+    counts = (3, 2, 1, 4)
+    n = sum(counts)
+    G = random_unit(rng, n, 5)
+    G = G @ G.T
+    _, g = SUPCON.gram_value_and_grad(G, counts, 0.2)
+    E = rng.standard_normal((n, n))
+    E = (E + E.T) / 2
+    np.fill_diagonal(E, 0)
+    eps = 1e-6
+    fd = (SUPCON.gram_value(G + eps * E, counts, 0.2) - SUPCON.gram_value(G - eps * E, counts, 0.2)) / (2 * eps)
+    assert np.sum(g * E) == pytest.approx(fd, rel=1e-7)
+    assert np.allclose(g, g.T)
+
+
+def test_gradient_in_h_matches_torch_autograd(rng):
+    """d f / d H = 2 g H for the symmetrised gradient g over G."""
+    counts = (3, 2, 1, 4)
+    H = random_unit(rng, 10, 4)
+    _, g = SUPCON.gram_value_and_grad(H @ H.T, counts, 0.3)
+    Ht = torch.tensor(H, requires_grad=True)
+    SUPCON.torch_value(Ht, counts, 0.3).backward()
+    assert np.allclose(Ht.grad.numpy(), 2 * g @ H, rtol=1e-10, atol=1e-12)
+
+
+def test_stable_at_small_tau():
+    """Collapsed simplex at tau = 0.02 with two samples per class: the loss is ~1e-40, and the
+    stable form keeps it (a naive log(sum exp) - mean returns 0 or round-off)."""
+    k, m, tau = 3, 2, 0.02
+    counts = (m,) * k
+    y = np.repeat(np.arange(k), m)
+    C = np.full((k, k), -1 / (k - 1))
+    np.fill_diagonal(C, 1)
+    G = C[np.ix_(y, y)]
+    exact = k * m * np.log1p((k * m - m) * np.exp(-k / ((k - 1) * tau)))
+    v, _ = SUPCON.gram_value_and_grad(G, counts, tau)
+    assert exact > 0
+    assert v == pytest.approx(exact, rel=1e-10)
+    vt = SUPCON.torch_value(torch.tensor(_factor(G)), counts, tau).item()
+    assert vt == pytest.approx(exact, rel=1e-6)  # H from an eigendecomposition: G to 1e-15
+
+
+def _factor(G):
+    w, U = np.linalg.eigh(G)
+    H = U * np.sqrt(np.clip(w, 0, None))
+    return H / np.linalg.norm(H, axis=1, keepdims=True)
+
+
+def _expand(groups, counts, a, s, C):
+    y = np.repeat(np.arange(len(counts)), counts)
+    g = groups.of_class[y]
+    G = np.where(y[:, None] == y[None, :], a[g][:, None],
+                 np.where(g[:, None] == g[None, :], s[g][:, None], C[np.ix_(g, g)]))
+    np.fill_diagonal(G, 1.0)
+    return G, y, g
+
+
+@pytest.mark.parametrize("orbit", [False, True])
+@pytest.mark.parametrize("tau", [0.5, 0.05])
+def test_group_level_matches_sample_level(rng, orbit, tau):
+    counts = (3, 3, 2, 2, 2, 1, 1, 5)
+    groups = Groups.orbits(counts) if orbit else Groups.per_class(counts)
+    q = groups.q
+    a = rng.uniform(-0.3, 0.9, q)
+    s = rng.uniform(-0.3, 0.5, q)
+    C = rng.uniform(-0.5, 0.5, (q, q))
+    C = (C + C.T) / 2
+    G, y, g = _expand(groups, counts, a, s, C)
+    v, grad = SUPCON.gram_value_and_grad(G, counts, tau)
+    vg, gg = SUPCON.group_value_and_grad(groups, GroupGram(np.ones(q), a, s, C), tau)
+    assert vg == pytest.approx(v, rel=1e-12)
+    G_grad, _, _ = _expand(groups, counts, gg.within, gg.same, gg.cross)
+    np.fill_diagonal(G_grad, 0.0)
+    assert np.allclose(G_grad, grad, rtol=1e-9, atol=1e-14 * np.abs(grad).max())
+    A, S, CC = cp.Variable(q), cp.Variable(q), cp.Variable((q, q), symmetric=True)
+    A.value, S.value, CC.value = a, s, C
+    assert SUPCON.cvxpy_group(groups, A, S, CC, tau).value == pytest.approx(v, rel=1e-12)
+
+
+def test_rotation_and_class_permutation_invariance(rng):
+    counts = (4, 2, 3)
+    H = random_unit(rng, 9, 5)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    base = SUPCON.torch_value(torch.tensor(H), counts, 0.2).item()
+    assert SUPCON.torch_value(torch.tensor(H @ Q), counts, 0.2).item() == pytest.approx(base, rel=1e-13)
+    perm = np.r_[6:9, 4:6, 0:4]  # classes reordered (3, 2, 4)
+    assert SUPCON.torch_value(torch.tensor(H[perm]), (3, 2, 4), 0.2).item() == pytest.approx(base, rel=1e-13)

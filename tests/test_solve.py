@@ -1,0 +1,157 @@
+"""Solvers against closed forms, against each other, and the certificate against the truth."""
+
+import numpy as np
+import pytest
+
+from solvers import certify_gram, certify_groups, solve
+from solvers.lbfgs import StopReason, lbfgs
+from ufm import Problem
+from ufm.closed_forms import supcon_balanced_optimum, supcon_two_class_optimum
+from ufm.losses import get_loss
+from ufm.structure import GroupGram, Groups, block_spectrum
+
+SUPCON = get_loss("supcon")
+
+
+@pytest.mark.parametrize("k,m,tau", [(2, 3, 1.0), (4, 5, 1.0), (5, 4, 0.05), (10, 3, 0.1),
+                                     (3, 2, 0.05), (25, 6, 0.3), (7, 10, 0.02)])
+@pytest.mark.parametrize("method", ["reduced", "orbit"])
+def test_balanced_closed_form(k, m, tau, method):
+    res = solve(Problem((m,) * k, tau), method=method)
+    assert res.value == pytest.approx(supcon_balanced_optimum(k, m, tau), rel=1e-7)
+    assert res.certificate.certified
+    assert res.collapsed
+    assert res.rank == k - 1
+    off = res.class_gram()[~np.eye(k, dtype=bool)]
+    assert np.allclose(off, -1 / (k - 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("n1,n2,tau", [(7, 3, 0.3), (20, 2, 1.0), (5, 5, 0.05), (9, 1, 0.5)])
+def test_two_class_closed_form(n1, n2, tau):
+    res = solve(Problem((n1, n2), tau))
+    assert res.value == pytest.approx(supcon_two_class_optimum(n1, n2, tau), rel=1e-9, abs=1e-12)
+    if n2 >= 2:  # a class of one sample has no loss of its own to pin its direction
+        assert res.class_gram()[0, 1] == pytest.approx(-1.0, abs=1e-6)
+
+
+IMBALANCED = [((6, 6, 2, 2), 1.0), ((10, 5, 3, 2, 2), 0.2), ((8, 8, 8, 1, 1), 0.5),
+              ((12, 4, 4, 4, 3, 3), 0.1)]
+
+
+@pytest.mark.parametrize("counts,tau", IMBALANCED)
+def test_full_reduced_orbit_agree(counts, tau):
+    p = Problem(counts, tau)
+    full = solve(p, method="full")
+    red = solve(p, method="reduced")
+    orb = solve(p, method="orbit")
+    red_conic = solve(p, method="reduced", solver="clarabel")
+    for other in (orb.value, full.solver_value, red_conic.solver_value, full.value):
+        assert other == pytest.approx(red.value, rel=1e-6)
+    assert np.allclose(orb.class_gram(), red.class_gram(), atol=1e-4)
+    for r in (full, red, orb):
+        assert r.certificate.certified
+        assert r.collapsed
+        assert r.rank <= p.k - 1
+
+
+def test_scs_agrees_on_reduced():
+    p = Problem((6, 6, 2, 2), 0.5)
+    assert solve(p, "orbit", "scs").solver_value == pytest.approx(solve(p).value, rel=1e-5)
+
+
+def test_step_large_k_orbit():
+    """STEP imbalance at k = 10^4: certified, collapsed, rank k - 1."""
+    p = Problem((50,) * 5000 + (5,) * 5000, 0.1)
+    res = solve(p)
+    assert res.method == "orbit"
+    assert res.certificate.certified
+    assert res.collapsed and res.rank == p.k - 1
+
+
+def test_single_class_and_all_singletons():
+    one = solve(Problem((5,), 1.0))
+    assert one.value == pytest.approx(5 * np.log(4))
+    assert one.certificate.certified
+    none = solve(Problem((1, 1, 1), 1.0))
+    assert none.value == 0.0 and none.certificate.certified
+
+
+def _expand(groups, counts, gram):
+    y = np.repeat(np.arange(len(counts)), counts)
+    g = groups.of_class[y]
+    G = np.where(y[:, None] == y[None, :], gram.within[g][:, None],
+                 np.where(g[:, None] == g[None, :], gram.same[g][:, None], gram.cross[np.ix_(g, g)]))
+    np.fill_diagonal(G, gram.diag[g])
+    return G
+
+
+@pytest.mark.parametrize("orbit", [False, True])
+def test_block_spectrum_matches_numpy(rng, orbit):
+    counts = (3, 3, 2, 2, 2, 1, 1, 5)
+    groups = Groups.orbits(counts) if orbit else Groups.per_class(counts)
+    q = groups.q
+    C = rng.standard_normal((q, q))
+    m = GroupGram(rng.standard_normal(q), rng.standard_normal(q), rng.standard_normal(q), C + C.T)
+    values, mult = block_spectrum(groups, m)
+    assert mult.sum() == sum(counts)
+    expected = np.linalg.eigvalsh(_expand(groups, counts, m))
+    assert np.allclose(np.repeat(values, mult), expected, atol=1e-10)
+
+
+def test_group_certificate_equals_dense_certificate():
+    p = Problem((5, 4, 2, 2, 1), 0.3)
+    res = solve(p, method="reduced")
+    G = res.embeddings(lift=True)
+    G = G @ G.T
+    dense = certify_gram(SUPCON, G, p.counts, p.tau)
+    assert dense.value == pytest.approx(res.value, rel=1e-12)
+    assert dense.lambda_min == pytest.approx(res.certificate.lambda_min, abs=1e-9)
+    assert dense.certified
+
+
+def test_perturbed_optimum_is_not_certified():
+    p = Problem((6, 6, 3, 3), 0.5)
+    res = solve(p, method="reduced")
+    gram = res.geometry.gram
+    bad = GroupGram(gram.diag, gram.within, gram.same, gram.cross.copy())
+    bad.cross[0, 1] = bad.cross[1, 0] = gram.cross[0, 1] + 0.05
+    cert = certify_groups(SUPCON, res.geometry.groups, bad, p.tau)
+    assert not cert.certified
+    assert cert.gap_bound > 0
+
+
+def test_gap_bound_is_never_below_true_gap(rng):
+    """On random feasible points (lifted from random unit embeddings), f - f* <= gap bound,
+    with f* from an independent conic solve of the n x n program."""
+    p = Problem((4, 3, 3, 2), 0.4)
+    f_star = solve(p, method="full").solver_value
+    for _ in range(10):
+        H = rng.standard_normal((p.n, 3))
+        H /= np.linalg.norm(H, axis=1, keepdims=True)
+        cert = certify_gram(SUPCON, H @ H.T, p.counts, p.tau)
+        assert cert.value - f_star <= cert.gap_bound * (1 + 1e-9) + 1e-9
+        assert not cert.certified
+
+
+def test_lifted_embeddings_realise_the_optimum():
+    p = Problem((5, 3, 3, 1), 0.2)
+    res = solve(p)
+    H = res.embeddings(lift=True)
+    assert H.shape == (p.n, res.rank)
+    assert np.allclose(np.linalg.norm(H, axis=1), 1.0)
+    assert SUPCON.gram_value(H @ H.T, p.counts, p.tau) == pytest.approx(res.value, rel=1e-10)
+    V = res.embeddings()
+    assert V.shape == (p.k, res.rank)
+
+
+def test_lbfgs_on_rosenbrock():
+    def rosen(x):
+        f = np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        g = np.zeros_like(x)
+        g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+        g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+        return f, g
+
+    res = lbfgs(rosen, np.full(10, -1.0), gtol=1e-10)
+    assert res.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS)
+    assert np.allclose(res.x, 1.0, atol=1e-6)

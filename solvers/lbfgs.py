@@ -67,11 +67,11 @@ def lbfgs(
     stall = 0
     reason = StopReason.ITERATION_LIMIT
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
         if np.max(np.abs(inv_d(g))) <= gtol:
             reason = StopReason.GRADIENT
-            it -= 1
             break
+        it += 1
         # two-loop recursion
         q = g.copy()
         alphas = []

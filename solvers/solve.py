@@ -32,8 +32,9 @@ from ufm.structure import Groups
 
 METHODS = ("auto", "full", "reduced", "orbit")
 SOLVERS = ("auto", "factored", *CONIC_SOLVERS)
-#: the full program's interior-point system grows as n^2/2; beyond this n it is refused
-FULL_MAX_N = 400
+#: largest n for the full program per conic solver: CLARABEL factors a dense system of size
+#: about n^2/2 (21 GB and out of memory at n = 200 on a 24 GB machine); SCS is lighter
+FULL_MAX_N = {"clarabel": 160, "scs": 400}
 #: a conic fallback for the class-level program is tried only up to this many groups
 CONIC_FALLBACK_MAX_Q = 200
 
@@ -96,9 +97,9 @@ def solve(
         solver = "clarabel" if method == "full" else "factored"
     if method == "full" and solver == "factored":
         raise UFMInputError("--solver", "the full program is solved by a conic solver (clarabel or scs)")
-    if method == "full" and problem.n > FULL_MAX_N:
-        raise UFMInputError("--method", f"full program refused for n = {problem.n} > {FULL_MAX_N}: "
-                            "use reduced or orbit (exact)")
+    if method == "full" and problem.n > FULL_MAX_N[solver]:
+        raise UFMInputError("--method", f"full program with {solver} refused for n = {problem.n} > "
+                            f"{FULL_MAX_N[solver]} (memory): use reduced or orbit, which are exact")
     groups = Groups.orbits(problem.counts) if method == "orbit" else Groups.per_class(problem.counts)
     tau = problem.tau
     timings: dict[str, float] = {}

@@ -104,3 +104,40 @@ def test_out_is_a_file(tmp_path):
     f.write_text("x")
     r = ufm("solve", "--out", str(f))
     assert r.returncode == 2 and "--out" in r.stderr
+
+
+def test_run_study_writes_results(tmp_path):
+    study = tmp_path / "s.toml"
+    study.write_text('[study]\nname = "s"\n[problem]\nkind = "counts"\n'
+                     'counts = [[4, 4, 2], [3, 3, 3]]\ntau = [0.2, 1.0]\n')
+    out = tmp_path / "out"
+    r = ufm("run", str(study), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(r.stdout)
+    assert len(payload["rows"]) == 4 and all(row["certified"] for row in payload["rows"])
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    balanced = [json.loads(x) for x in lines if json.loads(x)["counts"] == [3, 3, 3]]
+    for row in balanced:
+        assert row["optimal_value"] == pytest.approx(supcon_balanced_optimum(3, 3, row["tau"]), rel=1e-9)
+    assert (out / "summary.csv").read_text().count("\n") == 5
+
+
+def test_bundled_study_runs(tmp_path):
+    r = ufm("run", "step_imbalance", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "21 certified" in r.stdout
+
+
+@pytest.mark.parametrize("text", ['[problem]\nkind = "counts"\ncounts = [3, 0]\n',
+                                  '[problem]\nkind = "step"\nk_major = 2\nk_minor = 2\nn_minor = 2\n'
+                                  'ratio = 3\ntau = -1\n',
+                                  "not toml ["])
+def test_bad_study_one_line_error(tmp_path, text):
+    study = tmp_path / "bad.toml"
+    study.write_text(text)
+    out = tmp_path / "out"
+    r = ufm("run", str(study), "--out", str(out))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len([x for x in r.stderr.splitlines() if x.startswith("ufm: error")]) == 1
+    assert not out.exists()

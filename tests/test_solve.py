@@ -155,3 +155,13 @@ def test_lbfgs_on_rosenbrock():
     res = lbfgs(rosen, np.full(10, -1.0), gtol=1e-10)
     assert res.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS)
     assert np.allclose(res.x, 1.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_full_program_at_n_96_agrees_with_reduced():
+    """The n x n interior-point program (about a minute) against the class-level optimum."""
+    p = Problem((36, 36, 12, 12), 0.5)
+    full = solve(p, method="full")
+    red = solve(p, method="reduced")
+    assert full.solver_value == pytest.approx(red.value, rel=1e-7)
+    assert full.certificate.certified

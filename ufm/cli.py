@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for result.json and arrays.npz")
     s.add_argument("--lift", action="store_true",
                    help="with --out, also save unit embeddings of all n samples")
+    r = sub.add_parser(
+        "run",
+        help="run a study declared in TOML (a file, or a bundled study name)",
+        description="Solve and certify every grid point of a study; write results.jsonl and "
+        "summary.csv to --out (default results/NAME).",
+    )
+    r.add_argument("experiment", metavar="EXPERIMENT", help="study .toml file or bundled name")
+    r.add_argument("--out", help="output directory (default results/<study name>)")
+    r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
 
@@ -198,10 +207,34 @@ def cmd_solve(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from experiments.runner import find_study, results_jsonl, run_study, summary_csv
+
+    path = find_study(args.experiment)
+
+    def progress(i, total, row):
+        c = row["certificate"]
+        print(f"[{i}/{total}] tau {row['tau']:g} counts {row['counts'][:6]}"
+              f"{'...' if len(row['counts']) > 6 else ''}: value {row['optimal_value']:.8g}, "
+              f"{'certified' if c['certified'] else 'NOT certified'}", file=sys.stderr)
+
+    study, rows = run_study(path, progress)
+    out = _prepare_out(args.out or f"results/{study.get('name', path.stem)}")
+    _atomic_write(out / "results.jsonl", lambda fh: fh.write(results_jsonl(rows).encode()))
+    _atomic_write(out / "summary.csv", lambda fh: fh.write(summary_csv(rows).encode()))
+    if args.json:
+        print(json.dumps({"study": study, "out": str(out), "rows": rows}))
+    else:
+        print(f"study {study.get('name', path.stem)}: {len(rows)} problems, "
+              f"{sum(r['certified'] for r in rows)} certified; results in {out}")
+        print(summary_csv(rows), end="")
+    return 0
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"solve": cmd_solve}[args.command](args)
+        return {"solve": cmd_solve, "run": cmd_run}[args.command](args)
     except UFMInputError as err:
         print(f"ufm: error: {err}", file=sys.stderr)
         return EXIT_INPUT

@@ -4,7 +4,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
-from conftest import random_unit
+from conftest import expand_group_gram, random_unit
 
 from ufm.losses import get_loss
 from ufm.structure import GroupGram, Groups
@@ -103,15 +103,6 @@ def _factor(G):
     return H / np.linalg.norm(H, axis=1, keepdims=True)
 
 
-def _expand(groups, counts, a, s, C):
-    y = np.repeat(np.arange(len(counts)), counts)
-    g = groups.of_class[y]
-    G = np.where(y[:, None] == y[None, :], a[g][:, None],
-                 np.where(g[:, None] == g[None, :], s[g][:, None], C[np.ix_(g, g)]))
-    np.fill_diagonal(G, 1.0)
-    return G, y, g
-
-
 @pytest.mark.parametrize("orbit", [False, True])
 @pytest.mark.parametrize("tau", [0.5, 0.05])
 def test_group_level_matches_sample_level(rng, orbit, tau):
@@ -122,12 +113,11 @@ def test_group_level_matches_sample_level(rng, orbit, tau):
     s = rng.uniform(-0.3, 0.5, q)
     C = rng.uniform(-0.5, 0.5, (q, q))
     C = (C + C.T) / 2
-    G, y, g = _expand(groups, counts, a, s, C)
+    G = expand_group_gram(groups, counts, GroupGram(np.ones(q), a, s, C))
     v, grad = SUPCON.gram_value_and_grad(G, counts, tau)
     vg, gg = SUPCON.group_value_and_grad(groups, GroupGram(np.ones(q), a, s, C), tau)
     assert vg == pytest.approx(v, rel=1e-12)
-    G_grad, _, _ = _expand(groups, counts, gg.within, gg.same, gg.cross)
-    np.fill_diagonal(G_grad, 0.0)
+    G_grad = expand_group_gram(groups, counts, gg)  # gradient diagonal is 0
     assert np.allclose(G_grad, grad, rtol=1e-9, atol=1e-14 * np.abs(grad).max())
     A, S, CC = cp.Variable(q), cp.Variable(q), cp.Variable((q, q), symmetric=True)
     A.value, S.value, CC.value = a, s, C

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import expand_group_gram
 
 from solvers import certify_gram, certify_groups, solve
 from solvers.lbfgs import StopReason, lbfgs
@@ -76,15 +77,6 @@ def test_single_class_and_all_singletons():
     assert none.value == 0.0 and none.certificate.certified
 
 
-def _expand(groups, counts, gram):
-    y = np.repeat(np.arange(len(counts)), counts)
-    g = groups.of_class[y]
-    G = np.where(y[:, None] == y[None, :], gram.within[g][:, None],
-                 np.where(g[:, None] == g[None, :], gram.same[g][:, None], gram.cross[np.ix_(g, g)]))
-    np.fill_diagonal(G, gram.diag[g])
-    return G
-
-
 @pytest.mark.parametrize("orbit", [False, True])
 def test_block_spectrum_matches_numpy(rng, orbit):
     counts = (3, 3, 2, 2, 2, 1, 1, 5)
@@ -94,7 +86,7 @@ def test_block_spectrum_matches_numpy(rng, orbit):
     m = GroupGram(rng.standard_normal(q), rng.standard_normal(q), rng.standard_normal(q), C + C.T)
     values, mult = block_spectrum(groups, m)
     assert mult.sum() == sum(counts)
-    expected = np.linalg.eigvalsh(_expand(groups, counts, m))
+    expected = np.linalg.eigvalsh(expand_group_gram(groups, counts, m))
     assert np.allclose(np.repeat(values, mult), expected, atol=1e-10)
 
 

@@ -45,7 +45,7 @@ class LBFGSResult:
 def lbfgs(
     fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
-    precond: Callable[[np.ndarray], np.ndarray] | None = None,
+    hessian_diag: Callable[[], np.ndarray] | None = None,
     memory: int = 20,
     gtol: float = 1e-12,
     ftol: float = 1e-15,
@@ -54,16 +54,16 @@ def lbfgs(
 ) -> LBFGSResult:
     """Minimise ``fun`` (returning value and gradient) from ``x0``.
 
-    ``precond(d)`` returns D d for the diagonal scaling D (an approximation to the Hessian's
-    diagonal); it may change between iterations. Stops when max|D^{-1} g| <= gtol, when the
-    relative decrease stays below ``ftol`` for ``patience`` iterations, when no step decreases
-    f, or after ``max_iter`` iterations.
+    ``hessian_diag()`` returns the diagonal scaling D (positive, an approximation to the
+    Hessian's diagonal at the last point evaluated); it may change between iterations.
+    Stops when max|D^{-1} g| <= gtol, when the relative decrease stays below ``ftol`` for
+    ``patience`` iterations, when no step decreases f, or after ``max_iter`` iterations.
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     f, g = fun(x)
     evals = 1
     pairs: deque = deque(maxlen=memory)
-    inv_d = (lambda v: v) if precond is None else (lambda v: v / precond(v))
+    inv_d = (lambda v: v) if hessian_diag is None else (lambda v: v / hessian_diag())
     stall = 0
     reason = StopReason.ITERATION_LIMIT
     it = 0

@@ -37,9 +37,7 @@ class GroupGeometry:
     def class_mean_gram(self) -> np.ndarray:
         """k x k Gram of the class means."""
         g = self.groups.of_class
-        mu = self.gram.cross[np.ix_(g, g)].copy()
-        same = g[:, None] == g[None, :]
-        mu[same] = self.gram.same[g][:, None].repeat(g.size, axis=1)[same]
+        mu = np.where(g[:, None] == g[None, :], self.gram.same[g][:, None], self.gram.cross[np.ix_(g, g)])
         np.fill_diagonal(mu, self.mean_sq_norm[g])
         return mu
 

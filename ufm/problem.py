@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ufm.errors import UFMInputError
+from ufm.losses import get_loss
 
 #: STEP-imbalanced default of ``ufm solve``: 4 majority classes of 20 samples, 4 minority
 #: classes of 2 (imbalance ratio R = 10), tau = 0.1.
@@ -67,8 +68,6 @@ class Problem:
     class_labels: tuple = field(default=(), compare=False)
 
     def __post_init__(self):
-        from ufm.losses import get_loss
-
         object.__setattr__(self, "counts", parse_counts(self.counts))
         object.__setattr__(self, "tau", check_tau(self.tau))
         get_loss(self.loss)  # raises UFMInputError("--loss", ...) if unknown
@@ -99,6 +98,4 @@ class Problem:
 
     @property
     def loss_fn(self):
-        from ufm.losses import get_loss
-
         return get_loss(self.loss)

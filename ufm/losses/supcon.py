@@ -30,6 +30,12 @@ def positive_weights(counts) -> np.ndarray:
     return same / per_anchor[:, None]
 
 
+def offdiag_columns(rows: np.ndarray, n: int) -> np.ndarray:
+    """(len(rows), n - 1) column indices of each row of an n x n matrix, diagonal left out."""
+    j = np.arange(n - 1)[None, :]
+    return j + (j >= np.asarray(rows)[:, None])
+
+
 def anchor_mask(counts) -> np.ndarray:
     """Boolean (n,): anchors that have at least one positive."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -83,7 +89,7 @@ class SupCon(Loss):
             return cp.Constant(0.0)
         m = anchors.size
         # gather G[i, l] for anchors i and l != i into an (m, n-1) matrix, row-major
-        cols = np.array([np.delete(np.arange(n), i) for i in anchors])
+        cols = offdiag_columns(anchors, n)
         rows = np.repeat(anchors, n - 1)
         select = sp.csr_matrix(
             (np.ones(m * (n - 1)), (np.arange(m * (n - 1)), rows * n + cols.ravel())),
@@ -169,7 +175,7 @@ class SupCon(Loss):
                 s = cp.reshape(same[rows], (m, 1), order="C")
                 parts.append(logmult[rows, 1:2] + (s - a) / tau)
             if q > 1:
-                cols = np.array([np.delete(np.arange(q), g) for g in rows])
+                cols = offdiag_columns(rows, q)
                 idx = rows[:, None] * q + cols
                 select = sp.csr_matrix(
                     (np.ones(m * (q - 1)), (np.arange(m * (q - 1)), idx.ravel())),

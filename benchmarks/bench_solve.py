@@ -7,6 +7,7 @@ CLARABEL. Prints markdown tables; results go to benchmarks/RESULTS.md.
     python benchmarks/bench_solve.py            # about 10 minutes on a 2-core CPU
     python benchmarks/bench_solve.py --quick    # a minute: small sizes only
     python benchmarks/bench_solve.py --large    # adds n = 152 to the full-program table
+    python benchmarks/bench_solve.py --only full --large   # one table
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--only", choices=["full", "reduced", "cli", "orbit"])
     a = ap.parse_args()
     import cvxpy
     import scipy
@@ -183,10 +185,15 @@ def main():
         bench_cli()
         bench_orbit([10, 1000, 10_000])
         return
-    bench_full([3, 6, 9, 12] + ([19] if a.large else []), 100)
-    bench_reduced([10, 30, 100, 300, 1000], [1.0, 0.1], 100)
-    bench_cli()
-    bench_orbit([10, 100, 1000, 10_000, 100_000])
+    sections = {
+        "full": lambda: bench_full([3, 6, 9, 12] + ([19] if a.large else []), 160),
+        "reduced": lambda: bench_reduced([10, 30, 100, 300, 1000], [1.0, 0.1], 100),
+        "cli": bench_cli,
+        "orbit": lambda: bench_orbit([10, 100, 1000, 10_000, 100_000]),
+    }
+    for name, run in sections.items():
+        if a.only in (None, name):
+            run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,303 @@
+"""Non-convex optimisation over free unit embeddings: R restarts as one (R, n, d) tensor.
+
+Two methods, both batched over restarts with per-restart step sizes and stopping, so a batch
+gives the same end points as the same restarts run one by one:
+
+* ``"rgd"``: Riemannian gradient descent on the product of spheres (Absil, Mahony &
+  Sepulchre 2008, ch. 4): direction -grad_R f = -(egrad - <egrad, h> h) row-wise, retraction
+  h <- h / |h|, Barzilai-Borwein step with Armijo backtracking.
+* ``"lbfgs"`` (default): L-BFGS over free V with H = V / |V| row-wise (DESIGN section 7:
+  reaches a gap of 1e-16 at n = 2000 in seconds in float64).
+
+Written here rather than with torch.optim.LBFGS or geoopt because both take one step size for
+all parameters: batching restarts would couple their line searches and stopping. Stops on the
+Riemannian gradient norm (Frobenius, of the loss as a sum over anchors) <= tol, or at the
+iteration cap; the reason is a :class:`StopReason` per restart.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ufm.errors import UFMInputError
+from ufm.problem import Problem
+
+
+class StopReason(enum.Enum):
+    GRADIENT_TOL = "gradient_tolerance"
+    STALLED = "stalled"  # no decrease along the search direction at working precision
+    ITERATION_LIMIT = "iteration_limit"
+
+
+METHODS = ("lbfgs", "rgd")
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UFMInputError("--device", "cuda requested but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise UFMInputError("--device", f"unknown device {device!r} (auto, cpu or cuda)")
+    return torch.device(device)
+
+
+@dataclass
+class RestartsResult:
+    """End points of R restarts (float64 numpy on the host) and how each one stopped."""
+
+    H: np.ndarray  # (R, n, d) unit rows
+    values: np.ndarray  # (R,)
+    grad_norms: np.ndarray  # (R,) Riemannian gradient norms
+    iterations: np.ndarray  # (R,)
+    reasons: list
+    method: str
+    device: str
+    dtype: str
+    timings: dict = field(default_factory=dict)
+
+
+def riemannian_grad(H, egrad):
+    """Project the Euclidean gradient onto the tangent space of the product of spheres."""
+    return egrad - (egrad * H).sum(-1, keepdim=True) * H
+
+
+def _loss_and_grads(loss, counts, tau, H):
+    """values (R,), Euclidean gradient in H (R, n, d)."""
+    import torch
+
+    H = H.detach().requires_grad_(True)
+    values = loss.torch_value(H, counts, tau)
+    (egrad,) = torch.autograd.grad(values.sum(), H)
+    return values.detach(), egrad
+
+
+def _normalise(V):
+    return V / V.norm(dim=-1, keepdim=True)
+
+
+def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
+    """Batched L-BFGS over V (H = V/|V|); per-restart Armijo line search and stopping."""
+    import torch
+
+    R = H0.shape[0]
+    shape = H0.shape
+
+    def evaluate(V):
+        V = V.detach().requires_grad_(True)
+        H = _normalise(V)
+        values = loss.torch_value(H, counts, tau)
+        (gV,) = torch.autograd.grad(values.sum(), V)
+        with torch.no_grad():
+            H = H.detach()
+            # Riemannian gradient at H = |v| times the gradient in V (row-wise)
+            rg = gV * V.detach().norm(dim=-1, keepdim=True)
+        return values.detach(), gV.reshape(R, -1), rg.reshape(R, -1).norm(dim=1)
+
+    x = H0.reshape(R, -1).clone()
+    f, g, gn = evaluate(x.reshape(shape))
+    S = torch.zeros((memory, R, x.shape[1]), dtype=x.dtype, device=x.device)
+    Y = torch.zeros_like(S)
+    rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
+    gamma = torch.ones(R, dtype=x.dtype, device=x.device)
+    active = gn > tol
+    stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
+    iters = torch.zeros(R, dtype=torch.long, device=x.device)
+    slot = 0
+    for it in range(max_iter):
+        if not bool(active.any()):
+            break
+        q = g.clone()
+        alphas = []
+        for j in range(memory):
+            i = (slot - 1 - j) % memory
+            a = rho[i] * (S[i] * q).sum(1)
+            alphas.append((i, a))
+            q -= a[:, None] * Y[i]
+        r = gamma[:, None] * q
+        for i, a in reversed(alphas):
+            b = rho[i] * (Y[i] * r).sum(1)
+            r += (a - b)[:, None] * S[i]
+        d = -r
+        slope = (g * d).sum(1)
+        bad = slope >= 0  # lost descent: fall back to scaled steepest descent
+        if bool(bad.any()):
+            d[bad] = -gamma[bad, None] * g[bad]
+            rho[:, bad] = 0.0
+            slope = (g * d).sum(1)
+        first = iters == 0
+        if bool(first.any()):  # cautious first step: move each row by at most 0.1
+            scale = 0.1 / d.abs().amax(1).clamp_min(1e-300)
+            d[first] = d[first] * torch.minimum(scale[first], torch.ones_like(scale[first]))[:, None]
+            slope = (g * d).sum(1)
+        t = torch.ones(R, dtype=x.dtype, device=x.device)
+        pending = active.clone()
+        x_new, f_new, g_new, gn_new = x.clone(), f.clone(), g.clone(), gn.clone()
+        for _ in range(40):
+            trial = x + t[:, None] * d
+            ft, gt, gnt = evaluate(trial.reshape(shape))
+            ok = pending & torch.isfinite(ft) & (ft <= f + 1e-4 * t * slope)
+            x_new[ok], f_new[ok], g_new[ok], gn_new[ok] = trial[ok], ft[ok], gt[ok], gnt[ok]
+            pending &= ~ok
+            if not bool(pending.any()):
+                break
+            t = torch.where(pending, t * 0.3, t)
+        stalled |= pending
+        moved = active & ~pending
+        s_vec, y_vec = x_new - x, g_new - g
+        sy = (s_vec * y_vec).sum(1)
+        store = moved & (sy > 1e-300)
+        S[slot] = torch.where(store[:, None], s_vec, torch.zeros_like(s_vec))
+        Y[slot] = torch.where(store[:, None], y_vec, torch.zeros_like(y_vec))
+        rho[slot] = torch.where(store, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
+        gamma = torch.where(store, sy / (y_vec * y_vec).sum(1).clamp_min(1e-300), gamma)
+        slot = (slot + 1) % memory
+        x, f, g, gn = x_new, f_new, g_new, gn_new
+        iters += moved.long()
+        active = active & ~pending & (gn > tol)
+        if progress is not None:
+            progress(it + 1, int(active.sum()))
+    H = _normalise(x.reshape(shape))
+    reasons = [StopReason.GRADIENT_TOL if float(gn[r]) <= tol else
+               (StopReason.STALLED if bool(stalled[r]) else StopReason.ITERATION_LIMIT)
+               for r in range(R)]
+    return H, f, gn, iters, reasons
+
+
+def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
+    """Batched Riemannian gradient descent with BB steps and Armijo backtracking."""
+    import torch
+
+    R = H0.shape[0]
+    H = H0.clone()
+    f, eg = _loss_and_grads(loss, counts, tau, H)
+    rg = riemannian_grad(H, eg)
+    gn = rg.flatten(1).norm(dim=1)
+    step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
+    active = gn > tol
+    stalled = torch.zeros(R, dtype=torch.bool, device=H.device)
+    iters = torch.zeros(R, dtype=torch.long, device=H.device)
+    for it in range(max_iter):
+        if not bool(active.any()):
+            break
+        t = step.clone()
+        pending = active.clone()
+        H_new, f_new, rg_new = H.clone(), f.clone(), rg.clone()
+        sq = (rg * rg).flatten(1).sum(1)
+        for _ in range(40):
+            trial = _normalise(H - t[:, None, None] * rg)
+            ft, egt = _loss_and_grads(loss, counts, tau, trial)
+            ok = pending & torch.isfinite(ft) & (ft <= f - 1e-4 * t * sq)
+            if bool(ok.any()):
+                H_new[ok], f_new[ok] = trial[ok], ft[ok]
+                rg_new[ok] = riemannian_grad(trial[ok], egt[ok])
+            pending &= ~ok
+            if not bool(pending.any()):
+                break
+            t = torch.where(pending, t * 0.3, t)
+        stalled |= pending
+        moved = active & ~pending
+        # Barzilai-Borwein step for the next iteration (vector transport by projection)
+        s = (H_new - H).flatten(1)
+        y = (rg_new - riemannian_grad(H_new, rg)).flatten(1)
+        sy = (s * y).sum(1)
+        bb = (s * s).sum(1) / sy.clamp_min(1e-300)
+        step = torch.where(moved & (sy > 0), bb, torch.where(moved, 2 * t, step))
+        H, f, rg = H_new, f_new, rg_new
+        gn = rg.flatten(1).norm(dim=1)
+        iters += moved.long()
+        active = active & ~pending & (gn > tol)
+        if progress is not None:
+            progress(it + 1, int(active.sum()))
+    reasons = [StopReason.GRADIENT_TOL if float(gn[r]) <= tol else
+               (StopReason.STALLED if bool(stalled[r]) else StopReason.ITERATION_LIMIT)
+               for r in range(R)]
+    return H, f, gn, iters, reasons
+
+
+def random_start(R: int, n: int, d: int, seed: int, dtype, device):
+    """R independent uniform points on the product of spheres, reproducible from ``seed``
+    (drawn on the CPU in float64, so the same seed gives the same start on any device)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(int(seed))
+    H = torch.randn((R, n, d), generator=gen, dtype=torch.float64)
+    return _normalise(H).to(device=device, dtype=dtype)
+
+
+def optimize(
+    problem: Problem,
+    dim: int,
+    restarts: int = 8,
+    method: str = "lbfgs",
+    device: str = "auto",
+    seed: int = 0,
+    tol: float | None = None,
+    max_iter: int = 5000,
+    H0=None,
+    progress: bool = False,
+) -> RestartsResult:
+    """Minimise the loss over unit embeddings in dimension ``dim`` from ``restarts`` random
+    starts (or from ``H0``, shape (R, n, d)).
+
+    float64 on the CPU. On CUDA: float32 first, then a float64 polish from its end points.
+    ``tol`` bounds the Riemannian gradient's Frobenius norm; default 1e-8 sqrt(n).
+    """
+    import torch
+
+    if int(dim) != dim or dim < 1:
+        raise UFMInputError("--dim", f"must be an integer >= 1, got {dim}")
+    if int(restarts) != restarts or restarts < 1:
+        raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
+    if method not in METHODS:
+        raise UFMInputError("--optimizer", f"unknown method {method!r} ({', '.join(METHODS)})")
+    dev = resolve_device(device)
+    loss, counts, tau, n = problem.loss_fn, problem.counts, problem.tau, problem.n
+    tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
+    t0 = time.perf_counter()
+    if H0 is None:
+        H = random_start(restarts, n, dim, seed, torch.float64, dev)
+    else:
+        H = _normalise(torch.as_tensor(np.asarray(H0), dtype=torch.float64, device=dev))
+    bar = _progress_bar(max_iter) if progress else None
+    stages = [torch.float32, torch.float64] if dev.type == "cuda" else [torch.float64]
+    for dt in stages:
+        H = H.to(dt)
+        stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
+        if method == "lbfgs":
+            H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar)
+        else:
+            H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar)
+    if bar is not None:
+        bar(None, None)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return RestartsResult(
+        H.detach().cpu().numpy(), f.cpu().numpy(), gn.cpu().numpy(), iters.cpu().numpy(), reasons,
+        method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
+        {"optimize": time.perf_counter() - t0})
+
+
+def _progress_bar(total: int):
+    """A one-line progress report on stderr (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def report(it, active):
+        if it is None:
+            sys.stderr.write("\n")
+            return
+        if it % 10 == 0:
+            sys.stderr.write(f"\riteration {it}/{total}, {active} restarts running, "
+                             f"{time.perf_counter() - start:.1f} s")
+            sys.stderr.flush()
+
+    return report

@@ -12,7 +12,7 @@ positive semidefinite matrices", SIAM J. Optim. 20(5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Certificate:
     certified: bool
     tol: float
     how: str  # how lambda_min was computed
+    residual: float | None = None  # ||S H||_F: first-order (Riemannian gradient) condition
+    extra: dict = field(default_factory=dict)
 
     @property
     def relative_gap_bound(self) -> float:
@@ -41,9 +43,11 @@ class Certificate:
         return d
 
 
-def _decide(value: float, lambda_min: float, n: int, tol: float, how: str) -> Certificate:
+def _decide(value: float, lambda_min: float, n: int, tol: float, how: str, residual=None,
+            extra=None) -> Certificate:
     gap = float(n * max(0.0, -lambda_min))
-    return Certificate(float(value), float(lambda_min), gap, bool(gap <= tol * abs(value)), tol, how)
+    return Certificate(float(value), float(lambda_min), gap, bool(gap <= tol * abs(value)), tol, how,
+                       None if residual is None else float(residual), extra or {})
 
 
 def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float):
@@ -78,3 +82,65 @@ def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_T
     S = g - np.diag(np.einsum("ij,ij->i", g, G))
     lam_min = np.linalg.eigvalsh(S)[0]
     return _decide(value, lam_min, G.shape[0], tol, f"dense eigvalsh of the {G.shape[0]}x{G.shape[0]} S")
+
+
+#: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
+DENSE_MAX_N = 3000
+
+
+def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+                       dense_max_n: int = DENSE_MAX_N, block: int = 1024,
+                       lanczos_tol: float = 1e-10) -> Certificate:
+    """Certificate of unit embeddings H (n, d), samples ordered by class.
+
+    Dense eigendecomposition of S up to ``dense_max_n``; beyond, S is applied block by block
+    from H (never n x n in memory) and lambda_min found by Lanczos (scipy eigsh, 'SA').
+    """
+    H = np.asarray(H, dtype=np.float64)
+    n = H.shape[0]
+    if n <= dense_max_n:
+        G = H @ H.T
+        value, g = loss.gram_value_and_grad(G, counts, tau)
+        lam = np.einsum("ij,ij->i", g, G)
+        S = g - np.diag(lam)
+        lam_min = np.linalg.eigvalsh(S)[0]
+        residual = np.linalg.norm(S @ H)
+        return _decide(value, lam_min, n, tol, f"dense eigvalsh of the {n}x{n} S", residual)
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    value, lam = 0.0, np.zeros(n)
+    col = np.zeros(n)
+    for start, stop, v, F in loss.gradient_blocks(H, counts, tau, block):
+        Gb = H[start:stop] @ H.T
+        value += v
+        lam[start:stop] += 0.5 * np.einsum("ij,ij->i", F, Gb)
+        col += 0.5 * np.einsum("ij,ij->j", F, Gb)
+    lam += col
+
+    def apply_s(V):
+        V = V.reshape(n, -1)
+        out = -lam[:, None] * V
+        for start, stop, _, F in loss.gradient_blocks(H, counts, tau, block):
+            out[start:stop] += 0.5 * (F @ V)
+            out += 0.5 * (F.T @ V[start:stop])
+        return out
+
+    op = LinearOperator((n, n), matvec=apply_s, matmat=apply_s, dtype=np.float64)
+    w = eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False)
+    residual = np.linalg.norm(apply_s(H))
+    how = (f"matrix-free Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g}), S applied in row "
+           f"blocks of {block}")
+    return _decide(value, float(w.min()), n, tol, how, residual)
+
+
+def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+                      collapse_tol: float = 1e-9):
+    """Class-level certificate of embeddings whose classes are collapsed (every class mean of
+    squared norm >= 1 - collapse_tol), exact for any n; None if H is not collapsed."""
+    from solvers.convex import class_mean_gram_of_embeddings
+
+    gram = class_mean_gram_of_embeddings(H, counts)
+    counts = np.asarray(counts)
+    if np.any((counts >= 2) & (gram.within < 1 - collapse_tol)):
+        return None
+    return certify_groups(loss, Groups.per_class(counts), gram, tau, tol)

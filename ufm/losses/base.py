@@ -32,6 +32,11 @@ class Loss(ABC):
         """``(f(G), g)`` in float64 with ``g`` the symmetrised gradient (n x n)."""
 
     @abstractmethod
+    def gradient_blocks(self, H, counts, tau: float, block: int = 1024):
+        """Yield ``(start, stop, value, F)``: row blocks of the (non-symmetrised) gradient over
+        G at G = H H^T with their share of f, for matrix-free certificates at large n."""
+
+    @abstractmethod
     def cvxpy_gram(self, G, counts, tau: float):
         """CVXPY expression of the loss over an n x n Gram variable (convex losses only)."""
 

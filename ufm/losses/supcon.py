@@ -79,6 +79,29 @@ class SupCon(Loss):
         value = float(values[anchors].sum())
         return value, 0.5 * (F + F.T)
 
+    def gradient_blocks(self, H, counts, tau: float, block: int = 1024):
+        """Yield ``(start, stop, value, F)`` over row blocks: F = d f / d G[start:stop, :]
+        (not symmetrised; rows of anchors without positives are 0). O(block n) memory."""
+        H = np.asarray(H, dtype=np.float64)
+        n = H.shape[0]
+        counts = np.asarray(counts, dtype=np.int64)
+        y = np.repeat(np.arange(counts.size), counts)
+        per_anchor = np.maximum(counts[y] - 1, 1).astype(float)
+        anchors = counts[y] >= 2
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            rows = np.arange(start, stop)
+            G = H[start:stop] @ H.T
+            W = (y[rows, None] == y[None, :]) / per_anchor[rows, None]
+            W[rows - start, rows] = 0.0
+            off = np.ones_like(G, dtype=bool)
+            off[rows - start, rows] = False
+            pbar = (G * W).sum(axis=1, keepdims=True)
+            values, p = logsumexp_log1p((G - pbar) / tau, axis=1, where=off)
+            F = (p - W) / tau
+            F[~anchors[rows]] = 0.0
+            yield start, stop, float(values[anchors[rows]].sum()), F
+
     def cvxpy_gram(self, G, counts, tau: float):
         import cvxpy as cp
         import scipy.sparse as sp

@@ -24,7 +24,8 @@ HESSIAN_MAX_COORDS = 600
 def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float) -> float:
     """Smallest eigenvalue of the Riemannian Hessian on the product of spheres at H,
     Hess f[xi]_i = P_i(nabla^2 f[xi])_i - <h_i, egrad_i> xi_i (Absil et al. 2008, 5.5),
-    over the tangent space, with the (d(d-1)/2) zero modes of rotations included."""
+    over the tangent space with the directions of global rotations, xi = H A for skew A
+    (zero modes of every rotation-invariant loss), projected out."""
     import torch
 
     n, d = H.shape
@@ -44,6 +45,19 @@ def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float) -> float:
         basis[i * d:(i + 1) * d, i * (d - 1):(i + 1) * (d - 1)] = Q[:, 1:d]
     curvature = np.repeat(np.einsum("ij,ij->i", H, eg), d)
     M = basis.T @ (hess - np.diag(curvature)) @ basis
+    rotations = []
+    for a in range(d):
+        for b in range(a + 1, d):
+            A = np.zeros((d, d))
+            A[a, b], A[b, a] = 1.0, -1.0
+            rotations.append(basis.T @ (H @ A).ravel())
+    if rotations:
+        U, sv, _ = np.linalg.svd(np.column_stack(rotations), full_matrices=True)
+        rank = int((sv > 1e-10 * max(sv.max(), 1e-300)).sum())
+        C = U[:, rank:]  # orthonormal complement of the rotation directions
+        M = C.T @ M @ C
+    if M.size == 0:
+        return 0.0
     return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
 
 

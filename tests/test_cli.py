@@ -141,3 +141,86 @@ def test_bad_study_one_line_error(tmp_path, text):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len([x for x in r.stderr.splitlines() if x.startswith("ufm: error")]) == 1
     assert not out.exists()
+
+
+VERIFY_KEYS = {"optimal_value", "relaxation_tight", "fraction_global", "distinct_minima", "restarts"}
+RESTART_KEYS = {"value", "gap", "gram_distance", "grad_norm", "gap_bound", "certified"}
+
+
+def test_verify_json():
+    r = ufm("verify", "--counts", "6,5,3,2", "--tau", "0.3", "--dim", "3", "--restarts", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert VERIFY_KEYS <= set(out)
+    assert len(out["restarts"]) == 3 and RESTART_KEYS <= set(out["restarts"][0])
+    assert out["relaxation_tight"] and out["fraction_global"] == 1.0
+
+
+def test_verify_table_low_dimension():
+    r = ufm("verify", "--counts", "6,5,3,2", "--tau", "0.3", "--dim", "2", "--restarts", "2")
+    assert r.returncode == 0, r.stderr
+    assert "lower bound" in r.stdout and "no" in r.stdout
+
+
+@pytest.fixture
+def saved_optimum(tmp_path):
+    from solvers import solve
+    from ufm import Problem
+
+    H = solve(Problem((6, 5, 3, 2), 0.3)).embeddings(lift=True)
+    y = np.repeat(np.array(["a", "b", "c", "d"]), [6, 5, 3, 2])
+    perm = np.random.default_rng(0).permutation(len(y))
+    np.save(tmp_path / "H.npy", H[perm])
+    np.save(tmp_path / "y.npy", y[perm])
+    (tmp_path / "y.txt").write_text("\n".join(y[perm]))
+    np.save(tmp_path / "H3.npy", 3 * H[perm])
+    np.save(tmp_path / "Hnan.npy", np.full_like(H, np.nan))
+    return tmp_path
+
+
+def test_certify_trained_embeddings(saved_optimum):
+    d = saved_optimum
+    r = ufm("certify", "--embeddings", str(d / "H.npy"), "--labels", str(d / "y.txt"), "--tau", "0.3",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"value", "lambda_min", "gap_bound", "certified"} <= set(out)
+    assert out["certified"] and out["rel_gap"] <= 1e-9 and out["gram_distance"] <= 1e-6
+    assert out["nc1"] <= 1e-12 and out["class_certificate"]["certified"]
+
+
+def test_certify_pt_and_normalize(saved_optimum):
+    d = saved_optimum
+    torch_mod = pytest.importorskip("torch")
+    torch_mod.save({"emb": torch_mod.tensor(np.load(d / "H3.npy"))}, d / "H.pt")
+    bad = ufm("certify", "--embeddings", str(d / "H.pt"), "--labels", str(d / "y.npy"), "--tau", "0.3")
+    assert bad.returncode == 2 and "--normalize" in bad.stderr
+    ok = ufm("certify", "--embeddings", str(d / "H.pt"), "--labels", str(d / "y.npy"), "--tau", "0.3",
+             "--normalize", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["certified"]
+
+
+@pytest.mark.parametrize("args,name", [
+    (["--embeddings", "Hnan.npy", "--labels", "y.npy", "--tau", "0.3"], "--embeddings"),
+    (["--embeddings", "H.npy", "--labels", "y.npy", "--tau", "0"], "--tau"),
+    (["--embeddings", "missing.npy", "--labels", "y.npy", "--tau", "1"], "--embeddings"),
+    (["--embeddings", "H.npy", "--labels", "short.npy", "--tau", "1"], "--labels"),
+    (["--embeddings", "H.npy", "--labels", "y.npy", "--tau", "1", "--loss", "nope"], "--loss"),
+])
+def test_certify_bad_input(saved_optimum, args, name):
+    d = saved_optimum
+    np.save(d / "short.npy", np.arange(3))
+    args = [str(d / a) if a.endswith(".npy") else a for a in args]
+    r = ufm("certify", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("ufm: error")]
+    assert len(err) == 1 and name in err[0]
+
+
+@pytest.mark.parametrize("args,name", [(["--dim", "0"], "--dim"), (["--restarts", "0"], "--restarts"),
+                                       (["--dim", "x"], "--dim"), (["--optimizer", "sgd"], "--optimizer"),
+                                       (["--device", "tpu"], "--device"), (["--tau", "-2"], "--tau")])
+def test_verify_bad_input(args, name):
+    r = ufm("verify", "--counts", "3,3", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert name in r.stderr.splitlines()[-1]

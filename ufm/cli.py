@@ -74,6 +74,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for result.json and arrays.npz")
     s.add_argument("--lift", action="store_true",
                    help="with --out, also save unit embeddings of all n samples")
+    v = sub.add_parser(
+        "verify",
+        help="non-convex restarts in dimension D, each compared with the certified optimum",
+        description="Optimise the loss over unit embeddings in dimension --dim from --restarts "
+        "random starts (PyTorch, batched), compare every end point with the convex optimum up to "
+        "rotation and certify it; report the census of distinct end points.",
+    )
+    v.add_argument("--counts", help="class sizes, comma-separated")
+    v.add_argument("--labels", help="label vector: .npy or a text file of labels")
+    v.add_argument("--tau", default=None, help=f"temperature > 0 (default {DEFAULT_TAU})")
+    v.add_argument("--loss", default="supcon")
+    v.add_argument("--dim", default=None, help="embedding dimension d >= 1 (default k - 1)")
+    v.add_argument("--restarts", default="8", help="number of random restarts (default 8)")
+    v.add_argument("--optimizer", default="lbfgs", help="lbfgs | rgd")
+    v.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-iter", type=int, default=5000)
+    v.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
+    v.add_argument("--json", action="store_true")
+
+    c = sub.add_parser(
+        "certify",
+        help="certify trained embeddings: value, global-optimality certificate, collapse measures",
+    )
+    c.add_argument("--embeddings", required=True, help="(n, d) array: .npy, .npz or .pt")
+    c.add_argument("--labels", required=True, help="labels: .npy or a text file")
+    c.add_argument("--tau", required=True, help="temperature > 0")
+    c.add_argument("--loss", default="supcon")
+    c.add_argument("--normalize", action="store_true", help="normalise rows instead of rejecting")
+    c.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
+    c.add_argument("--json", action="store_true")
+
     r = sub.add_parser(
         "run",
         help="run a study declared in TOML (a file, or a bundled study name)",
@@ -207,6 +239,135 @@ def cmd_solve(args) -> int:
     return 0
 
 
+def _problem_from_args(args) -> Problem:
+    tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
+    if args.labels is not None and args.counts is not None:
+        raise UFMInputError("--labels", "give --counts or --labels, not both")
+    if args.labels is not None:
+        return Problem.from_labels(_read_labels(args.labels), tau, args.loss)
+    counts = DEFAULT_COUNTS if args.counts is None else parse_counts(args.counts)
+    return Problem(counts, tau, args.loss)
+
+
+def _positive_int(text, argument: str) -> int:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise UFMInputError(argument, f"not a number: {text!r}") from None
+    if not np.isfinite(value) or value != int(value) or value < 1:
+        raise UFMInputError(argument, f"must be an integer >= 1, got {text}")
+    return int(value)
+
+
+def cmd_verify(args) -> int:
+    from solvers.certificate import CERTIFY_TOL
+    from solvers.nonconvex import METHODS, resolve_device
+    from solvers.verify import verify
+
+    problem = _problem_from_args(args)
+    dim = max(problem.k - 1, 1) if args.dim is None else _positive_int(args.dim, "--dim")
+    restarts = _positive_int(args.restarts, "--restarts")
+    if args.optimizer not in METHODS:
+        raise UFMInputError("--optimizer", f"unknown optimizer {args.optimizer!r} ({', '.join(METHODS)})")
+    resolve_device(args.device)
+    if args.max_iter < 1:
+        raise UFMInputError("--max-iter", f"must be >= 1, got {args.max_iter}")
+    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
+          file=sys.stderr)
+    res = verify(problem, dim, restarts, args.optimizer, args.device, args.seed, tol,
+                 max_iter=args.max_iter, progress=True)
+    payload = res.to_dict()
+    if args.json:
+        print(json.dumps(payload))
+        return 0
+    print(f"loss {problem.loss}   tau {problem.tau:g}   k = {problem.k}   n = {problem.n}   d = {dim}")
+    print(f"convex optimum     {payload['optimal_value']:.12g}  (rank {payload['optimum_rank']}, "
+          f"certified {payload['optimum_certificate']['certified']})")
+    print(f"relaxation tight   {'yes' if payload['relaxation_tight'] else 'no'} in dimension {dim}")
+    print(f"restarts           {restarts} ({payload['optimizer']} on {payload['device']}, "
+          f"{payload['dtype']}), {payload['distinct_minima']} distinct end point(s), "
+          f"{payload['fraction_global']:.0%} certified global")
+    print(f"claim              {payload['claim']}")
+    print("   #   rel. gap   Gram dist   grad norm   gap bound  certified  Hessian min  stop")
+    for i, r in enumerate(payload["restarts"]):
+        hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+        print(f"{i:>4}  {r['rel_gap']:9.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
+              f"{r['gap_bound']:9.2e}  {'yes' if r['certified'] else 'no':>9}  {hess:>11}  "
+              f"{r['stop_reason']}")
+    return 0
+
+
+def _read_embeddings(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UFMInputError("--embeddings", f"no such file: {path}")
+    try:
+        if p.suffix == ".npy":
+            H = np.load(p, allow_pickle=False)
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                key = next((k for k in ("embeddings", "H") if k in z.files), z.files[0] if z.files else None)
+                if key is None:
+                    raise ValueError("empty .npz")
+                H = z[key]
+        elif p.suffix == ".pt":
+            import torch
+
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict):
+                obj = next((v for v in obj.values() if isinstance(v, torch.Tensor)), None)
+            if not isinstance(obj, torch.Tensor):
+                raise ValueError("no tensor in the file")
+            H = obj.detach().double().numpy()
+        else:
+            raise ValueError("expected .npy, .npz or .pt")
+    except (ValueError, OSError, RuntimeError, KeyError) as err:
+        raise UFMInputError("--embeddings", f"cannot read {path}: {err}") from None
+    H = np.asarray(H, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] < 1 or H.shape[1] < 1:
+        raise UFMInputError("--embeddings", f"expected an (n, d) array, got shape {H.shape}")
+    if not np.all(np.isfinite(H)):
+        raise UFMInputError("--embeddings", "contains NaN or infinite values")
+    return H
+
+
+def cmd_certify(args) -> int:
+    from solvers.certificate import CERTIFY_TOL
+    from solvers.inspect import inspect_embeddings
+
+    tau = check_tau(args.tau, "--tau")
+    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    H = _read_embeddings(args.embeddings)
+    y = _read_labels(args.labels)
+    if y.size != H.shape[0]:
+        raise UFMInputError("--labels", f"{y.size} labels for {H.shape[0]} embeddings")
+    norms = np.linalg.norm(H, axis=1)
+    if args.normalize:
+        if np.any(norms == 0):
+            raise UFMInputError("--embeddings", "a row is zero and cannot be normalised")
+        H = H / norms[:, None]
+    elif np.max(np.abs(norms - 1)) > 1e-6:
+        raise UFMInputError("--embeddings", f"rows are not unit vectors (norms {norms.min():.4g} to "
+                            f"{norms.max():.4g}); pass --normalize to normalise them")
+    report = inspect_embeddings(H, y, tau, args.loss, tol)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    c = report["certificate"]
+    print(f"loss {args.loss}   tau {tau:g}   n = {H.shape[0]}   d = {H.shape[1]}   k = {report['k']}")
+    print(f"value              {report['value']:.12g}   (optimum for these counts "
+          f"{report['optimal_value']:.12g}, relative gap {report['rel_gap']:.2e})")
+    print(f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e}: "
+          + ("CERTIFIED" if c["certified"] else "NOT certified") + f"  [{c['how']}]")
+    print(f"NC1                {report['nc1']:.3e}")
+    print(f"class-mean cosines max deviation from the optimum {report['cosines_vs_optimum']:.3e}, "
+          f"from the simplex ETF {report['cosines_vs_etf']:.3e}")
+    print(f"distance to the optimal geometry: Gram {report['gram_distance']:.3e}, Procrustes "
+          + ("-" if report["procrustes_distance"] is None else f"{report['procrustes_distance']:.3e}"))
+    return 0
+
+
 def cmd_run(args) -> int:
     from experiments.runner import find_study, results_jsonl, run_study, summary_csv
 
@@ -234,7 +395,8 @@ def cmd_run(args) -> int:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"solve": cmd_solve, "run": cmd_run}[args.command](args)
+        commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run}
+        return commands[args.command](args)
     except UFMInputError as err:
         print(f"ufm: error: {err}", file=sys.stderr)
         return EXIT_INPUT

@@ -35,6 +35,7 @@ class StopReason(enum.Enum):
 
 
 METHODS = ("lbfgs", "rgd")
+PRECISIONS = ("auto", "float64", "mixed")
 
 
 def resolve_device(device: str):
@@ -71,12 +72,7 @@ def riemannian_grad(H, egrad):
 
 def _loss_and_grads(loss, counts, tau, H):
     """values (R,), Euclidean gradient in H (R, n, d)."""
-    import torch
-
-    H = H.detach().requires_grad_(True)
-    values = loss.torch_value(H, counts, tau)
-    (egrad,) = torch.autograd.grad(values.sum(), H)
-    return values.detach(), egrad
+    return loss.torch_value_and_grad(H.detach(), counts, tau)
 
 
 def _normalise(V):
@@ -91,15 +87,11 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
     shape = H0.shape
 
     def evaluate(V):
-        V = V.detach().requires_grad_(True)
-        H = _normalise(V)
-        values = loss.torch_value(H, counts, tau)
-        (gV,) = torch.autograd.grad(values.sum(), V)
-        with torch.no_grad():
-            H = H.detach()
-            # Riemannian gradient at H = |v| times the gradient in V (row-wise)
-            rg = gV * V.detach().norm(dim=-1, keepdim=True)
-        return values.detach(), gV.reshape(R, -1), rg.reshape(R, -1).norm(dim=1)
+        norms = V.norm(dim=-1, keepdim=True)
+        H = V / norms
+        values, egrad = _loss_and_grads(loss, counts, tau, H)
+        rg = riemannian_grad(H, egrad)  # = |v| times the gradient in V, row-wise
+        return values, (rg / norms).reshape(R, -1), rg.reshape(R, -1).norm(dim=1)
 
     x = H0.reshape(R, -1).clone()
     f, g, gn = evaluate(x.reshape(shape))
@@ -243,11 +235,14 @@ def optimize(
     max_iter: int = 5000,
     H0=None,
     progress: bool = False,
+    precision: str = "auto",
 ) -> RestartsResult:
     """Minimise the loss over unit embeddings in dimension ``dim`` from ``restarts`` random
     starts (or from ``H0``, shape (R, n, d)).
 
-    float64 on the CPU. On CUDA: float32 first, then a float64 polish from its end points.
+    ``precision``: "float64"; "mixed" (float32 to a gradient norm of 1e-3 sqrt(n), then a
+    float64 polish from its end points: about 2x faster on the CPU at n >= 1000); "auto"
+    (mixed on CUDA, float64 on the CPU). End points are always float64.
     ``tol`` bounds the Riemannian gradient's Frobenius norm; default 1e-8 sqrt(n).
     """
     import torch
@@ -258,6 +253,8 @@ def optimize(
         raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
     if method not in METHODS:
         raise UFMInputError("--optimizer", f"unknown method {method!r} ({', '.join(METHODS)})")
+    if precision not in PRECISIONS:
+        raise UFMInputError("--precision", f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
     dev = resolve_device(device)
     loss, counts, tau, n = problem.loss_fn, problem.counts, problem.tau, problem.n
     tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
@@ -267,7 +264,8 @@ def optimize(
     else:
         H = _normalise(torch.as_tensor(np.asarray(H0), dtype=torch.float64, device=dev))
     bar = _progress_bar(max_iter) if progress else None
-    stages = [torch.float32, torch.float64] if dev.type == "cuda" else [torch.float64]
+    mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
+    stages = [torch.float32, torch.float64] if mixed else [torch.float64]
     for dt in stages:
         H = H.to(dt)
         stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))

@@ -151,14 +151,14 @@ class VerifyResult:
 def verify(problem: Problem, dim: int, restarts: int = 8, method: str = "lbfgs",
            device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
-           progress: bool = False) -> VerifyResult:
+           progress: bool = False, precision: str = "auto") -> VerifyResult:
     """Optimise from ``restarts`` random starts in dimension ``dim`` and compare every end
     point with the certified convex optimum."""
     t0 = time.perf_counter()
     optimum = solve(problem, tol=tol)
     t1 = time.perf_counter()
     run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
-                   progress=progress)
+                   progress=progress, precision=precision)
     t2 = time.perf_counter()
     loss = problem.loss_fn
     H_ref = optimum.embeddings(lift=True)

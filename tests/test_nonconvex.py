@@ -131,3 +131,11 @@ def test_cuda_restarts_are_certified_after_float64_polish():
     res = verify(problem, 4, restarts=8, device="cuda", seed=0)
     assert res.run.device.startswith("cuda") and res.run.dtype == "float32+float64"
     assert all(r.certificate.certified for r in res.restarts)
+
+
+def test_mixed_precision_on_cpu_is_polished_and_certified():
+    problem = PROBLEMS[1]
+    run = optimize(problem, 4, restarts=2, seed=2, precision="mixed")
+    assert run.dtype == "float32+float64" and run.H.dtype == np.float64
+    for H in run.H:
+        assert certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau).certified

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--restarts", default="8", help="number of random restarts (default 8)")
     v.add_argument("--optimizer", default="lbfgs", help="lbfgs | rgd")
     v.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    v.add_argument("--precision", default="auto",
+                   help="auto (mixed on cuda, float64 on cpu) | float64 | mixed (float32, then float64)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--max-iter", type=int, default=5000)
     v.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
@@ -261,7 +263,7 @@ def _positive_int(text, argument: str) -> int:
 
 def cmd_verify(args) -> int:
     from solvers.certificate import CERTIFY_TOL
-    from solvers.nonconvex import METHODS, resolve_device
+    from solvers.nonconvex import METHODS, PRECISIONS, resolve_device
     from solvers.verify import verify
 
     problem = _problem_from_args(args)
@@ -270,13 +272,15 @@ def cmd_verify(args) -> int:
     if args.optimizer not in METHODS:
         raise UFMInputError("--optimizer", f"unknown optimizer {args.optimizer!r} ({', '.join(METHODS)})")
     resolve_device(args.device)
+    if args.precision not in PRECISIONS:
+        raise UFMInputError("--precision", f"unknown precision {args.precision!r} ({', '.join(PRECISIONS)})")
     if args.max_iter < 1:
         raise UFMInputError("--max-iter", f"must be >= 1, got {args.max_iter}")
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
     print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, args.seed, tol,
-                 max_iter=args.max_iter, progress=True)
+                 max_iter=args.max_iter, progress=True, precision=args.precision)
     payload = res.to_dict()
     if args.json:
         print(json.dumps(payload))

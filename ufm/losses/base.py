@@ -27,6 +27,15 @@ class Loss(ABC):
     def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
         """Loss of embeddings ``H`` of shape (n, d) or batched (R, n, d); differentiable."""
 
+    def torch_value_and_grad(self, H, counts, tau: float):
+        """Value (sum reduction) and gradient in H; autograd unless a loss gives a closed form."""
+        import torch
+
+        H = H.detach().requires_grad_(True)
+        value = self.torch_value(H, counts, tau)
+        (grad,) = torch.autograd.grad(value.sum(), H)
+        return value.detach(), grad
+
     @abstractmethod
     def gram_value_and_grad(self, G: np.ndarray, counts, tau: float):
         """``(f(G), g)`` in float64 with ``g`` the symmetrised gradient (n x n)."""

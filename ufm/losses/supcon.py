@@ -13,6 +13,8 @@ tau = 0.02 (a naive ``log(sum exp) - mean`` loses about four digits at tau = 0.1
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ufm.losses.base import Loss, check_reduction
@@ -42,26 +44,66 @@ def anchor_mask(counts) -> np.ndarray:
     return np.repeat(counts >= 2, counts)
 
 
+@functools.lru_cache(maxsize=8)
+def _torch_structure(counts: tuple, device: str):
+    """Cached label vector, 1/(n_c - 1) per anchor (0 without positives), anchor mask and
+    off-diagonal mask for the torch form."""
+    import torch
+
+    c = np.asarray(counts, dtype=np.int64)
+    y = np.repeat(np.arange(c.size), c)
+    inv = np.where(c[y] >= 2, 1.0 / np.maximum(c[y] - 1, 1), 0.0)
+    n = y.size
+    return (torch.as_tensor(y, device=device), torch.as_tensor(inv, device=device),
+            torch.as_tensor(c[y] >= 2, device=device),
+            ~torch.eye(n, dtype=torch.bool, device=device))
+
+
 class SupCon(Loss):
     name = "supcon"
     convex_in_gram = True
     summary = "supervised contrastive loss (Khosla 'out' form), sum over anchors"
 
     # ---- over H (torch, batched over restarts) -------------------------------------------
-    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
+    def _torch_terms(self, H, counts, tau, weights: bool = False):
+        """Per-anchor losses; with ``weights`` also the softmax P over l != i (anchor rows,
+        zero elsewhere) and W H = (S_c - h_i) / (n_c - 1), from one pass over the n x n logits."""
         import torch
 
+        y, inv_pos, anchors, off = _torch_structure(tuple(counts), str(H.device))
+        # mean positive inner product from class sums, O(n d): (h_i . S_c - |h_i|^2) / (n_c - 1)
+        sums = torch.zeros(H.shape[:-2] + (len(counts), H.shape[-1]), dtype=H.dtype, device=H.device)
+        sums = sums.index_add(H.dim() - 2, y, H)
+        own_sum = sums.index_select(H.dim() - 2, y)
+        inv = inv_pos.to(H.dtype)
+        pbar = ((H * own_sum).sum(-1) - (H * H).sum(-1)) * inv
+        x = ((H @ H.transpose(-1, -2) - pbar.unsqueeze(-1)) / tau).masked_fill(~off, float("-inf"))
+        if not weights:
+            per_anchor = logsumexp_log1p_torch(x)
+            return torch.where(anchors, per_anchor, torch.zeros_like(per_anchor)), None, None
+        # the same max + log1p log-sum-exp, keeping exp(x - max) for the softmax weights
+        m, jmax = x.max(dim=-1, keepdim=True)
+        e = torch.exp(x - m)
+        tail = e.scatter(-1, jmax, 0.0).sum(-1)
+        per_anchor = torch.where(anchors, m.squeeze(-1) + torch.log1p(tail), torch.zeros_like(tail))
+        P = e * (anchors.to(H.dtype) / (1.0 + tail)).unsqueeze(-1)
+        return per_anchor, P, (own_sum - H) * inv.unsqueeze(-1)
+
+    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
         check_reduction(reduction)
-        n = H.shape[-2]
-        W = torch.as_tensor(positive_weights(counts), dtype=H.dtype, device=H.device)
-        anchors = torch.as_tensor(anchor_mask(counts), device=H.device)
-        G = H @ H.transpose(-1, -2)
-        pbar = (G * W).sum(-1, keepdim=True)
-        off = ~torch.eye(n, dtype=torch.bool, device=H.device)
-        per_anchor = logsumexp_log1p_torch((G - pbar) / tau, off)
-        per_anchor = torch.where(anchors, per_anchor, torch.zeros_like(per_anchor))
-        total = per_anchor.sum(-1)
-        return total / n if reduction == "mean" else total
+        total = self._torch_terms(H, counts, tau)[0].sum(-1)
+        return total / H.shape[-2] if reduction == "mean" else total
+
+    def torch_value_and_grad(self, H, counts, tau: float):
+        """Value (sum over anchors) and its gradient in H without autograd:
+        df/dH = (F + F^T) H with F = (P - W) / tau on anchor rows (P the softmax over l != i,
+        W the positive weights), W H = (S_c - h_i) / (n_c - 1) from class sums."""
+        import torch
+
+        with torch.no_grad():
+            per_anchor, P, wh = self._torch_terms(H, counts, tau, weights=True)
+            grad = (P @ H + P.transpose(-1, -2) @ H - 2.0 * wh) / tau
+        return per_anchor.sum(-1), grad
 
     # ---- over G (numpy, with gradient) ---------------------------------------------------
     def gram_value_and_grad(self, G, counts, tau: float):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.linalg
 
 from ufm.structure import GroupGram, Groups, block_spectrum
 
@@ -89,12 +90,15 @@ DENSE_MAX_N = 3000
 
 
 def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
-                       dense_max_n: int = DENSE_MAX_N, block: int = 1024,
-                       lanczos_tol: float = 1e-10) -> Certificate:
+                       dense_max_n: int = DENSE_MAX_N, block: int = 2048,
+                       lanczos_tol: float = 1e-10, device: str = "cpu",
+                       cache_bytes: float = 2e9) -> Certificate:
     """Certificate of unit embeddings H (n, d), samples ordered by class.
 
-    Dense eigendecomposition of S up to ``dense_max_n``; beyond, S is applied block by block
-    from H (never n x n in memory) and lambda_min found by Lanczos (scipy eigsh, 'SA').
+    Dense eigendecomposition of S up to ``dense_max_n``. Beyond, matrix-free in float64 on
+    ``device`` (torch): S is applied block by block from H, never n x n in memory unless the
+    gradient's blocks fit in ``cache_bytes`` (then they are kept between products), and
+    lambda_min is found by Lanczos (scipy eigsh, 'SA').
     """
     H = np.asarray(H, dtype=np.float64)
     n = H.shape[0]
@@ -103,33 +107,41 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
         value, g = loss.gram_value_and_grad(G, counts, tau)
         lam = np.einsum("ij,ij->i", g, G)
         S = g - np.diag(lam)
-        lam_min = np.linalg.eigvalsh(S)[0]
+        lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
         residual = np.linalg.norm(S @ H)
-        return _decide(value, lam_min, n, tol, f"dense eigvalsh of the {n}x{n} S", residual)
+        return _decide(value, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)", residual)
+    import torch
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    value, lam = 0.0, np.zeros(n)
-    col = np.zeros(n)
-    for start, stop, v, F in loss.gradient_blocks(H, counts, tau, block):
-        Gb = H[start:stop] @ H.T
+    Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
+    keep = n * n * 8 <= cache_bytes
+    cached = []
+    value = 0.0
+    lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
+    for start, stop, v, F in loss.gradient_blocks(Ht, counts, tau, block):
+        FG = F * (Ht[start:stop] @ Ht.T)
         value += v
-        lam[start:stop] += 0.5 * np.einsum("ij,ij->i", F, Gb)
-        col += 0.5 * np.einsum("ij,ij->j", F, Gb)
-    lam += col
+        lam[start:stop] += 0.5 * FG.sum(1)
+        lam += 0.5 * FG.sum(0)
+        if keep:
+            cached.append((start, stop, F))
+
+    def blocks():
+        return cached if keep else ((a, b, F) for a, b, _, F in loss.gradient_blocks(Ht, counts, tau, block))
 
     def apply_s(V):
-        V = V.reshape(n, -1)
-        out = -lam[:, None] * V
-        for start, stop, _, F in loss.gradient_blocks(H, counts, tau, block):
-            out[start:stop] += 0.5 * (F @ V)
-            out += 0.5 * (F.T @ V[start:stop])
-        return out
+        Vt = torch.as_tensor(np.asarray(V).reshape(n, -1), dtype=torch.float64, device=Ht.device)
+        out = -lam[:, None] * Vt
+        for start, stop, F in blocks():
+            out[start:stop] += 0.5 * (F @ Vt)
+            out += 0.5 * (F.T @ Vt[start:stop])
+        return out.cpu().numpy()
 
     op = LinearOperator((n, n), matvec=apply_s, matmat=apply_s, dtype=np.float64)
     w = eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False)
     residual = np.linalg.norm(apply_s(H))
-    how = (f"matrix-free Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g}), S applied in row "
-           f"blocks of {block}")
+    how = (f"matrix-free Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g}) on {Ht.device}, S applied "
+           f"in row blocks of {block}" + (" (blocks kept in memory)" if keep else ""))
     return _decide(value, float(w.min()), n, tol, how, residual)
 
 

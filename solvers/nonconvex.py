@@ -30,11 +30,40 @@ from ufm.problem import Problem
 
 class StopReason(enum.Enum):
     GRADIENT_TOL = "gradient_tolerance"
-    STALLED = "stalled"  # no decrease along the search direction at working precision
+    STALLED = "stalled"  # at working precision: no step decreases f, or the gradient norm has
+    # not improved for STALL_PATIENCE iterations
     ITERATION_LIMIT = "iteration_limit"
 
 
 METHODS = ("lbfgs", "rgd")
+#: iterations without a 0.1% improvement of a restart's best gradient norm before it stops
+STALL_PATIENCE = 30
+
+
+class _Progress:
+    """Per-restart bookkeeping shared by both methods: round-off-tolerant sufficient decrease
+    and the stall counter."""
+
+    def __init__(self, f, gn):
+        import torch
+
+        self.best = gn.clone()
+        self.since = torch.zeros_like(gn, dtype=torch.long)
+        self.fuzz_scale = 8 * torch.finfo(f.dtype).eps
+
+    def armijo(self, f_new, f, decrease):
+        """f_new <= f - decrease, up to round-off in f (values equal to the last digits pass,
+        so that the gradient can still be driven down once f no longer moves)."""
+        import torch
+
+        return torch.isfinite(f_new) & (f_new <= f - decrease + self.fuzz_scale * f.abs())
+
+    def stalled(self, gn):
+        improved = gn < 0.999 * self.best
+        self.best = gn.minimum(self.best)
+        self.since = (self.since + 1) * (~improved)
+        return self.since >= STALL_PATIENCE
+
 PRECISIONS = ("auto", "float64", "mixed")
 
 
@@ -102,6 +131,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
     active = gn > tol
     stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
     iters = torch.zeros(R, dtype=torch.long, device=x.device)
+    track = _Progress(f, gn)
     slot = 0
     for it in range(max_iter):
         if not bool(active.any()):
@@ -135,7 +165,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
         for _ in range(40):
             trial = x + t[:, None] * d
             ft, gt, gnt = evaluate(trial.reshape(shape))
-            ok = pending & torch.isfinite(ft) & (ft <= f + 1e-4 * t * slope)
+            ok = pending & track.armijo(ft, f, -1e-4 * t * slope)
             x_new[ok], f_new[ok], g_new[ok], gn_new[ok] = trial[ok], ft[ok], gt[ok], gnt[ok]
             pending &= ~ok
             if not bool(pending.any()):
@@ -153,7 +183,8 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
         slot = (slot + 1) % memory
         x, f, g, gn = x_new, f_new, g_new, gn_new
         iters += moved.long()
-        active = active & ~pending & (gn > tol)
+        stalled |= active & track.stalled(gn)
+        active = active & ~stalled & (gn > tol)
         if progress is not None:
             progress(it + 1, int(active.sum()))
     H = _normalise(x.reshape(shape))
@@ -176,6 +207,7 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
     active = gn > tol
     stalled = torch.zeros(R, dtype=torch.bool, device=H.device)
     iters = torch.zeros(R, dtype=torch.long, device=H.device)
+    track = _Progress(f, gn)
     for it in range(max_iter):
         if not bool(active.any()):
             break
@@ -186,7 +218,7 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
         for _ in range(40):
             trial = _normalise(H - t[:, None, None] * rg)
             ft, egt = _loss_and_grads(loss, counts, tau, trial)
-            ok = pending & torch.isfinite(ft) & (ft <= f - 1e-4 * t * sq)
+            ok = pending & track.armijo(ft, f, 1e-4 * t * sq)
             if bool(ok.any()):
                 H_new[ok], f_new[ok] = trial[ok], ft[ok]
                 rg_new[ok] = riemannian_grad(trial[ok], egt[ok])
@@ -205,7 +237,8 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
         H, f, rg = H_new, f_new, rg_new
         gn = rg.flatten(1).norm(dim=1)
         iters += moved.long()
-        active = active & ~pending & (gn > tol)
+        stalled |= active & track.stalled(gn)
+        active = active & ~stalled & (gn > tol)
         if progress is not None:
             progress(it + 1, int(active.sum()))
     reasons = [StopReason.GRADIENT_TOL if float(gn[r]) <= tol else

@@ -24,7 +24,7 @@ def test_restarts_in_dimension_k_minus_1_and_above_are_certified(problem, extra_
         assert r.certificate.certified
         assert r.rel_gap <= 1e-6
         assert r.gram_distance <= 1e-4
-        assert r.stop_reason == StopReason.GRADIENT_TOL.value
+        assert r.stop_reason != StopReason.ITERATION_LIMIT.value
     assert res.fraction_global == 1.0 and res.distinct_minima == 1
 
 
@@ -44,6 +44,18 @@ def test_rgd_reaches_the_same_optimum():
     problem = PROBLEMS[0]
     res = verify(problem, 4, restarts=3, method="rgd", seed=1)
     assert all(r.certificate.certified and r.gram_distance <= 1e-4 for r in res.restarts)
+
+
+def test_blocked_gradient_matches_one_block(rng):
+    problem = Problem((7, 5, 1, 4), 0.2)
+    H = torch.tensor(np.stack([random_unit(rng, problem.n, 3) for _ in range(2)]))
+    v1, g1 = problem.loss_fn.torch_value_and_grad(H, problem.counts, problem.tau, block=5)
+    v2, g2 = problem.loss_fn.torch_value_and_grad(H, problem.counts, problem.tau, block=10_000)
+    torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-14)
+    Ha = H.clone().requires_grad_(True)
+    problem.loss_fn.torch_value(Ha, problem.counts, problem.tau).sum().backward()
+    torch.testing.assert_close(g1, Ha.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_batched_restarts_match_one_by_one():
@@ -89,11 +101,13 @@ def test_gap_bound_never_below_true_gap(rng, dense_max_n):
         assert cert.value - f_star <= cert.gap_bound * (1 + 1e-8) + 1e-9
 
 
-def test_matrix_free_certificate_matches_dense():
+@pytest.mark.parametrize("cache_bytes", [0, 1e9])
+def test_matrix_free_certificate_matches_dense(cache_bytes):
     problem = Problem((30, 20, 20, 10, 5, 5), 0.2)
     H = optimize(problem, 6, restarts=1, seed=0).H[0]
     dense = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau)
-    free = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau, dense_max_n=1, block=17)
+    free = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau, dense_max_n=1, block=17,
+                              cache_bytes=cache_bytes)
     assert free.value == pytest.approx(dense.value, rel=1e-13)
     assert free.lambda_min == pytest.approx(dense.lambda_min, abs=1e-9)
     assert free.residual == pytest.approx(dense.residual, rel=1e-6, abs=1e-12)

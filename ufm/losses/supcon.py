@@ -46,17 +46,14 @@ def anchor_mask(counts) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _torch_structure(counts: tuple, device: str):
-    """Cached label vector, 1/(n_c - 1) per anchor (0 without positives), anchor mask and
-    off-diagonal mask for the torch form."""
+    """Cached label vector, 1/(n_c - 1) per anchor (0 without positives) and anchor mask."""
     import torch
 
     c = np.asarray(counts, dtype=np.int64)
     y = np.repeat(np.arange(c.size), c)
     inv = np.where(c[y] >= 2, 1.0 / np.maximum(c[y] - 1, 1), 0.0)
-    n = y.size
     return (torch.as_tensor(y, device=device), torch.as_tensor(inv, device=device),
-            torch.as_tensor(c[y] >= 2, device=device),
-            ~torch.eye(n, dtype=torch.bool, device=device))
+            torch.as_tensor(c[y] >= 2, device=device))
 
 
 class SupCon(Loss):
@@ -65,45 +62,88 @@ class SupCon(Loss):
     summary = "supervised contrastive loss (Khosla 'out' form), sum over anchors"
 
     # ---- over H (torch, batched over restarts) -------------------------------------------
-    def _torch_terms(self, H, counts, tau, weights: bool = False):
-        """Per-anchor losses; with ``weights`` also the softmax P over l != i (anchor rows,
-        zero elsewhere) and W H = (S_c - h_i) / (n_c - 1), from one pass over the n x n logits."""
+    @staticmethod
+    def _class_terms(H, counts):
+        """Mean positive inner product per anchor from class sums, O(n d):
+        pbar_i = (h_i . S_c - |h_i|^2) / (n_c - 1); also W H = (S_c - h_i) / (n_c - 1)."""
         import torch
 
-        y, inv_pos, anchors, off = _torch_structure(tuple(counts), str(H.device))
-        # mean positive inner product from class sums, O(n d): (h_i . S_c - |h_i|^2) / (n_c - 1)
+        y, inv_pos, anchors = _torch_structure(tuple(counts), str(H.device))
+        axis = H.dim() - 2
         sums = torch.zeros(H.shape[:-2] + (len(counts), H.shape[-1]), dtype=H.dtype, device=H.device)
-        sums = sums.index_add(H.dim() - 2, y, H)
-        own_sum = sums.index_select(H.dim() - 2, y)
+        own_sum = sums.index_add(axis, y, H).index_select(axis, y)
         inv = inv_pos.to(H.dtype)
         pbar = ((H * own_sum).sum(-1) - (H * H).sum(-1)) * inv
-        x = ((H @ H.transpose(-1, -2) - pbar.unsqueeze(-1)) / tau).masked_fill(~off, float("-inf"))
-        if not weights:
-            per_anchor = logsumexp_log1p_torch(x)
-            return torch.where(anchors, per_anchor, torch.zeros_like(per_anchor)), None, None
-        # the same max + log1p log-sum-exp, keeping exp(x - max) for the softmax weights
+        return pbar, (own_sum - H) * inv.unsqueeze(-1), anchors
+
+    @staticmethod
+    def _block_logits(H, pbar, tau, start, stop):
+        """Logits (G_il - pbar_i) / tau of anchor rows start:stop, with l = i set to -inf."""
+        x = (H[..., start:stop, :] @ H.transpose(-1, -2) - pbar[..., start:stop, None]) / tau
+        x.diagonal(offset=start, dim1=-2, dim2=-1).fill_(float("-inf"))
+        return x
+
+    @staticmethod
+    def _block_softmax(x, anchors):
+        """max + log1p log-sum-exp of each row and its softmax weights (zero rows off anchors)."""
+        import torch
+
         m, jmax = x.max(dim=-1, keepdim=True)
         e = torch.exp(x - m)
         tail = e.scatter(-1, jmax, 0.0).sum(-1)
         per_anchor = torch.where(anchors, m.squeeze(-1) + torch.log1p(tail), torch.zeros_like(tail))
-        P = e * (anchors.to(H.dtype) / (1.0 + tail)).unsqueeze(-1)
-        return per_anchor, P, (own_sum - H) * inv.unsqueeze(-1)
+        return per_anchor, e * (anchors.to(x.dtype) / (1.0 + tail)).unsqueeze(-1)
 
     def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
-        check_reduction(reduction)
-        total = self._torch_terms(H, counts, tau)[0].sum(-1)
-        return total / H.shape[-2] if reduction == "mean" else total
-
-    def torch_value_and_grad(self, H, counts, tau: float):
-        """Value (sum over anchors) and its gradient in H without autograd:
-        df/dH = (F + F^T) H with F = (P - W) / tau on anchor rows (P the softmax over l != i,
-        W the positive weights), W H = (S_c - h_i) / (n_c - 1) from class sums."""
         import torch
 
+        check_reduction(reduction)
+        n = H.shape[-2]
+        pbar, _, anchors = self._class_terms(H, counts)
+        off = ~torch.eye(n, dtype=torch.bool, device=H.device)
+        x = (H @ H.transpose(-1, -2) - pbar.unsqueeze(-1)) / tau
+        per_anchor = logsumexp_log1p_torch(x, off)
+        total = torch.where(anchors, per_anchor, torch.zeros_like(per_anchor)).sum(-1)
+        return total / n if reduction == "mean" else total
+
+    def torch_value_and_grad(self, H, counts, tau: float, block: int = 4096):
+        """Value (sum over anchors) and its gradient in H without autograd, in row blocks of
+        ``block`` anchors (memory O(block n)): df/dH = (F + F^T) H with F = (P - W) / tau on
+        anchor rows (P the softmax over l != i, W the positive weights)."""
+        import torch
+
+        n = H.shape[-2]
         with torch.no_grad():
-            per_anchor, P, wh = self._torch_terms(H, counts, tau, weights=True)
-            grad = (P @ H + P.transpose(-1, -2) @ H - 2.0 * wh) / tau
-        return per_anchor.sum(-1), grad
+            pbar, wh, anchors = self._class_terms(H, counts)
+            value = torch.zeros(H.shape[:-2], dtype=H.dtype, device=H.device)
+            grad = -2.0 * wh
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                x = self._block_logits(H, pbar, tau, start, stop)
+                per_anchor, P = self._block_softmax(x, anchors[start:stop])
+                value += per_anchor.sum(-1)
+                grad[..., start:stop, :] += P @ H
+                grad += P.transpose(-1, -2) @ H[..., start:stop, :]
+            grad /= tau
+        return value, grad
+
+    def gradient_blocks(self, H, counts, tau: float, block: int = 2048):
+        """Yield ``(start, stop, value, F)`` for row blocks of the (non-symmetrised) gradient
+        F = df/dG = (P - W) / tau at G = H H^T; H is a 2-D torch tensor, F is on its device."""
+        import torch
+
+        n = H.shape[0]
+        y, inv_pos, _ = _torch_structure(tuple(counts), str(H.device))
+        inv = inv_pos.to(H.dtype)
+        with torch.no_grad():
+            pbar, _, anchors = self._class_terms(H, counts)
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                x = self._block_logits(H, pbar, tau, start, stop)
+                per_anchor, P = self._block_softmax(x, anchors[start:stop])
+                W = (y[start:stop, None] == y[None, :]).to(H.dtype) * inv[start:stop, None]
+                W.diagonal(offset=start).zero_()
+                yield start, stop, float(per_anchor.sum()), (P - W) / tau
 
     # ---- over G (numpy, with gradient) ---------------------------------------------------
     def gram_value_and_grad(self, G, counts, tau: float):
@@ -120,29 +160,6 @@ class SupCon(Loss):
         F[~anchors] = 0.0
         value = float(values[anchors].sum())
         return value, 0.5 * (F + F.T)
-
-    def gradient_blocks(self, H, counts, tau: float, block: int = 1024):
-        """Yield ``(start, stop, value, F)`` over row blocks: F = d f / d G[start:stop, :]
-        (not symmetrised; rows of anchors without positives are 0). O(block n) memory."""
-        H = np.asarray(H, dtype=np.float64)
-        n = H.shape[0]
-        counts = np.asarray(counts, dtype=np.int64)
-        y = np.repeat(np.arange(counts.size), counts)
-        per_anchor = np.maximum(counts[y] - 1, 1).astype(float)
-        anchors = counts[y] >= 2
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            rows = np.arange(start, stop)
-            G = H[start:stop] @ H.T
-            W = (y[rows, None] == y[None, :]) / per_anchor[rows, None]
-            W[rows - start, rows] = 0.0
-            off = np.ones_like(G, dtype=bool)
-            off[rows - start, rows] = False
-            pbar = (G * W).sum(axis=1, keepdims=True)
-            values, p = logsumexp_log1p((G - pbar) / tau, axis=1, where=off)
-            F = (p - W) / tau
-            F[~anchors[rows]] = 0.0
-            yield start, stop, float(values[anchors[rows]].sum()), F
 
     def cvxpy_gram(self, G, counts, tau: float):
         import cvxpy as cp

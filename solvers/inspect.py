@@ -11,7 +11,7 @@ from ufm.problem import Problem
 
 
 def inspect_embeddings(H: np.ndarray, labels, tau: float, loss: str = "supcon",
-                       tol: float = CERTIFY_TOL) -> dict:
+                       tol: float = CERTIFY_TOL, device: str = "cpu") -> dict:
     """Value, certificate (plus a class-level one when H is collapsed), NC1, class-mean cosines
     against the optimum for these counts and against the simplex ETF, distance to the optimum.
 
@@ -23,7 +23,7 @@ def inspect_embeddings(H: np.ndarray, labels, tau: float, loss: str = "supcon",
     order = np.argsort(cls, kind="stable")
     H, cls = H[order], cls[order]
     lossf = problem.loss_fn
-    cert = certify_embeddings(lossf, H, problem.counts, tau, tol)
+    cert = certify_embeddings(lossf, H, problem.counts, tau, tol, device=device)
     collapsed = certify_collapsed(lossf, H, problem.counts, tau, tol, collapse_tol=1e-6)
     optimum = solve(problem, tol=tol)
     cos = metrics.class_mean_cosines(H, cls)

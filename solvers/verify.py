@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from solvers.certificate import CERTIFY_TOL, Certificate, certify_embeddings
+from solvers.certificate import CERTIFY_TOL, Certificate, certify_collapsed, certify_embeddings
 from solvers.nonconvex import RestartsResult, optimize
 from solvers.result import SolveResult
 from solvers.solve import solve
@@ -89,6 +89,7 @@ class RestartReport:
     iterations: int
     cluster: int
     hessian_min: float | None = None
+    class_certificate: Certificate | None = None  # exact class-level one, when H is collapsed
 
     def to_dict(self) -> dict:
         c = self.certificate
@@ -99,6 +100,8 @@ class RestartReport:
                 "certified": c.certified, "stop_reason": self.stop_reason,
                 "iterations": self.iterations, "cluster": self.cluster,
                 "hessian_min": self.hessian_min,
+                "class_certified": None if self.class_certificate is None
+                else self.class_certificate.certified,
                 "kind": None if self.hessian_min is None else
                 ("saddle" if self.hessian_min < -1e-8 * max(1.0, abs(self.value)) else "local_min")}
 
@@ -170,7 +173,7 @@ def verify(problem: Problem, dim: int, restarts: int = 8, method: str = "lbfgs",
     reports, how = [], ""
     f_star = optimum.value
     for r, H in enumerate(run.H):
-        cert = certify_embeddings(loss, H, problem.counts, problem.tau, tol)
+        cert = certify_embeddings(loss, H, problem.counts, problem.tau, tol, device=run.device)
         how = cert.how
         value = cert.value
         reports.append(RestartReport(
@@ -181,6 +184,8 @@ def verify(problem: Problem, dim: int, restarts: int = 8, method: str = "lbfgs",
             grad_norm=float(run.grad_norms[r]), certificate=cert,
             stop_reason=run.reasons[r].value, iterations=int(run.iterations[r]), cluster=int(ids[r]),
             hessian_min=riemannian_hessian_min(loss, H, problem.counts, problem.tau) if hessian else None,
+            class_certificate=certify_collapsed(loss, H, problem.counts, problem.tau, tol,
+                                                collapse_tol=1e-6),
         ))
     t3 = time.perf_counter()
     timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "total": t3 - t0}

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tau", required=True, help="temperature > 0")
     c.add_argument("--loss", default="supcon")
     c.add_argument("--normalize", action="store_true", help="normalise rows instead of rejecting")
+    c.add_argument("--device", default="cpu",
+                   help="cpu | cuda | auto: where the matrix-free certificate runs (n > 3000)")
     c.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
     c.add_argument("--json", action="store_true")
 
@@ -339,7 +341,9 @@ def _read_embeddings(path: str) -> np.ndarray:
 def cmd_certify(args) -> int:
     from solvers.certificate import CERTIFY_TOL
     from solvers.inspect import inspect_embeddings
+    from solvers.nonconvex import resolve_device
 
+    device = str(resolve_device(args.device))
     tau = check_tau(args.tau, "--tau")
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
     H = _read_embeddings(args.embeddings)
@@ -354,7 +358,7 @@ def cmd_certify(args) -> int:
     elif np.max(np.abs(norms - 1)) > 1e-6:
         raise UFMInputError("--embeddings", f"rows are not unit vectors (norms {norms.min():.4g} to "
                             f"{norms.max():.4g}); pass --normalize to normalise them")
-    report = inspect_embeddings(H, y, tau, args.loss, tol)
+    report = inspect_embeddings(H, y, tau, args.loss, tol, device)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+from _common import table  # benchmarks/ is on sys.path when run as a script
 
 from solvers.certificate import certify_embeddings
 from solvers.nonconvex import optimize, random_start
@@ -50,15 +51,6 @@ def timeit(fn, repeats=3):
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return best
-
-
-def table(title, header, rows):
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    sys.stdout.flush()
 
 
 def bench_loss_grad(ns, d, device):

@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from _common import table  # benchmarks/ is on sys.path when run as a script
 from scipy.special import logsumexp
 
 from solvers import solve
@@ -71,15 +72,6 @@ def step_counts(k, ratio=10, n_min=5):
 
 def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
-
-
-def table(title, header, rows):
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    sys.stdout.flush()
 
 
 def bench_full(sizes, baseline_max_n):

@@ -94,6 +94,26 @@ class RestartsResult:
     timings: dict = field(default_factory=dict)
 
 
+def _backtrack(active, t, trial, sufficient, current):
+    """Per-restart backtracking (step x 0.3 until ``sufficient``), batched: ``trial(t)`` gives
+    a tuple of batch-first tensors at step t; accepted entries replace those of ``current``.
+    Returns (new tuple, mask of restarts where no step was accepted, steps taken)."""
+    import torch
+
+    new = [c.clone() for c in current]
+    pending = active.clone()
+    for _ in range(40):
+        candidate = trial(t)
+        ok = pending & sufficient(candidate, t)
+        for dst, src in zip(new, candidate, strict=True):
+            dst[ok] = src[ok]
+        pending &= ~ok
+        if not bool(pending.any()):
+            break
+        t = torch.where(pending, t * 0.3, t)
+    return new, pending, t
+
+
 def riemannian_grad(H, egrad):
     """Project the Euclidean gradient onto the tangent space of the product of spheres."""
     return egrad - (egrad * H).sum(-1, keepdim=True) * H
@@ -159,18 +179,13 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
             scale = 0.1 / d.abs().amax(1).clamp_min(1e-300)
             d[first] = d[first] * torch.minimum(scale[first], torch.ones_like(scale[first]))[:, None]
             slope = (g * d).sum(1)
-        t = torch.ones(R, dtype=x.dtype, device=x.device)
-        pending = active.clone()
-        x_new, f_new, g_new, gn_new = x.clone(), f.clone(), g.clone(), gn.clone()
-        for _ in range(40):
-            trial = x + t[:, None] * d
-            ft, gt, gnt = evaluate(trial.reshape(shape))
-            ok = pending & track.armijo(ft, f, -1e-4 * t * slope)
-            x_new[ok], f_new[ok], g_new[ok], gn_new[ok] = trial[ok], ft[ok], gt[ok], gnt[ok]
-            pending &= ~ok
-            if not bool(pending.any()):
-                break
-            t = torch.where(pending, t * 0.3, t)
+        def trial(t, x=x, d=d):
+            point = x + t[:, None] * d
+            return (point, *evaluate(point.reshape(shape)))
+
+        (x_new, f_new, g_new, gn_new), pending, _ = _backtrack(
+            active, torch.ones(R, dtype=x.dtype, device=x.device), trial,
+            lambda c, t, f=f, slope=slope: track.armijo(c[1], f, -1e-4 * t * slope), (x, f, g, gn))
         stalled |= pending
         moved = active & ~pending
         s_vec, y_vec = x_new - x, g_new - g
@@ -211,21 +226,16 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
     for it in range(max_iter):
         if not bool(active.any()):
             break
-        t = step.clone()
-        pending = active.clone()
-        H_new, f_new, rg_new = H.clone(), f.clone(), rg.clone()
         sq = (rg * rg).flatten(1).sum(1)
-        for _ in range(40):
-            trial = _normalise(H - t[:, None, None] * rg)
-            ft, egt = _loss_and_grads(loss, counts, tau, trial)
-            ok = pending & track.armijo(ft, f, 1e-4 * t * sq)
-            if bool(ok.any()):
-                H_new[ok], f_new[ok] = trial[ok], ft[ok]
-                rg_new[ok] = riemannian_grad(trial[ok], egt[ok])
-            pending &= ~ok
-            if not bool(pending.any()):
-                break
-            t = torch.where(pending, t * 0.3, t)
+
+        def trial(t, H=H, rg=rg):
+            point = _normalise(H - t[:, None, None] * rg)
+            ft, egt = _loss_and_grads(loss, counts, tau, point)
+            return point, ft, riemannian_grad(point, egt)
+
+        (H_new, f_new, rg_new), pending, t = _backtrack(
+            active, step.clone(), trial,
+            lambda c, t, f=f, sq=sq: track.armijo(c[1], f, 1e-4 * t * sq), (H, f, rg))
         stalled |= pending
         moved = active & ~pending
         # Barzilai-Borwein step for the next iteration (vector transport by projection)

@@ -30,10 +30,15 @@ class _Parser(argparse.ArgumentParser):
         raise UFMInputError(self.prog, message)
 
 
-def _read_labels(path: str) -> np.ndarray:
+def _existing_file(path: str, argument: str) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise UFMInputError("--labels", f"no such file: {path}")
+        raise UFMInputError(argument, f"no such file: {path}")
+    return p
+
+
+def _read_labels(path: str) -> np.ndarray:
+    p = _existing_file(path, "--labels")
     try:
         if p.suffix == ".npy":
             y = np.load(p, allow_pickle=False)
@@ -305,9 +310,7 @@ def cmd_verify(args) -> int:
 
 
 def _read_embeddings(path: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise UFMInputError("--embeddings", f"no such file: {path}")
+    p = _existing_file(path, "--embeddings")
     try:
         if p.suffix == ".npy":
             H = np.load(p, allow_pickle=False)

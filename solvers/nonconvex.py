@@ -36,6 +36,7 @@ class StopReason(enum.Enum):
 
 
 METHODS = ("lbfgs", "rgd")
+PRECISIONS = ("auto", "float64", "mixed")
 #: iterations without a 0.1% improvement of a restart's best gradient norm before it stops
 STALL_PATIENCE = 30
 
@@ -63,8 +64,6 @@ class _Progress:
         self.best = gn.minimum(self.best)
         self.since = (self.since + 1) * (~improved)
         return self.since >= STALL_PATIENCE
-
-PRECISIONS = ("auto", "float64", "mixed")
 
 
 def resolve_device(device: str):
@@ -112,6 +111,12 @@ def _backtrack(active, t, trial, sufficient, current):
             break
         t = torch.where(pending, t * 0.3, t)
     return new, pending, t
+
+
+def _reasons(gn, tol, stalled) -> list:
+    return [StopReason.GRADIENT_TOL if float(g) <= tol else
+            (StopReason.STALLED if bool(s) else StopReason.ITERATION_LIMIT)
+            for g, s in zip(gn, stalled, strict=True)]
 
 
 def riemannian_grad(H, egrad):
@@ -203,9 +208,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
         if progress is not None:
             progress(it + 1, int(active.sum()))
     H = _normalise(x.reshape(shape))
-    reasons = [StopReason.GRADIENT_TOL if float(gn[r]) <= tol else
-               (StopReason.STALLED if bool(stalled[r]) else StopReason.ITERATION_LIMIT)
-               for r in range(R)]
+    reasons = _reasons(gn, tol, stalled)
     return H, f, gn, iters, reasons
 
 
@@ -251,9 +254,7 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
         active = active & ~stalled & (gn > tol)
         if progress is not None:
             progress(it + 1, int(active.sum()))
-    reasons = [StopReason.GRADIENT_TOL if float(gn[r]) <= tol else
-               (StopReason.STALLED if bool(stalled[r]) else StopReason.ITERATION_LIMIT)
-               for r in range(R)]
+    reasons = _reasons(gn, tol, stalled)
     return H, f, gn, iters, reasons
 
 
@@ -309,6 +310,7 @@ def optimize(
     bar = _progress_bar(max_iter) if progress else None
     mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
     stages = [torch.float32, torch.float64] if mixed else [torch.float64]
+    total_iters = 0
     for dt in stages:
         H = H.to(dt)
         stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
@@ -316,12 +318,13 @@ def optimize(
             H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar)
         else:
             H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar)
+        total_iters = total_iters + iters.cpu().numpy()
     if bar is not None:
         bar(None, None)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return RestartsResult(
-        H.detach().cpu().numpy(), f.cpu().numpy(), gn.cpu().numpy(), iters.cpu().numpy(), reasons,
+        H.detach().cpu().numpy(), f.cpu().numpy(), gn.cpu().numpy(), total_iters, reasons,
         method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
         {"optimize": time.perf_counter() - t0})
 

@@ -116,13 +116,16 @@ def class_average(G: np.ndarray, counts) -> GroupGram:
     y = np.repeat(np.arange(k), counts)
     E = np.zeros((y.size, k))
     E[np.arange(y.size), y] = 1.0
-    block_sums = E.T @ G @ E
-    diag_sums = np.bincount(y, weights=np.diag(G), minlength=k)
+    return _class_level(E.T @ G @ E, np.bincount(y, weights=np.diag(G), minlength=k), counts)
+
+
+def _class_level(block_sums: np.ndarray, diag_sums: np.ndarray, counts: np.ndarray) -> GroupGram:
+    """Class-level Gram from the sums of G over class blocks and over each class's diagonal."""
+    k = counts.size
     pairs = counts * (counts - 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         within = np.where(counts >= 2, (np.diag(block_sums) - diag_sums) / pairs, 1.0)
-    cross = block_sums / np.outer(counts, counts)
-    return GroupGram(np.ones(k), within, np.zeros(k), cross)
+    return GroupGram(np.ones(k), within, np.zeros(k), block_sums / np.outer(counts, counts))
 
 
 def class_mean_gram_of_embeddings(H: np.ndarray, counts) -> GroupGram:
@@ -132,9 +135,5 @@ def class_mean_gram_of_embeddings(H: np.ndarray, counts) -> GroupGram:
     y = np.repeat(np.arange(k), counts)
     sums = np.zeros((k, H.shape[1]))
     np.add.at(sums, y, H)
-    block_sums = sums @ sums.T
     diag_sums = np.bincount(y, weights=np.einsum("ij,ij->i", H, H), minlength=k)
-    pairs = counts * (counts - 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        within = np.where(counts >= 2, (np.diag(block_sums) - diag_sums) / pairs, 1.0)
-    return GroupGram(np.ones(k), within, np.zeros(k), block_sums / np.outer(counts, counts))
+    return _class_level(sums @ sums.T, diag_sums, counts)

@@ -27,18 +27,3 @@ def logsumexp_log1p(x: np.ndarray, axis: int = -1, where: np.ndarray | None = No
     value = m[..., 0] + np.log1p(tail)
     weights = e / (1.0 + tail)[..., None]
     return value, np.moveaxis(weights, -1, axis)
-
-
-def logsumexp_log1p_torch(x, mask=None):
-    """Torch version of :func:`logsumexp_log1p` along the last axis (value only, differentiable).
-
-    ``mask`` (bool, broadcastable to ``x``) selects the entries that take part.
-    """
-    import torch
-
-    if mask is not None:
-        x = x.masked_fill(~mask, float("-inf"))
-    m, jmax = x.max(dim=-1, keepdim=True)
-    e = torch.exp(x - m)
-    rest = e.scatter(-1, jmax, 0.0)
-    return m.squeeze(-1) + torch.log1p(rest.sum(dim=-1))

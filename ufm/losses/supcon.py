@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ufm.losses.base import Loss, check_reduction
-from ufm.numerics import logsumexp_log1p, logsumexp_log1p_torch
+from ufm.numerics import logsumexp_log1p
 from ufm.structure import GroupGram, Groups
 
 
@@ -84,26 +84,25 @@ class SupCon(Loss):
         return x
 
     @staticmethod
-    def _block_softmax(x, anchors):
-        """max + log1p log-sum-exp of each row and its softmax weights (zero rows off anchors)."""
+    def _block_softmax(x, anchors, weights: bool = True):
+        """max + log1p log-sum-exp of each row and (with ``weights``) its softmax weights,
+        rows off anchors zero. Differentiable (``torch_value`` relies on autograd through it)."""
         import torch
 
         m, jmax = x.max(dim=-1, keepdim=True)
         e = torch.exp(x - m)
         tail = e.scatter(-1, jmax, 0.0).sum(-1)
         per_anchor = torch.where(anchors, m.squeeze(-1) + torch.log1p(tail), torch.zeros_like(tail))
+        if not weights:
+            return per_anchor, None
         return per_anchor, e * (anchors.to(x.dtype) / (1.0 + tail)).unsqueeze(-1)
 
     def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
-        import torch
-
         check_reduction(reduction)
         n = H.shape[-2]
         pbar, _, anchors = self._class_terms(H, counts)
-        off = ~torch.eye(n, dtype=torch.bool, device=H.device)
-        x = (H @ H.transpose(-1, -2) - pbar.unsqueeze(-1)) / tau
-        per_anchor = logsumexp_log1p_torch(x, off)
-        total = torch.where(anchors, per_anchor, torch.zeros_like(per_anchor)).sum(-1)
+        x = self._block_logits(H, pbar, tau, 0, n)
+        total = self._block_softmax(x, anchors, weights=False)[0].sum(-1)
         return total / n if reduction == "mean" else total
 
     def torch_value_and_grad(self, H, counts, tau: float, block: int = 4096):

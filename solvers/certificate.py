@@ -12,7 +12,7 @@ positive semidefinite matrices", SIAM J. Optim. 20(5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.linalg
@@ -32,7 +32,6 @@ class Certificate:
     tol: float
     how: str  # how lambda_min was computed
     residual: float | None = None  # ||S H||_F: first-order (Riemannian gradient) condition
-    extra: dict = field(default_factory=dict)
 
     @property
     def relative_gap_bound(self) -> float:
@@ -44,11 +43,11 @@ class Certificate:
         return d
 
 
-def _decide(value: float, lambda_min: float, n: int, tol: float, how: str, residual=None,
-            extra=None) -> Certificate:
+def _decide(value: float, lambda_min: float, n: int, tol: float, how: str,
+            residual=None) -> Certificate:
     gap = float(n * max(0.0, -lambda_min))
     return Certificate(float(value), float(lambda_min), gap, bool(gap <= tol * abs(value)), tol, how,
-                       None if residual is None else float(residual), extra or {})
+                       None if residual is None else float(residual))
 
 
 def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float):
@@ -77,12 +76,16 @@ def certify_groups(loss, groups: Groups, gram: GroupGram, tau: float, tol: float
     return _decide(value, values[0], groups.n, tol, how)
 
 
-def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL):
-    """Certificate of an explicit n x n Gram matrix (dense eigendecomposition)."""
+def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+                 H: np.ndarray | None = None) -> Certificate:
+    """Certificate of an explicit n x n Gram matrix (dense; smallest eigenvalue of S by LAPACK).
+    With the factor H (G = H H^T) also the residual ||S H||_F."""
     value, g = loss.gram_value_and_grad(G, counts, tau)
     S = g - np.diag(np.einsum("ij,ij->i", g, G))
-    lam_min = np.linalg.eigvalsh(S)[0]
-    return _decide(value, lam_min, G.shape[0], tol, f"dense eigvalsh of the {G.shape[0]}x{G.shape[0]} S")
+    n = G.shape[0]
+    lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
+    residual = None if H is None else np.linalg.norm(S @ H)
+    return _decide(value, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)", residual)
 
 
 #: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
@@ -103,13 +106,7 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
     H = np.asarray(H, dtype=np.float64)
     n = H.shape[0]
     if n <= dense_max_n:
-        G = H @ H.T
-        value, g = loss.gram_value_and_grad(G, counts, tau)
-        lam = np.einsum("ij,ij->i", g, G)
-        S = g - np.diag(lam)
-        lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
-        residual = np.linalg.norm(S @ H)
-        return _decide(value, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)", residual)
+        return certify_gram(loss, H @ H.T, counts, tau, tol, H=H)
     import torch
     from scipy.sparse.linalg import LinearOperator, eigsh
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ufm.errors import UFMInputError
+from ufm.errors import UFMInputError, check_choice
 from ufm.problem import Problem
 
 
@@ -295,10 +295,8 @@ def optimize(
         raise UFMInputError("--dim", f"must be an integer >= 1, got {dim}")
     if int(restarts) != restarts or restarts < 1:
         raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
-    if method not in METHODS:
-        raise UFMInputError("--optimizer", f"unknown method {method!r} ({', '.join(METHODS)})")
-    if precision not in PRECISIONS:
-        raise UFMInputError("--precision", f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+    check_choice(method, METHODS, "--optimizer", "optimizer")
+    check_choice(precision, PRECISIONS, "--precision", "precision")
     dev = resolve_device(device)
     loss, counts, tau, n = problem.loss_fn, problem.counts, problem.tau, problem.n
     tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)

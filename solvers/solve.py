@@ -25,7 +25,7 @@ from solvers.factored import (
 )
 from solvers.lbfgs import StopReason
 from solvers.result import SolveResult, SolveStatus
-from ufm.errors import UFMInputError
+from ufm.errors import UFMInputError, check_choice
 from ufm.geometry import GroupGeometry
 from ufm.problem import Problem
 from ufm.structure import Groups
@@ -40,8 +40,7 @@ CONIC_FALLBACK_MAX_Q = 200
 
 
 def resolve_method(problem: Problem, method: str) -> str:
-    if method not in METHODS:
-        raise UFMInputError("--method", f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    check_choice(method, METHODS, "--method", "method")
     if method == "auto":
         return "orbit" if len(set(problem.counts)) < problem.k else "reduced"
     return method
@@ -86,8 +85,7 @@ def solve(
     """Solve the convex relaxation of ``problem`` and certify the answer."""
     t_start = time.perf_counter()
     method = resolve_method(problem, method)
-    if solver not in SOLVERS:
-        raise UFMInputError("--solver", f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
+    check_choice(solver, SOLVERS, "--solver", "solver")
     if not (np.isfinite(tol) and tol > 0):
         raise UFMInputError("--tol", f"must be a finite number > 0, got {tol}")
     loss = problem.loss_fn

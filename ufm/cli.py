@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.errors import UFMInputError
+from ufm.errors import UFMInputError, check_choice
 from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, Problem, check_tau, parse_counts
 
 EXIT_INPUT = 2
@@ -221,17 +221,10 @@ def cmd_solve(args) -> int:
     from solvers import METHODS, SOLVERS, solve  # lazy: ufm itself never imports solvers
     from solvers.certificate import CERTIFY_TOL
 
-    tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
-    if args.method not in METHODS:
-        raise UFMInputError("--method", f"unknown method {args.method!r} (choose from {', '.join(METHODS)})")
-    if args.solver not in SOLVERS:
-        raise UFMInputError("--solver", f"unknown solver {args.solver!r} (choose from {', '.join(SOLVERS)})")
-    if args.labels is not None:
-        problem = Problem.from_labels(_read_labels(args.labels), tau, args.loss)
-    else:
-        counts = DEFAULT_COUNTS if args.counts is None else parse_counts(args.counts)
-        problem = Problem(counts, tau, args.loss)
+    check_choice(args.method, METHODS, "--method", "method")  # before any work is done
+    check_choice(args.solver, SOLVERS, "--solver", "solver")
+    problem = _problem_from_args(args)
     if args.lift and args.out is None:
         raise UFMInputError("--lift", "needs --out")
     out = _prepare_out(args.out)
@@ -249,6 +242,7 @@ def cmd_solve(args) -> int:
 
 
 def _problem_from_args(args) -> Problem:
+    """The problem named by --counts or --labels, --tau and --loss (the default without them)."""
     tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
     if args.labels is not None and args.counts is not None:
         raise UFMInputError("--labels", "give --counts or --labels, not both")
@@ -276,11 +270,9 @@ def cmd_verify(args) -> int:
     problem = _problem_from_args(args)
     dim = max(problem.k - 1, 1) if args.dim is None else _positive_int(args.dim, "--dim")
     restarts = _positive_int(args.restarts, "--restarts")
-    if args.optimizer not in METHODS:
-        raise UFMInputError("--optimizer", f"unknown optimizer {args.optimizer!r} ({', '.join(METHODS)})")
+    check_choice(args.optimizer, METHODS, "--optimizer", "optimizer")  # before the convex solve
+    check_choice(args.precision, PRECISIONS, "--precision", "precision")
     resolve_device(args.device)
-    if args.precision not in PRECISIONS:
-        raise UFMInputError("--precision", f"unknown precision {args.precision!r} ({', '.join(PRECISIONS)})")
     if args.max_iter < 1:
         raise UFMInputError("--max-iter", f"must be >= 1, got {args.max_iter}")
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")

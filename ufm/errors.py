@@ -14,3 +14,10 @@ class UFMInputError(ValueError):
         self.argument = argument
         self.message = message
         super().__init__(f"{argument}: {message}")
+
+
+def check_choice(value: str, choices, argument: str, what: str) -> str:
+    """``value`` if it is one of ``choices``, else a UFMInputError naming ``argument``."""
+    if value not in choices:
+        raise UFMInputError(argument, f"unknown {what} {value!r} (choose from {', '.join(choices)})")
+    return value

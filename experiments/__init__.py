@@ -1,2 +1,2 @@
-"""Reproducible studies declared as TOML data, run by :func:`experiments.runner.run_study`
-(``ufm run EXPERIMENT``)."""
+"""Reproducible studies declared as TOML data, run by :func:`experiments.runner.run_command`
+(``ufm run EXPERIMENT``); see the module docstring of :mod:`experiments.runner`."""

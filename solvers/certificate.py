@@ -19,40 +19,89 @@ import scipy.linalg
 
 from ufm.structure import GroupGram, Groups, block_spectrum
 
-#: default relative tolerance: certified means gap_bound <= CERTIFY_TOL * |f| (DESIGN section 7)
+#: default tolerance: certified means gap_bound <= CERTIFY_TOL * excess (DESIGN section 5)
 CERTIFY_TOL = 1e-6
+#: safety factor of the round-off estimate of the scaled certificate matrix
+ROUNDOFF_FACTOR = 8.0
 
 
 @dataclass(frozen=True)
 class Certificate:
+    """Global-optimality certificate, decided on the excess f - floor (DESIGN section 5).
+
+    ``lambda_min`` is the smallest eigenvalue of S (of the loss f) and ``gap_bound`` =
+    n max(0, -lambda_min) >= f - f*. Both are computed as excess times the same quantities of
+    log(f - floor), whose S is well scaled at any tau; ``gap_relative_to_excess`` is the bound
+    divided by the excess, which ``certified`` compares with ``tol``. ``roundoff`` estimates
+    float64's error in that ratio: above ``tol`` the answer is unresolved, never certified.
+    """
+
     value: float
+    floor: float
+    excess: float
+    log_excess: float
     lambda_min: float
     gap_bound: float
+    gap_relative_to_excess: float
+    roundoff: float
     certified: bool
+    reason: str | None
     tol: float
     how: str  # how lambda_min was computed
-    residual: float | None = None  # ||S H||_F: first-order (Riemannian gradient) condition
+    residual: float | None = None  # ||S H||_F / excess: first-order (Riemannian) condition
 
     @property
     def relative_gap_bound(self) -> float:
+        """gap_bound / |value| (for reference only; certification uses the excess)."""
         return self.gap_bound / max(abs(self.value), np.finfo(float).tiny)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["relative_gap_bound"] = self.relative_gap_bound
+        d["relative_gap_bound"] = float(self.relative_gap_bound)
+        if not np.isfinite(self.log_excess):  # excess exactly 0: JSON has no -inf
+            d["log_excess"] = None
         return d
 
 
-def _decide(value: float, lambda_min: float, n: int, tol: float, how: str,
-            residual=None) -> Certificate:
-    gap = float(n * max(0.0, -lambda_min))
-    return Certificate(float(value), float(lambda_min), gap, bool(gap <= tol * abs(value)), tol, how,
-                       None if residual is None else float(residual))
+def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
+           how: str, scale: float, tau: float, residual=None) -> Certificate:
+    """Certificate from the smallest eigenvalue of the scaled S (that of log(f - floor)).
+
+    ``scale`` bounds the absolute row sums of the scaled S: float64 round-off in its entries
+    is about eps (1 + 2 / tau) times that (the exponents carry D / tau), and in the gap
+    relative to the excess n times as much.
+    """
+    excess = float(np.exp(log_excess))
+    rel = float(n * max(0.0, -scaled_lambda_min))
+    eps = np.finfo(float).eps
+    roundoff = float(ROUNDOFF_FACTOR * n * eps * (1.0 + 2.0 / tau) * scale)
+    if not np.isfinite(log_excess):
+        certified, reason, rel, roundoff = True, None, 0.0, 0.0
+        how += "; the value equals the floor, a lower bound: optimal"
+    elif not (np.isfinite(rel) and np.isfinite(roundoff)):
+        certified, reason = False, "unresolved: the certificate matrix overflowed float64"
+    elif roundoff > tol:
+        certified = False
+        reason = (f"unresolved: float64 round-off in the certificate (~{roundoff:.1e} of the excess) "
+                  f"exceeds tol {tol:g}")
+    elif rel <= tol:
+        certified, reason = True, None
+    else:
+        certified = False
+        reason = f"gap bound is {rel:.2e} times the excess, above tol {tol:g}"
+    return Certificate(float(floor + excess), float(floor), excess, float(log_excess),
+                       float(scaled_lambda_min * excess), float(rel * excess), rel, roundoff,
+                       bool(certified), reason, tol, how, None if residual is None else float(residual))
 
 
-def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float):
-    """``(f, S)`` at a group-symmetric G, S in group-symmetric form (it inherits G's symmetry)."""
-    value, g = loss.group_value_and_grad(groups, gram, tau)
+def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float,
+                             dist: GroupGram | None = None):
+    """``(log_excess, S)`` at a group-symmetric G: S of log(f - floor), in group-symmetric form
+    (it inherits G's symmetry). ``dist`` = 1 - G to full precision, if the caller has it."""
+    from ufm.losses.supcon import distances_of
+
+    dist = distances_of(gram) if dist is None else dist
+    lex, g = loss.group_log_excess(groups, dist, tau)
     n_g, k_g = groups.count.astype(float), groups.size.astype(float)
     cross_off = g.cross * gram.cross
     np.fill_diagonal(cross_off, 0.0)
@@ -62,30 +111,47 @@ def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float):
         + np.where(groups.size >= 2, (k_g - 1) * n_g * g.same * gram.same, 0.0)
         + cross_off @ (k_g * n_g)
     )
-    return value, GroupGram(g.diag - lam, g.within, g.same, g.cross)
+    return lex, GroupGram(g.diag - lam, g.within, g.same, g.cross)
 
 
-def certify_groups(loss, groups: Groups, gram: GroupGram, tau: float, tol: float = CERTIFY_TOL):
+def _group_row_scale(groups: Groups, S: GroupGram) -> float:
+    """max over rows of sum_l |S_il| for a group-symmetric S."""
+    n_g, k_g = groups.count.astype(float), groups.size.astype(float)
+    cross = np.abs(S.cross)
+    np.fill_diagonal(cross, 0.0)
+    rows = (np.abs(S.diag) + (n_g - 1) * np.abs(S.within) + (k_g - 1) * n_g * np.abs(S.same)
+            + cross @ (k_g * n_g))
+    return float(rows.max())
+
+
+def certify_groups(loss, groups: Groups, gram: GroupGram, tau: float, tol: float = CERTIFY_TOL,
+                   dist: GroupGram | None = None):
     """Certificate of a group-symmetric G for the full n x n relaxation, in O(q^3) for any n.
 
     S inherits the symmetry of G, so its spectrum follows from :func:`block_spectrum`.
     """
-    value, S = group_certificate_matrix(loss, groups, gram, tau)
+    lex, S = group_certificate_matrix(loss, groups, gram, tau, dist)
     values, _ = block_spectrum(groups, S)
     how = f"dense eigendecomposition of the {groups.q}x{groups.q} group-level block (exact)"
-    return _decide(value, values[0], groups.n, tol, how)
+    floor = loss.floor(np.repeat(groups.count, groups.size))
+    return decide(floor, lex, values[0], groups.n, tol, how, _group_row_scale(groups, S), tau)
 
 
 def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
                  H: np.ndarray | None = None) -> Certificate:
     """Certificate of an explicit n x n Gram matrix (dense; smallest eigenvalue of S by LAPACK).
-    With the factor H (G = H H^T) also the residual ||S H||_F."""
-    value, g = loss.gram_value_and_grad(G, counts, tau)
+    With the factor H (G = H H^T) distances come from H to full precision, and the residual
+    ||S H||_F is reported."""
+    D = 1.0 - G if H is None else loss.distances(H, counts)
+    lex, Ft = loss.dense_log_excess(D, counts, tau)
+    g = 0.5 * (Ft + Ft.T)
     S = g - np.diag(np.einsum("ij,ij->i", g, G))
     n = G.shape[0]
     lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
     residual = None if H is None else np.linalg.norm(S @ H)
-    return _decide(value, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)", residual)
+    scale = float(np.abs(S).sum(axis=1).max())
+    return decide(loss.floor(counts), lex, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)",
+                  scale, tau, residual)
 
 
 #: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
@@ -95,13 +161,14 @@ DENSE_MAX_N = 3000
 def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
                        dense_max_n: int = DENSE_MAX_N, block: int = 2048,
                        lanczos_tol: float = 1e-10, device: str = "cpu",
-                       cache_bytes: float = 2e9) -> Certificate:
+                       memory_budget: float = 2e9, progress=None) -> Certificate:
     """Certificate of unit embeddings H (n, d), samples ordered by class.
 
     Dense eigendecomposition of S up to ``dense_max_n``. Beyond, matrix-free in float64 on
-    ``device`` (torch): S is applied block by block from H, never n x n in memory unless the
-    gradient's blocks fit in ``cache_bytes`` (then they are kept between products), and
-    lambda_min is found by Lanczos (scipy eigsh, 'SA').
+    ``device`` (torch): S is applied block by block from H and is never held n x n unless
+    its blocks fit in ``memory_budget`` bytes (then they are kept between products);
+    lambda_min is found by Lanczos (scipy eigsh, 'SA'). ``progress(message)`` receives a line
+    per pass over the blocks.
     """
     H = np.asarray(H, dtype=np.float64)
     n = H.shape[0]
@@ -111,35 +178,42 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
-    keep = n * n * 8 <= cache_bytes
+    lex, blocks = loss.scaled_gradient_blocks(Ht, counts, tau, block)
+    keep = n * n * 8 <= memory_budget
     cached = []
-    value = 0.0
     lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
-    for start, stop, v, F in loss.gradient_blocks(Ht, counts, tau, block):
+    absrow = torch.zeros(n, dtype=torch.float64, device=Ht.device)
+    for start, stop, F in blocks():
         FG = F * (Ht[start:stop] @ Ht.T)
-        value += v
         lam[start:stop] += 0.5 * FG.sum(1)
         lam += 0.5 * FG.sum(0)
+        absrow[start:stop] += 0.5 * F.abs().sum(1)
+        absrow += 0.5 * F.abs().sum(0)
         if keep:
             cached.append((start, stop, F))
-
-    def blocks():
-        return cached if keep else ((a, b, F) for a, b, _, F in loss.gradient_blocks(Ht, counts, tau, block))
+    scale = float((absrow + lam.abs()).max())
+    passes = [0]
 
     def apply_s(V):
         Vt = torch.as_tensor(np.asarray(V).reshape(n, -1), dtype=torch.float64, device=Ht.device)
         out = -lam[:, None] * Vt
-        for start, stop, F in blocks():
+        for start, stop, F in (cached if keep else blocks()):
             out[start:stop] += 0.5 * (F @ Vt)
             out += 0.5 * (F.T @ Vt[start:stop])
+        passes[0] += 1
+        if progress is not None and (not keep or passes[0] % 20 == 0):
+            progress(f"certificate: product {passes[0]} with S (n = {n}"
+                     + (", blocks in memory)" if keep else ", blocks recomputed)"))
         return out.cpu().numpy()
 
     op = LinearOperator((n, n), matvec=apply_s, matmat=apply_s, dtype=np.float64)
     w = eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False)
     residual = np.linalg.norm(apply_s(H))
     how = (f"matrix-free Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g}) on {Ht.device}, S applied "
-           f"in row blocks of {block}" + (" (blocks kept in memory)" if keep else ""))
-    return _decide(value, float(w.min()), n, tol, how, residual)
+           f"in row blocks of {block}, {passes[0]} products"
+           + (" (blocks kept in memory)" if keep else f" (blocks recomputed: S needs "
+              f"{n * n * 8 / 1e9:.1f} GB > budget {memory_budget / 1e9:.1f} GB)"))
+    return decide(loss.floor(counts), lex, float(w.min()), n, tol, how, scale, tau, residual)
 
 
 def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,

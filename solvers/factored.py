@@ -11,9 +11,10 @@ z_g = (x_g, s_g, t_g) in R^(r+2) (DESIGN section 4):
   (within_g = |x_g|^2 + s_g^2 - t_g^2 / (n_g - 1)); class-mean norm^2 is 1 - t_g^2.
 
 z_g = y_g / |y_g| is optimised by L-BFGS over free y (the h = v/|v| parametrisation of
-DESIGN section 7). The loss is minimised relative to its constant part (``excess=True``) and
-scaled to 1 at the start, so the geometry is resolved even at small tau, where the loss is
-a large constant plus a part of order exp(-1/tau).
+DESIGN section 7). The objective is log(f - floor), the log of the excess over the loss's
+floor, with distances 1 - G taken from the factors without cancellation, so the geometry is
+resolved at any tau (at tau = 0.001 the excess is about exp(-1500), far below float64's
+range, while its log is an ordinary number).
 
 Collapse is never assumed: the first phase holds t = 0 (collapsed classes), then the exact
 certificate of the full problem is checked, and any group whose within-class block shows a
@@ -44,6 +45,18 @@ def gram_from_factors(groups: Groups, Z: np.ndarray) -> GroupGram:
         within = np.where(groups.count >= 2, p + s**2 - t**2 / (n_g - 1), 1.0)
         same = np.where(groups.size >= 2, p - s**2 / (k_g - 1), 0.0)
     return GroupGram(p + s**2 + t**2, within, same, P)
+
+
+def distances_from_factors(groups: Groups, Z: np.ndarray) -> GroupGram:
+    """1 - G entries of :func:`gram_from_factors`, without cancellation: inside a class
+    1 - within_g = t_g^2 n_g / (n_g - 1), between classes of a group 1 - same_g =
+    t_g^2 + s_g^2 k_g / (k_g - 1) (exact 0 at collapse, where 1 - G is round-off)."""
+    X, s, t = Z[:, :-2], Z[:, -2], Z[:, -1]
+    n_g, k_g = groups.count.astype(float), groups.size.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        within = np.where(groups.count >= 2, t**2 * n_g / (n_g - 1), 0.0)
+        same = np.where(groups.size >= 2, t**2 + s**2 * k_g / (k_g - 1), 0.0)
+    return GroupGram(np.zeros(groups.q), within, same, 1.0 - X @ X.T)
 
 
 def factors_from_gram(groups: Groups, gram: GroupGram, r: int | None = None) -> np.ndarray:
@@ -81,7 +94,8 @@ def initial_factors(groups: Groups, seed: int = 0) -> np.ndarray:
 
 
 class _Objective:
-    """f(z(y)) / scale and its gradient in y; ``free`` masks the optimised entries of y.
+    """log(f - floor)(z(y)) / scale and its gradient in y; ``free`` masks the optimised
+    entries of y.
 
     Also keeps a diagonal preconditioner per row of y: absolute row sums of the Hessian's
     main block 2 Gamma (Gamma = gradient of f in the group-mean Gram), over |y_g|^2.
@@ -102,8 +116,7 @@ class _Objective:
         norms = np.linalg.norm(Y, axis=1)
         Z = Y / norms[:, None]
         X, s, t = Z[:, :-2], Z[:, -2], Z[:, -1]
-        value, g = self.loss.group_value_and_grad(
-            groups, gram_from_factors(groups, Z), self.tau, excess=True)
+        value, g = self.loss.group_log_excess(groups, distances_from_factors(groups, Z), self.tau)
         d_within = self.mult_within * g.within
         d_same = self.mult_same * g.same
         Gam = np.outer(self.w, self.w) * g.cross

@@ -10,13 +10,16 @@ gives the same end points as the same restarts run one by one:
   reaches a gap of 1e-16 at n = 2000 in seconds in float64).
 
 Written here rather than with torch.optim.LBFGS or geoopt because both take one step size for
-all parameters: batching restarts would couple their line searches and stopping. Stops on the
-Riemannian gradient norm (Frobenius, of the loss as a sum over anchors) <= tol, or at the
-iteration cap; the reason is a :class:`StopReason` per restart.
+all parameters: batching restarts would couple their line searches and stopping. The objective
+is log(f - floor), the log of the loss's excess over its floor (full relative precision at
+any tau; the loss itself is floor + exp of it). Stops on its Riemannian gradient norm
+(Frobenius) <= tol, or at the iteration cap; the reason is a :class:`StopReason` per restart.
+Dimension 1 is refused: the sphere is {-1, +1}, where no gradient method can move.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
 import time
@@ -30,8 +33,8 @@ from ufm.problem import Problem
 
 class StopReason(enum.Enum):
     GRADIENT_TOL = "gradient_tolerance"
-    STALLED = "stalled"  # at working precision: no step decreases f, or the gradient norm has
-    # not improved for STALL_PATIENCE iterations
+    STALLED = "stalled"  # at working precision: no step decreases f, or neither f nor the
+    # gradient norm has improved for STALL_PATIENCE iterations
     ITERATION_LIMIT = "iteration_limit"
 
 
@@ -49,6 +52,7 @@ class _Progress:
         import torch
 
         self.best = gn.clone()
+        self.best_f = f.clone()
         self.since = torch.zeros_like(gn, dtype=torch.long)
         self.fuzz_scale = 8 * torch.finfo(f.dtype).eps
 
@@ -59,9 +63,12 @@ class _Progress:
 
         return torch.isfinite(f_new) & (f_new <= f - decrease + self.fuzz_scale * f.abs())
 
-    def stalled(self, gn):
-        improved = gn < 0.999 * self.best
+    def stalled(self, gn, f):
+        """True where neither the objective (by more than round-off) nor the gradient norm
+        (by 0.1%) has improved for STALL_PATIENCE iterations."""
+        improved = (gn < 0.999 * self.best) | (f < self.best_f - 1e3 * self.fuzz_scale * (1 + f.abs()))
         self.best = gn.minimum(self.best)
+        self.best_f = f.minimum(self.best_f)
         self.since = (self.since + 1) * (~improved)
         return self.since >= STALL_PATIENCE
 
@@ -83,8 +90,9 @@ class RestartsResult:
     """End points of R restarts (float64 numpy on the host) and how each one stopped."""
 
     H: np.ndarray  # (R, n, d) unit rows
-    values: np.ndarray  # (R,)
-    grad_norms: np.ndarray  # (R,) Riemannian gradient norms
+    values: np.ndarray  # (R,) loss values, floor + excess
+    log_excess: np.ndarray  # (R,) log(f - floor), the objective
+    grad_norms: np.ndarray  # (R,) Riemannian gradient norms of log(f - floor)
     iterations: np.ndarray  # (R,)
     reasons: list
     method: str
@@ -125,12 +133,64 @@ def riemannian_grad(H, egrad):
 
 
 def _loss_and_grads(loss, counts, tau, H):
-    """values (R,), Euclidean gradient in H (R, n, d)."""
-    return loss.torch_value_and_grad(H.detach(), counts, tau)
+    """log(f - floor) (R,) and its Euclidean gradient in H (R, n, d): the accurate form, in
+    which small tau (0.02-0.05) still resolves and certifies the optimum (DESIGN section 5)."""
+    return loss.torch_log_excess_and_grad(H.detach(), counts, tau)
 
 
 def _normalise(V):
     return V / V.norm(dim=-1, keepdim=True)
+
+
+#: a class whose samples all lie within this distance of their mean direction is snapped onto it
+SNAP_TOL = 1e-2
+
+
+def _collapse_snapper(counts, shape, evaluate):
+    """Collapse snapping, a descent step for small tau: once every sample of a class lies within
+    SNAP_TOL of the class's mean direction, all of them are set to that direction (bitwise
+    equal rows), kept only where log(f - floor) does not increase.
+
+    At small tau any spread of a class (even float64 round-off of unit vectors, 1e-16) dominates
+    the excess, whose minimisers are collapsed (DESIGN section 5): without the snap a gradient
+    method spends its iterations on round-off spread instead of the class geometry.
+    Returns ``snap(x, f, g, gn, active) -> (x, f, g, gn, snapped)`` over flat points x = V.
+    """
+    import torch
+
+    R, n, d = shape
+    c = np.asarray(counts)
+    y_np = np.repeat(np.arange(c.size), c)
+    cache = {}
+
+    def snap(x, f, g, gn, active):
+        dev = x.device
+        if dev not in cache:
+            cache[dev] = (torch.as_tensor(y_np, device=dev), torch.as_tensor(c >= 2, device=dev))
+        y, multi = cache[dev]
+        H = _normalise(x.reshape(shape))
+        sums = torch.zeros((R, c.size, d), dtype=H.dtype, device=dev).index_add(1, y, H)
+        ref = _normalise(sums).index_select(1, y)
+        spread = (H - ref).norm(dim=-1)
+        worst = torch.zeros((R, c.size), dtype=H.dtype, device=dev).scatter_reduce(
+            1, y.expand(R, n), spread, reduce="amax", include_self=True)
+        loose = torch.zeros((R, c.size), dtype=torch.bool, device=dev).scatter_reduce(
+            1, y.expand(R, n), (H != ref).any(-1), reduce="amax", include_self=False)
+        candidate = (worst < SNAP_TOL) & multi & loose & active[:, None]
+        rows = candidate.any(1)
+        none = torch.zeros(R, dtype=torch.bool, device=dev)
+        if not bool(rows.any()):
+            return x, f, g, gn, none
+        Hs = torch.where(candidate.index_select(1, y).unsqueeze(-1), ref, H)
+        fs, gs, gns = evaluate(Hs.reshape(R, -1))
+        ok = rows & (fs <= f)
+        if not bool(ok.any()):
+            return x, f, g, gn, none
+        keep = ok[:, None]
+        return (torch.where(keep, Hs.reshape(R, -1), x), torch.where(ok, fs, f),
+                torch.where(keep, gs, g), torch.where(ok, gns, gn), ok)
+
+    return snap
 
 
 def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
@@ -149,6 +209,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
 
     x = H0.reshape(R, -1).clone()
     f, g, gn = evaluate(x.reshape(shape))
+    snap = _collapse_snapper(counts, shape, lambda x: evaluate(x.reshape(shape)))
     S = torch.zeros((memory, R, x.shape[1]), dtype=x.dtype, device=x.device)
     Y = torch.zeros_like(S)
     rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
@@ -157,6 +218,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
     stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
     iters = torch.zeros(R, dtype=torch.long, device=x.device)
     track = _Progress(f, gn)
+    fresh = torch.ones(R, dtype=torch.bool, device=x.device)  # no curvature information yet
     slot = 0
     for it in range(max_iter):
         if not bool(active.any()):
@@ -179,7 +241,8 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
             d[bad] = -gamma[bad, None] * g[bad]
             rho[:, bad] = 0.0
             slope = (g * d).sum(1)
-        first = iters == 0
+        first = fresh.clone()
+        fresh[:] = False
         if bool(first.any()):  # cautious first step: move each row by at most 0.1
             scale = 0.1 / d.abs().amax(1).clamp_min(1e-300)
             d[first] = d[first] * torch.minimum(scale[first], torch.ones_like(scale[first]))[:, None]
@@ -202,8 +265,15 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
         gamma = torch.where(store, sy / (y_vec * y_vec).sum(1).clamp_min(1e-300), gamma)
         slot = (slot + 1) % memory
         x, f, g, gn = x_new, f_new, g_new, gn_new
+        x, f, g, gn, snapped = snap(x, f, g, gn, active)
+        if bool(snapped.any()):  # curvature pairs of the spread phase are stale: start afresh
+            S[:, snapped] = 0.0
+            Y[:, snapped] = 0.0
+            rho[:, snapped] = 0.0
+            gamma[snapped] = 1.0
+            fresh |= snapped
         iters += moved.long()
-        stalled |= active & track.stalled(gn)
+        stalled |= active & track.stalled(gn, f)
         active = active & ~stalled & (gn > tol)
         if progress is not None:
             progress(it + 1, int(active.sum()))
@@ -250,12 +320,31 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
         H, f, rg = H_new, f_new, rg_new
         gn = rg.flatten(1).norm(dim=1)
         iters += moved.long()
-        stalled |= active & track.stalled(gn)
+        stalled |= active & track.stalled(gn, f)
         active = active & ~stalled & (gn > tol)
         if progress is not None:
             progress(it + 1, int(active.sum()))
     reasons = _reasons(gn, tol, stalled)
     return H, f, gn, iters, reasons
+
+
+#: below this many multiply-adds per product, torch on the CPU runs on one thread
+SMALL_WORK = 1 << 24
+
+
+@contextlib.contextmanager
+def cpu_threads_for(work: int, device):
+    """One intra-op thread for small CPU problems: on the 2-core machine a batched float64
+    matmul of shape (4, 15, 2) took 8 ms on two threads and 35 us on one (thread wake-ups)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if getattr(device, "type", str(device)) == "cpu" and work < SMALL_WORK:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def random_start(R: int, n: int, d: int, seed: int, dtype, device):
@@ -287,12 +376,16 @@ def optimize(
     ``precision``: "float64"; "mixed" (float32 to a gradient norm of 1e-3 sqrt(n), then a
     float64 polish from its end points: about 2x faster on the CPU at n >= 1000); "auto"
     (mixed on CUDA, float64 on the CPU). End points are always float64.
-    ``tol`` bounds the Riemannian gradient's Frobenius norm; default 1e-8 sqrt(n).
+    ``tol`` bounds the Frobenius norm of the Riemannian gradient of log(f - floor); default
+    1e-8 sqrt(n).
     """
     import torch
 
     if int(dim) != dim or dim < 1:
-        raise UFMInputError("--dim", f"must be an integer >= 1, got {dim}")
+        raise UFMInputError("--dim", f"must be an integer >= 2, got {dim}")
+    if dim == 1:
+        raise UFMInputError("--dim", "1 is not supported: the unit sphere in one dimension is "
+                            "{-1, +1}, where gradient methods cannot move; use --dim >= 2")
     if int(restarts) != restarts or restarts < 1:
         raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
     check_choice(method, METHODS, "--optimizer", "optimizer")
@@ -309,20 +402,23 @@ def optimize(
     mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
     stages = [torch.float32, torch.float64] if mixed else [torch.float64]
     total_iters = 0
-    for dt in stages:
-        H = H.to(dt)
-        stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
-        if method == "lbfgs":
-            H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar)
-        else:
-            H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar)
-        total_iters = total_iters + iters.cpu().numpy()
+    with cpu_threads_for(restarts * n * n * dim, dev):
+        for dt in stages:
+            H = H.to(dt)
+            stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
+            if method == "lbfgs":
+                H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar)
+            else:
+                H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar)
+            total_iters = total_iters + iters.cpu().numpy()
     if bar is not None:
         bar(None, None)
     if dev.type == "cuda":
         torch.cuda.synchronize()
+    lex = f.double().cpu().numpy()
     return RestartsResult(
-        H.detach().cpu().numpy(), f.cpu().numpy(), gn.cpu().numpy(), total_iters, reasons,
+        H.detach().cpu().numpy(), loss.floor(counts) + np.exp(lex), lex, gn.cpu().numpy(),
+        total_iters, reasons,
         method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
         {"optimize": time.perf_counter() - t0})
 

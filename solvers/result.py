@@ -16,6 +16,7 @@ class SolveStatus(enum.Enum):
     """Why the solver stopped."""
 
     CONVERGED = "converged"  # stopping tolerance met
+    DEGENERATE = "degenerate"  # nothing to optimise: the value is the floor
     STALLED = "stalled"  # no further progress at float64 precision (line search failed)
     ITERATION_LIMIT = "iteration_limit"
     INACCURATE = "inaccurate"  # the conic solver reported an inaccurate solution
@@ -31,16 +32,17 @@ class SolveResult:
     """
 
     problem: Problem
-    method: str  # "full" | "reduced" | "orbit"
-    solver: str  # "factored" | "clarabel" | "scs"
+    method: str  # "full" | "reduced" | "orbit" | "none" (degenerate)
+    solver: str  # "factored" | "clarabel" | "scs" | "none"
     status: SolveStatus
     value: float  # f at the returned geometry, float64
-    geometry: GroupGeometry
+    geometry: GroupGeometry | None  # None for a degenerate problem
     certificate: Certificate
     iterations: int
     timings: dict = field(default_factory=dict)
     solver_value: float | None = None  # value reported by a conic solver, before polishing
     notes: list = field(default_factory=list)
+    degenerate: str | None = None  # why there is no geometry to optimise (value = floor)
 
     # geometry shortcuts --------------------------------------------------------------
     @property
@@ -65,6 +67,17 @@ class SolveResult:
     def to_dict(self, max_classes: int = 500) -> dict:
         p = self.problem
         k = p.k
+        cert = self.certificate
+        if self.geometry is None:
+            return {
+                "loss": p.loss, "counts": list(p.counts), "tau": p.tau, "method": self.method,
+                "solver": self.solver, "status": self.status.value, "degenerate": self.degenerate,
+                "optimal_value": self.value, "floor": cert.floor, "excess": cert.excess,
+                "class_gram": None, "class_mean_norms": None, "rank": None, "collapsed": None,
+                "certificate": cert.to_dict(), "iterations": 0, "solver_value": None,
+                "time_s": self.timings.get("total", float("nan")), "timings": self.timings,
+                "notes": list(self.notes),
+            }
         return {
             "loss": p.loss,
             "counts": list(p.counts),
@@ -73,6 +86,10 @@ class SolveResult:
             "solver": self.solver,
             "status": self.status.value,
             "optimal_value": self.value,
+            "floor": cert.floor,
+            "excess": cert.excess,
+            "log_excess": cert.log_excess,
+            "degenerate": None,
             "class_gram": self.class_gram().tolist() if k <= max_classes else None,
             "class_mean_norms": self.class_mean_norms().tolist(),
             "rank": self.rank,

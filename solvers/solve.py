@@ -15,9 +15,16 @@ import time
 
 import numpy as np
 
-from solvers.certificate import CERTIFY_TOL, Certificate, certify_groups, group_certificate_matrix
+from solvers.certificate import (
+    CERTIFY_TOL,
+    Certificate,
+    certify_groups,
+    decide,
+    group_certificate_matrix,
+)
 from solvers.convex import CONIC_SOLVERS, class_average, solve_full, solve_groups
 from solvers.factored import (
+    distances_from_factors,
     factors_from_gram,
     gram_from_factors,
     initial_factors,
@@ -55,9 +62,10 @@ def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
         iterations += run.iterations
         seconds += run.seconds
         gram = gram_from_factors(groups, run.Z)
-        value, S = group_certificate_matrix(loss, groups, gram, tau)
-        within_eig = S.diag - S.within
-        slack = 1e-2 * tol * max(abs(value), 1e-300) / groups.n
+        dist = distances_from_factors(groups, run.Z)
+        _, S = group_certificate_matrix(loss, groups, gram, tau, dist)
+        within_eig = S.diag - S.within  # of the scaled S (gradient of log(f - floor))
+        slack = 1e-2 * tol / groups.n
         newly = (groups.count >= 2) & ~release & (within_eig < -slack)
         if not newly.any():
             break
@@ -71,7 +79,7 @@ def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
         StopReason.LINE_SEARCH: SolveStatus.STALLED,
         StopReason.ITERATION_LIMIT: SolveStatus.ITERATION_LIMIT,
     }[run.reason]
-    return gram, status, iterations, seconds
+    return gram, dist, status, iterations, seconds
 
 
 def solve(
@@ -98,6 +106,9 @@ def solve(
     if method == "full" and problem.n > FULL_MAX_N[solver]:
         raise UFMInputError("--method", f"full program with {solver} refused for n = {problem.n} > "
                             f"{FULL_MAX_N[solver]} (memory): use reduced or orbit, which are exact")
+    reason = loss.degenerate(problem.counts)
+    if reason is not None:
+        return _degenerate(problem, loss, reason, tol, t_start)
     groups = Groups.orbits(problem.counts) if method == "orbit" else Groups.per_class(problem.counts)
     tau = problem.tau
     timings: dict[str, float] = {}
@@ -128,12 +139,12 @@ def solve(
         notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
     timings["setup"] = time.perf_counter() - t0 - timings.get("conic", 0.0)
 
-    gram, status, its, secs = _polish(loss, groups, tau, Z0, tol, max_iter)
+    gram, dist, status, its, secs = _polish(loss, groups, tau, Z0, tol, max_iter)
     iterations += its
     timings["factored"] = secs
 
     t0 = time.perf_counter()
-    cert = certify_groups(loss, groups, gram, tau, tol)
+    cert = certify_groups(loss, groups, gram, tau, tol, dist)
     timings["certify"] = time.perf_counter() - t0
 
     if not cert.certified and solver == "factored" and groups.q <= CONIC_FALLBACK_MAX_Q:
@@ -147,6 +158,16 @@ def solve(
     timings["total"] = time.perf_counter() - t_start
     return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations,
                        timings, solver_value, notes)
+
+
+def _degenerate(problem: Problem, loss, reason: str, tol: float, t_start: float) -> SolveResult:
+    """A problem with no geometry to optimise: its optimal value is the floor, reached (k = 1)
+    by collapse or (no positives) by every geometry; reported, not solved."""
+    floor = loss.floor(problem.counts)
+    cert = decide(floor, -np.inf, 0.0, problem.n, tol, "no program solved: " + reason, 0.0, problem.tau)
+    timings = {"total": time.perf_counter() - t_start}
+    return SolveResult(problem, "none", "none", SolveStatus.DEGENERATE, floor, None, cert, 0, timings,
+                       None, [reason], degenerate=reason)
 
 
 __all__ = ["solve", "METHODS", "SOLVERS", "Certificate"]

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from solvers.certificate import CERTIFY_TOL, Certificate, certify_collapsed, certify_embeddings
-from solvers.nonconvex import RestartsResult, optimize
+from solvers.nonconvex import RestartsResult, StopReason, optimize
 from solvers.result import SolveResult
 from solvers.solve import solve
 from ufm import metrics
+from ufm.errors import UFMInputError
 from ufm.problem import Problem
 
 #: two end points are the same minimum if their Gram distance is below this
@@ -21,30 +22,46 @@ SAME_POINT_TOL = 1e-3
 HESSIAN_MAX_COORDS = 600
 
 
-def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float) -> float:
-    """Smallest eigenvalue of the Riemannian Hessian on the product of spheres at H,
-    Hess f[xi]_i = P_i(nabla^2 f[xi])_i - <h_i, egrad_i> xi_i (Absil et al. 2008, 5.5),
-    over the tangent space with the directions of global rotations, xi = H A for skew A
-    (zero modes of every rotation-invariant loss), projected out."""
+def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float, step: float = 1e-5) -> float:
+    """Smallest eigenvalue of :func:`riemannian_hessian_extremes`."""
+    return riemannian_hessian_extremes(loss, H, counts, tau, step)[0]
+
+
+def riemannian_hessian_extremes(loss, H: np.ndarray, counts, tau: float, step: float = 1e-5):
+    """Smallest eigenvalue and largest |eigenvalue| of the Riemannian Hessian of
+    log(f - floor) on the product of spheres at H (at a critical point: the Hessian of f divided
+    by the excess, so the same signs, well scaled at any tau), over the tangent space with the
+    directions of global rotations, xi = H A for skew A (zero modes of every rotation-invariant
+    loss), projected out.
+
+    Hess[xi] = P_H(D grad(H)[xi]) (Absil, Mahony & Sepulchre 2008, 5.5), here by central
+    differences of the accurate Riemannian gradient along an orthonormal tangent basis, with
+    the retraction h <- h / |h| (error O(step^2)).
+    """
     import torch
 
     n, d = H.shape
-    Ht = torch.tensor(H, dtype=torch.float64)
 
-    def f(x):
-        return loss.torch_value(x.reshape(n, d), counts, tau)
+    def rgrad(X):
+        Xt = torch.tensor(X, dtype=torch.float64)
+        _, eg = loss.torch_log_excess_and_grad(Xt, counts, tau)
+        eg = eg.numpy()
+        return eg - np.einsum("ij,ij->i", eg, X)[:, None] * X
 
-    hess = torch.autograd.functional.hessian(f, Ht.reshape(-1)).numpy()
-    x = Ht.clone().requires_grad_(True)
-    (eg,) = torch.autograd.grad(loss.torch_value(x, counts, tau), x)
-    eg = eg.numpy()
     # orthonormal tangent basis per row: the last d-1 columns of a QR of [h_i, I]
     basis = np.zeros((n * d, n * (d - 1)))
     for i in range(n):
         Q, _ = np.linalg.qr(np.column_stack([H[i], np.eye(d)]))
         basis[i * d:(i + 1) * d, i * (d - 1):(i + 1) * (d - 1)] = Q[:, 1:d]
-    curvature = np.repeat(np.einsum("ij,ij->i", H, eg), d)
-    M = basis.T @ (hess - np.diag(curvature)) @ basis
+    cols = []
+    for j in range(basis.shape[1]):
+        xi = basis[:, j].reshape(n, d)
+        plus, minus = H + step * xi, H - step * xi
+        plus /= np.linalg.norm(plus, axis=1, keepdims=True)
+        minus /= np.linalg.norm(minus, axis=1, keepdims=True)
+        diff = (rgrad(plus) - rgrad(minus)) / (2 * step)
+        cols.append(diff.ravel() - np.repeat(np.einsum("ij,ij->i", diff, H), d) * H.ravel())
+    M = basis.T @ np.column_stack(cols)
     rotations = []
     for a in range(d):
         for b in range(a + 1, d):
@@ -57,8 +74,9 @@ def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float) -> float:
         C = U[:, rank:]  # orthonormal complement of the rotation directions
         M = C.T @ M @ C
     if M.size == 0:
-        return 0.0
-    return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
+        return 0.0, 0.0
+    w = np.linalg.eigvalsh(0.5 * (M + M.T))
+    return float(w[0]), float(np.abs(w).max())
 
 
 def cluster(points: list[np.ndarray], tol: float = SAME_POINT_TOL) -> np.ndarray:
@@ -75,11 +93,16 @@ def cluster(points: list[np.ndarray], tol: float = SAME_POINT_TOL) -> np.ndarray
     return np.array(ids)
 
 
+#: an end point is a saddle if its Hessian's smallest eigenvalue is below -this x the largest |.|
+SADDLE_REL_TOL = 1e-6
+
+
 @dataclass
 class RestartReport:
     value: float
-    gap: float  # value - optimal value of the relaxation (>= 0 up to round-off)
-    rel_gap: float
+    excess: float  # value - floor, full relative precision
+    gap: float  # excess - optimal excess (= value - optimal value), >= 0 up to round-off
+    rel_gap: float  # gap / optimal excess
     gram_distance: float
     procrustes_distance: float | None
     class_gram_difference: float
@@ -87,23 +110,39 @@ class RestartReport:
     certificate: Certificate
     stop_reason: str
     iterations: int
-    cluster: int
-    hessian_min: float | None = None
+    cluster: int | None  # None for end points that did not converge
+    hessian: tuple | None = None  # (smallest eigenvalue, largest |eigenvalue|)
     class_certificate: Certificate | None = None  # exact class-level one, when H is collapsed
+
+    @property
+    def converged(self) -> bool:
+        """Stopped on the gradient tolerance, or certified (an end point at the iteration limit
+        or stalled is not called a minimum)."""
+        return self.stop_reason == StopReason.GRADIENT_TOL.value or self.certificate.certified
+
+    @property
+    def kind(self) -> str | None:
+        if not self.converged:
+            return "not_converged"
+        if self.hessian is None:
+            return None
+        lo, top = self.hessian
+        return "saddle" if lo < -SADDLE_REL_TOL * max(top, 1e-300) else "local_min"
 
     def to_dict(self) -> dict:
         c = self.certificate
-        return {"value": self.value, "gap": self.gap, "rel_gap": self.rel_gap,
+        return {"value": self.value, "excess": self.excess, "gap": self.gap, "rel_gap": self.rel_gap,
                 "gram_distance": self.gram_distance, "procrustes_distance": self.procrustes_distance,
                 "class_gram_difference": self.class_gram_difference, "grad_norm": self.grad_norm,
-                "lambda_min": c.lambda_min, "gap_bound": c.gap_bound, "residual": c.residual,
-                "certified": c.certified, "stop_reason": self.stop_reason,
+                "lambda_min": c.lambda_min, "gap_bound": c.gap_bound,
+                "gap_relative_to_excess": c.gap_relative_to_excess, "residual": c.residual,
+                "certified": c.certified, "reason": c.reason, "stop_reason": self.stop_reason,
+                "stop": self.stop_reason, "converged": self.converged,
                 "iterations": self.iterations, "cluster": self.cluster,
-                "hessian_min": self.hessian_min,
+                "hessian_min": None if self.hessian is None else self.hessian[0],
                 "class_certified": None if self.class_certificate is None
                 else self.class_certificate.certified,
-                "kind": None if self.hessian_min is None else
-                ("saddle" if self.hessian_min < -1e-8 * max(1.0, abs(self.value)) else "local_min")}
+                "kind": self.kind}
 
 
 @dataclass
@@ -123,27 +162,51 @@ class VerifyResult:
 
     @property
     def fraction_global(self) -> float:
+        """Fraction of restarts whose end point is certified globally optimal."""
         return float(np.mean([r.certificate.certified for r in self.restarts]))
 
     @property
+    def converged(self) -> int:
+        return sum(r.converged for r in self.restarts)
+
+    @property
     def distinct_minima(self) -> int:
-        return len({r.cluster for r in self.restarts})
+        """Clusters (Gram distance <= SAME_POINT_TOL) among the converged end points."""
+        return len({r.cluster for r in self.restarts if r.cluster is not None})
+
+    def claim(self) -> str:
+        R = len(self.restarts)
+        certified = sum(r.certificate.certified for r in self.restarts)
+        if certified:
+            claim = f"{certified} of {R} restarts reached a certified global optimum"
+        elif not self.relaxation_tight:
+            claim = (f"no restart certified: in dimension {self.dim} < rank {self.optimum.rank} of the "
+                     "relaxation's optimum no certificate can hold; its value is a lower bound only")
+        else:
+            claim = f"no restart certified global (0 of {R})"
+        unconverged = R - self.converged
+        if unconverged:
+            claim += f"; {unconverged} did not converge (iteration limit or stalled)"
+        return claim
 
     def to_dict(self) -> dict:
         p = self.problem
         values = np.array([r.value for r in self.restarts])
-        best = float(values.min())
+        excess = np.array([r.excess for r in self.restarts])
+        best = float(excess.min())
         return {
             "loss": p.loss, "counts": list(p.counts), "tau": p.tau, "dim": self.dim,
             "optimal_value": self.optimum.value, "optimum_rank": self.optimum.rank,
+            "floor": self.optimum.certificate.floor, "optimal_excess": self.optimum.certificate.excess,
             "optimum_certificate": self.optimum.certificate.to_dict(),
             "relaxation_tight": self.relaxation_tight,
             "fraction_global": self.fraction_global,
+            "converged": self.converged,
             "distinct_minima": self.distinct_minima,
-            "best_value": best,
-            "fraction_best": float(np.mean(values <= best + 1e-9 * max(1.0, abs(best)))),
-            "claim": ("certified global optima" if self.fraction_global > 0 else
-                      "no certificate holds: the relaxation value is a lower bound only"),
+            "same_point_tol": SAME_POINT_TOL,
+            "best_value": float(values[np.argmin(excess)]),
+            "fraction_best": float(np.mean(excess <= best * (1 + 1e-9))),
+            "claim": self.claim(),
             "optimizer": self.run.method, "device": self.run.device, "dtype": self.run.dtype,
             "certificate_how": self.certificate_how,
             "restarts": [r.to_dict() for r in self.restarts],
@@ -151,14 +214,22 @@ class VerifyResult:
         }
 
 
-def verify(problem: Problem, dim: int, restarts: int = 8, method: str = "lbfgs",
+def default_dim(problem: Problem) -> int:
+    """k - 1 (where the relaxation is tight for SupCon), and never 1 (see :func:`optimize`)."""
+    return max(problem.k - 1, 2)
+
+
+def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: str = "lbfgs",
            device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
            progress: bool = False, precision: str = "auto") -> VerifyResult:
-    """Optimise from ``restarts`` random starts in dimension ``dim`` and compare every end
-    point with the certified convex optimum."""
+    """Optimise from ``restarts`` random starts in dimension ``dim`` (default
+    :func:`default_dim`) and compare every end point with the certified convex optimum."""
+    dim = default_dim(problem) if dim is None else dim
     t0 = time.perf_counter()
     optimum = solve(problem, tol=tol)
+    if optimum.degenerate is not None:
+        raise UFMInputError("--counts", f"degenerate problem: {optimum.degenerate}")
     t1 = time.perf_counter()
     run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
                    progress=progress, precision=precision)
@@ -167,26 +238,28 @@ def verify(problem: Problem, dim: int, restarts: int = 8, method: str = "lbfgs",
     H_ref = optimum.embeddings(lift=True)
     ref_cos = optimum.class_gram()
     labels = problem.labels
-    ids = cluster(list(run.H))
     if hessian is None:
         hessian = problem.n * dim <= HESSIAN_MAX_COORDS
     reports, how = [], ""
-    f_star = optimum.value
+    ex_star = optimum.certificate.excess
     for r, H in enumerate(run.H):
         cert = certify_embeddings(loss, H, problem.counts, problem.tau, tol, device=run.device)
         how = cert.how
-        value = cert.value
+        gap = cert.excess - ex_star
         reports.append(RestartReport(
-            value=value, gap=value - f_star, rel_gap=(value - f_star) / max(abs(f_star), 1e-300),
+            value=cert.value, excess=cert.excess, gap=gap, rel_gap=gap / max(ex_star, 1e-300),
             gram_distance=metrics.gram_distance(H, H_ref),
             procrustes_distance=metrics.procrustes_distance(H, H_ref),
             class_gram_difference=float(np.abs(metrics.class_mean_cosines(H, labels) - ref_cos).max()),
             grad_norm=float(run.grad_norms[r]), certificate=cert,
-            stop_reason=run.reasons[r].value, iterations=int(run.iterations[r]), cluster=int(ids[r]),
-            hessian_min=riemannian_hessian_min(loss, H, problem.counts, problem.tau) if hessian else None,
+            stop_reason=run.reasons[r].value, iterations=int(run.iterations[r]), cluster=None,
+            hessian=riemannian_hessian_extremes(loss, H, problem.counts, problem.tau) if hessian else None,
             class_certificate=certify_collapsed(loss, H, problem.counts, problem.tau, tol,
                                                 collapse_tol=1e-6),
         ))
+    converged = [i for i, rep in enumerate(reports) if rep.converged]
+    for i, c in zip(converged, cluster([run.H[i] for i in converged]), strict=True):
+        reports[i].cluster = int(c)
     t3 = time.perf_counter()
     timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "total": t3 - t0}
     return VerifyResult(problem, dim, optimum, run, reports, how, timings)

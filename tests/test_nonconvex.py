@@ -101,13 +101,13 @@ def test_gap_bound_never_below_true_gap(rng, dense_max_n):
         assert cert.value - f_star <= cert.gap_bound * (1 + 1e-8) + 1e-9
 
 
-@pytest.mark.parametrize("cache_bytes", [0, 1e9])
-def test_matrix_free_certificate_matches_dense(cache_bytes):
+@pytest.mark.parametrize("memory_budget", [0, 1e9])
+def test_matrix_free_certificate_matches_dense(memory_budget):
     problem = Problem((30, 20, 20, 10, 5, 5), 0.2)
     H = optimize(problem, 6, restarts=1, seed=0).H[0]
     dense = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau)
     free = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau, dense_max_n=1, block=17,
-                              cache_bytes=cache_bytes)
+                              memory_budget=memory_budget)
     assert free.value == pytest.approx(dense.value, rel=1e-13)
     assert free.lambda_min == pytest.approx(dense.lambda_min, abs=1e-9)
     assert free.residual == pytest.approx(dense.residual, rel=1e-6, abs=1e-12)

@@ -10,52 +10,98 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ufm import __version__
 from ufm.errors import UFMInputError, check_choice
-from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, Problem, check_tau, parse_counts
+from ufm.inputs import (
+    PRESETS,
+    available_memory,
+    certify_memory,
+    check_memory,
+    integer,
+    positive_int,
+    prepare_out,
+    read_counts,
+    read_counts_file,
+    read_embeddings,
+    read_labels,
+    solve_memory,
+    verify_memory,
+)
+from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, MAX_SAMPLES, Problem, check_tau
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
+#: largest --seed (a signed 64-bit seed for numpy and torch alike)
+MAX_SEED = 2**63 - 1
+MAX_ITER = 10**9
+
+
+def _argparse_error(message: str) -> UFMInputError:
+    """An argparse message as an error naming the argument (``--dim: expected one argument``)."""
+    m = re.match(r"argument (\S+?)(?:/\S+)?: (.*)", message, re.DOTALL)
+    if m:
+        name, what = m.groups()
+        what = re.sub(r"not allowed with argument ", "not allowed with ", what)
+        return UFMInputError(name, what)
+    m = re.match(r"unrecognized arguments?: (.*)", message)
+    if m:
+        extra = m.group(1).split()
+        options = [x.split("=")[0] for x in extra if x.startswith("-")]
+        if not options:
+            return UFMInputError(extra[0] if extra else "ufm", "unexpected argument")
+        more = f" (also: {' '.join(options[1:])})" if len(options) > 1 else ""
+        return UFMInputError(options[0], "unrecognized argument" + more)
+    m = re.match(r"the following arguments are required: (.*)", message)
+    if m:
+        names = [x.strip() for x in m.group(1).split(",")]
+        others = f" (also missing: {', '.join(names[1:])})" if len(names) > 1 else ""
+        return UFMInputError(names[0], "required" + others)
+    m = re.match(r"ambiguous option: (\S+?)(?:=\S*)? could match (.*)", message)
+    if m:
+        return UFMInputError(m.group(1), f"ambiguous option: could match {m.group(2)}")
+    return UFMInputError("ufm", message)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors as one line (no usage dump)."""
+    """argparse that reports errors as one line naming the argument (no usage dump)."""
 
     def error(self, message):
-        raise UFMInputError(self.prog, message)
+        raise _argparse_error(" ".join(str(message).split()))
 
 
-def _existing_file(path: str, argument: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise UFMInputError(argument, f"no such file: {path}")
-    return p
+_PRESET_HELP = ", ".join(PRESETS)
 
 
-def _read_labels(path: str) -> np.ndarray:
-    p = _existing_file(path, "--labels")
-    try:
-        if p.suffix == ".npy":
-            y = np.load(p, allow_pickle=False)
-        else:
-            y = np.array(p.read_text().replace(",", " ").split())
-    except (ValueError, OSError) as err:
-        raise UFMInputError("--labels", f"cannot read {path}: {err}") from None
-    if y.ndim != 1 and not (y.ndim == 2 and 1 in y.shape):
-        raise UFMInputError("--labels", f"expected a vector of labels, got shape {y.shape}")
-    return y.ravel()
+def _problem_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
+    """--counts | --counts-file | --labels, --tau, --loss, --json: shared by solve and verify."""
+    from ufm.losses import available_losses
+
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--counts", help="class sizes separated by commas, e.g. 10,10,2,2; or a long-tailed "
+                     f"preset: {_PRESET_HELP}")
+    src.add_argument("--counts-file", metavar="FILE",
+                     help="text file of class sizes separated by spaces, commas or newlines")
+    src.add_argument("--labels", help="label vector: .npy, or text with labels separated by spaces, "
+                     "commas, tabs or newlines (numbers when every label is a number; a CSV header "
+                     "line is skipped)")
+    p.add_argument("--tau", default=None, help=f"temperature > 0 (default {DEFAULT_TAU})")
+    p.add_argument("--loss", default="supcon", help=f"loss: {', '.join(available_losses())} (default supcon)")
+    p.add_argument("--json", action="store_true", help=json_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ufm.losses import available_losses
-
     parser = _Parser(prog="ufm", description="Landscape analysis of unconstrained features models.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"ufm {__version__}",
+                        help="print the version (ufm X.Y.Z) and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser,
+                                help="solve | verify | certify | run (ufm COMMAND --help for its options)")
     s = sub.add_parser(
         "solve",
         help="certified global optimum of the convex relaxation over the Gram matrix",
@@ -63,19 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its geometry and a global-optimality certificate. With no arguments: a STEP-imbalanced "
         f"default (counts {','.join(map(str, DEFAULT_COUNTS))}, tau {DEFAULT_TAU}).",
     )
-    src = s.add_mutually_exclusive_group()
-    src.add_argument("--counts", help="class sizes, comma-separated, e.g. 10,10,2,2")
-    src.add_argument("--labels", help="label vector: .npy or a text file of labels")
-    s.add_argument("--tau", default=None,
-                   help=f"temperature > 0 (default {DEFAULT_TAU})")
-    s.add_argument("--loss", default="supcon", help=f"loss: {', '.join(available_losses())}")
+    _problem_arguments(s, "print one JSON object on stdout")
     s.add_argument("--method", default="auto",
                    help="auto | full (n x n program) | reduced (class level) | orbit (equal counts merged)")
     s.add_argument("--solver", default="auto", help="auto | factored | clarabel | scs")
     s.add_argument("--tol", default=None,
                    help="certified means gap_bound <= tol * |value| (default 1e-6)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the factored solver's start")
-    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.add_argument("--seed", default="0",
+                   help="seed of the factored solver's start, integer >= 0 (default 0)")
     s.add_argument("--out", help="directory for result.json and arrays.npz")
     s.add_argument("--lift", action="store_true",
                    help="with --out, also save unit embeddings of all n samples")
@@ -86,34 +127,36 @@ def build_parser() -> argparse.ArgumentParser:
         "random starts (PyTorch, batched), compare every end point with the convex optimum up to "
         "rotation and certify it; report the census of distinct end points.",
     )
-    v.add_argument("--counts", help="class sizes, comma-separated")
-    v.add_argument("--labels", help="label vector: .npy or a text file of labels")
-    v.add_argument("--tau", default=None, help=f"temperature > 0 (default {DEFAULT_TAU})")
-    v.add_argument("--loss", default="supcon")
+    _problem_arguments(v, "print one JSON object on stdout (progress on stderr)")
     v.add_argument("--dim", default=None, help="embedding dimension d >= 1 (default k - 1)")
     v.add_argument("--restarts", default="8", help="number of random restarts (default 8)")
     v.add_argument("--optimizer", default="lbfgs", help="lbfgs | rgd")
     v.add_argument("--device", default="auto", help="auto | cpu | cuda")
     v.add_argument("--precision", default="auto",
                    help="auto (mixed on cuda, float64 on cpu) | float64 | mixed (float32, then float64)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--max-iter", type=int, default=5000)
-    v.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--seed", default="0", help="seed of the random starts, integer >= 0 (default 0)")
+    v.add_argument("--max-iter", default="5000",
+                   help="most iterations per restart, integer >= 1 (default 5000)")
+    v.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value| (default 1e-6)")
 
     c = sub.add_parser(
         "certify",
         help="certify trained embeddings: value, global-optimality certificate, collapse measures",
+        description="Loss value, global-optimality certificate, NC1 and distances to the optimal "
+        "geometry of given (n, d) embeddings with their labels.",
     )
-    c.add_argument("--embeddings", required=True, help="(n, d) array: .npy, .npz or .pt")
-    c.add_argument("--labels", required=True, help="labels: .npy or a text file")
+    c.add_argument("--embeddings", required=True,
+                   help="(n, d) array: .npy, .npz (key embeddings, H, or the first) or .pt (a tensor, "
+                   "or the first tensor of a dict)")
+    c.add_argument("--labels", required=True,
+                   help="n labels: .npy, or text separated by spaces, commas, tabs or newlines")
     c.add_argument("--tau", required=True, help="temperature > 0")
-    c.add_argument("--loss", default="supcon")
+    c.add_argument("--loss", default="supcon", help="loss (default supcon)")
     c.add_argument("--normalize", action="store_true", help="normalise rows instead of rejecting")
     c.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto: where the matrix-free certificate runs (n > 3000)")
-    c.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value|")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value| (default 1e-6)")
+    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     r = sub.add_parser(
         "run",
@@ -125,21 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output directory (default results/<study name>)")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
-
-
-def _prepare_out(path: str | None) -> Path | None:
-    if path is None:
-        return None
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UFMInputError("--out", f"exists and is not a directory: {path}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UFMInputError("--out", f"cannot create {path}: {err.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise UFMInputError("--out", f"not writable: {path}")
-    return out
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -224,13 +252,15 @@ def cmd_solve(args) -> int:
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
     check_choice(args.method, METHODS, "--method", "method")  # before any work is done
     check_choice(args.solver, SOLVERS, "--solver", "solver")
+    seed = integer(args.seed, "--seed", 0, MAX_SEED)
     problem = _problem_from_args(args)
     if args.lift and args.out is None:
         raise UFMInputError("--lift", "needs --out")
-    out = _prepare_out(args.out)
+    _check_solve_memory(problem, args)
+    out = prepare_out(args.out)
     print(f"ufm solve: k = {problem.k}, n = {problem.n}, tau = {problem.tau:g} ...", file=sys.stderr)
     res = solve(problem, method=args.method, solver=args.solver,
-                tol=tol, seed=args.seed)
+                tol=tol, seed=seed)
     payload = res.to_dict()
     if out is not None:
         _save(out, res, payload, args.lift)
@@ -241,25 +271,77 @@ def cmd_solve(args) -> int:
     return 0
 
 
+def _source_argument(args) -> str:
+    """The argument the problem's samples came from."""
+    if getattr(args, "labels", None) is not None:
+        return "--labels"
+    if getattr(args, "counts_file", None) is not None:
+        return "--counts-file"
+    return "--counts"
+
+
 def _problem_from_args(args) -> Problem:
-    """The problem named by --counts or --labels, --tau and --loss (the default without them)."""
+    """The problem named by --counts, --counts-file or --labels, --tau and --loss (the default
+    without them)."""
     tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
-    if args.labels is not None and args.counts is not None:
-        raise UFMInputError("--labels", "give --counts or --labels, not both")
+    given = [name for name, value in (("--counts", args.counts), ("--counts-file", args.counts_file),
+                                      ("--labels", args.labels)) if value is not None]
+    if len(given) > 1:
+        raise UFMInputError(given[1], f"not allowed with {given[0]} (give one of --counts, "
+                            "--counts-file, --labels)")
     if args.labels is not None:
-        return Problem.from_labels(_read_labels(args.labels), tau, args.loss)
-    counts = DEFAULT_COUNTS if args.counts is None else parse_counts(args.counts)
+        return Problem.from_labels(read_labels(args.labels), tau, args.loss)
+    if args.counts_file is not None:
+        return Problem(read_counts_file(args.counts_file), tau, args.loss)
+    counts = DEFAULT_COUNTS if args.counts is None else read_counts(args.counts)
     return Problem(counts, tau, args.loss)
 
 
-def _positive_int(text, argument: str) -> int:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise UFMInputError(argument, f"not a number: {text!r}") from None
-    if not np.isfinite(value) or value != int(value) or value < 1:
-        raise UFMInputError(argument, f"must be an integer >= 1, got {text}")
-    return int(value)
+def _check_solve_memory(problem: Problem, args) -> None:
+    """Refuse a class-level program (or a --lift) that cannot fit in memory, before solving."""
+    if args.method == "full":
+        return  # solvers.solve bounds n for the full program itself
+    levels = len(set(problem.counts)) if args.method in ("auto", "orbit") else problem.k
+    need = solve_memory(levels, problem.k, problem.n, lift=False)
+    check_memory(need, _source_argument(args), f"the class-level program over {levels} groups "
+                 f"(k = {problem.k})", hint="fewer distinct class counts")
+    if args.lift:
+        check_memory(solve_memory(levels, problem.k, problem.n, lift=True), "--lift",
+                     f"lifting to {problem.n} x {max(problem.k - 1, 1)} unit embeddings",
+                     hint="save without --lift")
+
+
+def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args) -> None:
+    """Refuse, before any work, restarts that cannot fit: the (R, n, d) iterate with its L-BFGS
+    history and a row block of the n x n gradient (on the device), and the certificate of each
+    end point (on the host)."""
+    from solvers.certificate import DENSE_MAX_N
+
+    n = problem.n
+    optimiser, certificate = verify_memory(n, dim, restarts, DENSE_MAX_N)
+    one, _ = verify_memory(n, dim, 1, DENSE_MAX_N)
+    host = available_memory()
+    if device.type == "cuda":
+        try:
+            import torch
+
+            room, where = torch.cuda.mem_get_info(device)[0], f"the GPU ({device})"
+        except Exception:  # noqa: BLE001 - no estimate of the GPU's free memory: skip the check
+            room, where = None, "the GPU"
+        host_need = restarts * n * dim * 8.0 * 2 + certificate
+    else:
+        room, where = host, "the machine"
+        optimiser, one = optimiser + certificate, one + certificate
+        host_need = optimiser
+    what = f"n = {n}, d = {dim}"
+    if room is not None and one > room:
+        check_memory(one, "--dim" if args.dim is not None else _source_argument(args),
+                     f"ufm verify at {what} (even one restart)", room, where)
+    if room is not None and optimiser > room:
+        fit = max(int(room // max(one, 1.0)), 1)
+        check_memory(optimiser, "--restarts", f"{restarts} restarts at {what}", room, where,
+                     hint=f"about {fit} restart(s) fit")
+    check_memory(host_need, _source_argument(args), f"certifying the end points at {what}", host)
 
 
 def cmd_verify(args) -> int:
@@ -268,18 +350,19 @@ def cmd_verify(args) -> int:
     from solvers.verify import verify
 
     problem = _problem_from_args(args)
-    dim = max(problem.k - 1, 1) if args.dim is None else _positive_int(args.dim, "--dim")
-    restarts = _positive_int(args.restarts, "--restarts")
+    dim = max(problem.k - 1, 1) if args.dim is None else positive_int(args.dim, "--dim")
+    restarts = positive_int(args.restarts, "--restarts")
     check_choice(args.optimizer, METHODS, "--optimizer", "optimizer")  # before the convex solve
     check_choice(args.precision, PRECISIONS, "--precision", "precision")
-    resolve_device(args.device)
-    if args.max_iter < 1:
-        raise UFMInputError("--max-iter", f"must be >= 1, got {args.max_iter}")
+    device = resolve_device(args.device)
+    max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
+    seed = integer(args.seed, "--seed", 0, MAX_SEED)
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    _check_verify_memory(problem, dim, restarts, device, args)
     print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
           file=sys.stderr)
-    res = verify(problem, dim, restarts, args.optimizer, args.device, args.seed, tol,
-                 max_iter=args.max_iter, progress=True, precision=args.precision)
+    res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
+                 max_iter=max_iter, progress=True, precision=args.precision)
     payload = res.to_dict()
     if args.json:
         print(json.dumps(payload))
@@ -301,50 +384,26 @@ def cmd_verify(args) -> int:
     return 0
 
 
-def _read_embeddings(path: str) -> np.ndarray:
-    p = _existing_file(path, "--embeddings")
-    try:
-        if p.suffix == ".npy":
-            H = np.load(p, allow_pickle=False)
-        elif p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                key = next((k for k in ("embeddings", "H") if k in z.files), z.files[0] if z.files else None)
-                if key is None:
-                    raise ValueError("empty .npz")
-                H = z[key]
-        elif p.suffix == ".pt":
-            import torch
-
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict):
-                obj = next((v for v in obj.values() if isinstance(v, torch.Tensor)), None)
-            if not isinstance(obj, torch.Tensor):
-                raise ValueError("no tensor in the file")
-            H = obj.detach().double().numpy()
-        else:
-            raise ValueError("expected .npy, .npz or .pt")
-    except (ValueError, OSError, RuntimeError, KeyError) as err:
-        raise UFMInputError("--embeddings", f"cannot read {path}: {err}") from None
-    H = np.asarray(H, dtype=np.float64)
-    if H.ndim != 2 or H.shape[0] < 1 or H.shape[1] < 1:
-        raise UFMInputError("--embeddings", f"expected an (n, d) array, got shape {H.shape}")
-    if not np.all(np.isfinite(H)):
-        raise UFMInputError("--embeddings", "contains NaN or infinite values")
-    return H
-
-
 def cmd_certify(args) -> int:
-    from solvers.certificate import CERTIFY_TOL
+    from solvers.certificate import CERTIFY_TOL, DENSE_MAX_N
     from solvers.inspect import inspect_embeddings
     from solvers.nonconvex import resolve_device
+    from ufm.losses import get_loss
 
     device = str(resolve_device(args.device))
     tau = check_tau(args.tau, "--tau")
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
-    H = _read_embeddings(args.embeddings)
-    y = _read_labels(args.labels)
+    get_loss(args.loss)  # an unknown loss before the files are read
+    H = read_embeddings(args.embeddings)
+    y = read_labels(args.labels)
     if y.size != H.shape[0]:
         raise UFMInputError("--labels", f"{y.size} labels for {H.shape[0]} embeddings")
+    if H.shape[0] > MAX_SAMPLES:
+        raise UFMInputError("--embeddings", f"{H.shape[0]} rows; ufm handles at most {MAX_SAMPLES} samples")
+    n, d, k = H.shape[0], H.shape[1], np.unique(y).size
+    how = "a dense certificate" if n <= DENSE_MAX_N else "a matrix-free certificate"
+    check_memory(certify_memory(n, d, k, DENSE_MAX_N), "--embeddings",
+                 f"certifying {n} x {d} embeddings ({how}; dense for n <= {DENSE_MAX_N})")
     norms = np.linalg.norm(H, axis=1)
     if args.normalize:
         if np.any(norms == 0):
@@ -372,40 +431,32 @@ def cmd_certify(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from experiments.runner import find_study, results_jsonl, run_study, summary_csv
+    from experiments.runner import run_command
 
-    path = find_study(args.experiment)
+    return run_command(args.experiment, args.out, args.json)
 
-    def progress(i, total, row):
-        c = row["certificate"]
-        print(f"[{i}/{total}] tau {row['tau']:g} counts {row['counts'][:6]}"
-              f"{'...' if len(row['counts']) > 6 else ''}: value {row['optimal_value']:.8g}, "
-              f"{'certified' if c['certified'] else 'NOT certified'}", file=sys.stderr)
 
-    study, rows = run_study(path, progress)
-    out = _prepare_out(args.out or f"results/{study.get('name', path.stem)}")
-    _atomic_write(out / "results.jsonl", lambda fh: fh.write(results_jsonl(rows).encode()))
-    _atomic_write(out / "summary.csv", lambda fh: fh.write(summary_csv(rows).encode()))
-    if args.json:
-        print(json.dumps({"study": study, "out": str(out), "rows": rows}))
-    else:
-        print(f"study {study.get('name', path.stem)}: {len(rows)} problems, "
-              f"{sum(r['certified'] for r in rows)} certified; results in {out}")
-        print(summary_csv(rows), end="")
-    return 0
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def main(argv=None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as stop:  # --help and --version print, then stop argparse
+            return stop.code if isinstance(stop.code, int) else 0
         commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run}
         return commands[args.command](args)
     except UFMInputError as err:
-        print(f"ufm: error: {err}", file=sys.stderr)
+        print(f"ufm: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("ufm: interrupted", file=sys.stderr)
         return 130
-    except (RuntimeError, MemoryError, OSError) as err:
-        print(f"ufm: error: {type(err).__name__}: {err}", file=sys.stderr)
+    except MemoryError as err:
+        print(f"ufm: error: out of memory ({_one_line(err) or 'MemoryError'})", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RuntimeError, OSError) as err:
+        print(f"ufm: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILURE

@@ -27,3 +27,71 @@ def logsumexp_log1p(x: np.ndarray, axis: int = -1, where: np.ndarray | None = No
     value = m[..., 0] + np.log1p(tail)
     weights = e / (1.0 + tail)[..., None]
     return value, np.moveaxis(weights, -1, axis)
+
+
+# ---- the excess of a loss over its floor, with full relative precision ---------------------
+# A loss near its floor is floor + excess with an excess far below the floor's round-off
+# (DESIGN section 7). The functions below evaluate the pieces of the excess in the log domain:
+# e^x - 1 - x without cancellation, and log(log1p(e^t)) for any t (t = log B of a per-anchor
+# remainder B that may underflow).
+
+#: |x| below this: e^x - 1 - x by its Taylor series (17 terms: exact to float64 round-off)
+_EXPM1MX_SERIES = 0.5
+_EXPM1MX_TERMS = 17
+
+
+def expm1mx(x):
+    """e^x - 1 - x, accurate to a few ulps for every x (numpy or torch input).
+
+    Taylor series x^2/2 (1 + x/3 (1 + x/4 (...))) for |x| < 1/2, ``expm1(x) - x`` beyond,
+    where the subtraction loses at most two bits.
+    """
+    if _is_torch(x):
+        import torch as xp
+    else:
+        xp = np
+        x = np.asarray(x, dtype=np.float64)
+    small = xp.abs(x) < _EXPM1MX_SERIES
+    xs = xp.where(small, x, xp.zeros_like(x))
+    acc = xp.ones_like(x)
+    for m in range(_EXPM1MX_TERMS, 2, -1):
+        acc = 1.0 + xs / m * acc
+    series = 0.5 * xs * xs * acc
+    with np.errstate(over="ignore"):
+        return xp.where(small, series, xp.expm1(x) - x)
+
+
+def log_expm1mx(x):
+    """log(e^x - 1 - x) (>= 0 inside, -inf at x = 0), without overflow for large x."""
+    if _is_torch(x):
+        import torch as xp
+    else:
+        xp = np
+        x = np.asarray(x, dtype=np.float64)
+    big = x > 2.0
+    xb = xp.where(big, x, xp.full_like(x, 3.0))
+    large = xb + xp.log1p(-(1.0 + xb) * xp.exp(-xb))
+    with np.errstate(divide="ignore"):
+        return xp.where(big, large, xp.log(expm1mx(xp.where(big, xp.zeros_like(x), x))))
+
+
+def log_log1p_exp(t):
+    """log(log1p(e^t)) for any real t (also -inf), without underflow or overflow."""
+    if _is_torch(t):
+        import torch as xp
+    else:
+        xp = np
+        t = np.asarray(t, dtype=np.float64)
+    lo = t < -30.0
+    hi = t > 30.0
+    mid = xp.where(lo | hi, xp.zeros_like(t), t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tl = xp.where(lo, t, xp.full_like(t, -31.0))
+        low = tl + xp.log1p(-0.5 * xp.exp(tl))  # log1p(B) = B (1 - B/2 + ...), B < 1e-13
+        th = xp.where(hi, t, xp.full_like(t, 31.0))
+        high = xp.log(th + xp.log1p(xp.exp(-th)))
+        return xp.where(lo, low, xp.where(hi, high, xp.log(xp.log1p(xp.exp(mid)))))
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")

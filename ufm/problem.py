@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,37 +18,70 @@ DEFAULT_COUNTS: tuple[int, ...] = (20, 20, 20, 20, 2, 2, 2, 2)
 DEFAULT_TAU: float = 0.1
 
 
+#: Most samples a problem may have in total (and so the largest class count): the solvers work
+#: at the class level, but n must fit in int64 everywhere and embeddings are lifted to n rows.
+MAX_SAMPLES: int = 10**9
+
+
 def parse_counts(counts: str | Sequence[int] | np.ndarray, argument: str = "--counts"):
-    """Class sizes from a comma-separated string or a sequence; each must be an integer >= 1."""
+    """Class sizes from a string (separated by commas or whitespace) or a sequence; each an
+    integer >= 1, and n = sum(counts) <= MAX_SAMPLES."""
+
+    too_large = f"every class count must be <= {MAX_SAMPLES} (ufm's limit on samples), got "
+
+    def count(value) -> int:
+        if isinstance(value, str):
+            text = value.strip()
+            digits = text.lstrip("+-")
+            if re.fullmatch(r"[+-]?\d+", text):
+                if len(digits) > 20:  # keeps int() clear of its digit limit too
+                    raise UFMInputError(argument, too_large + f"a {len(digits)}-digit number")
+                value = int(text)
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise UFMInputError(argument, f"not a number: {text!r}") from None
+        elif isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+            raise UFMInputError(argument, f"class counts must be integers, got {value!r}")
+        if isinstance(value, float | np.floating):
+            if not math.isfinite(value) or float(value) != math.floor(value):
+                raise UFMInputError(argument, f"class counts must be integers, got {value}")
+            if value > MAX_SAMPLES:
+                raise UFMInputError(argument, too_large + f"{value:g}")
+        elif isinstance(value, np.complexfloating):
+            raise UFMInputError(argument, f"class counts must be integers, got {value}")
+        v = int(value)
+        if v < 1:
+            raise UFMInputError(argument, f"every class count must be >= 1, got {v}")
+        if v > MAX_SAMPLES:
+            raise UFMInputError(argument, too_large + str(v))
+        return v
+
     if isinstance(counts, str):
-        parts = [p.strip() for p in counts.split(",") if p.strip()]
-        if not parts:
-            raise UFMInputError(argument, "no class counts given")
-        values = []
-        for p in parts:
-            try:
-                v = float(p)
-            except ValueError:
-                raise UFMInputError(argument, f"not a number: {p!r}") from None
-            values.append(v)
+        values = [p for p in re.split(r"[,\s]+", counts.strip()) if p]
+    elif isinstance(counts, np.ndarray):
+        values = counts.ravel().tolist()
     else:
-        values = list(np.asarray(counts).ravel())
-        if not values:
-            raise UFMInputError(argument, "no class counts given")
-    out = []
-    for v in values:
-        if not np.isfinite(v) or float(v) != int(v):
-            raise UFMInputError(argument, f"class counts must be integers, got {v}")
-        if int(v) < 1:
-            raise UFMInputError(argument, f"every class count must be >= 1, got {int(v)}")
-        out.append(int(v))
-    return tuple(out)
+        try:
+            values = list(counts)
+        except TypeError:
+            raise UFMInputError(argument, f"expected a list of class counts, got {counts!r}") from None
+    if not values:
+        raise UFMInputError(argument, "no class counts given")
+    out = tuple(count(v) for v in values)
+    n = sum(out)
+    if n > MAX_SAMPLES:
+        raise UFMInputError(argument, f"{n} samples in total; ufm handles at most {MAX_SAMPLES}")
+    return out
 
 
 def check_tau(tau: float, argument: str = "--tau") -> float:
+    if isinstance(tau, bool):
+        raise UFMInputError(argument, f"not a number: {tau!r}")
     try:
         t = float(tau)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UFMInputError(argument, f"not a number: {tau!r}") from None
     if not math.isfinite(t) or t <= 0:
         raise UFMInputError(argument, f"must be a finite number > 0, got {tau}")
@@ -76,10 +110,17 @@ class Problem:
 
     @classmethod
     def from_labels(cls, labels, tau: float, loss: str = "supcon") -> Problem:
-        """Problem for a label vector; classes are the sorted distinct labels."""
+        """Problem for a label vector; classes are the sorted distinct labels (numbers in
+        numeric order, strings in lexical order)."""
         y = np.asarray(labels).ravel()
         if y.size == 0:
             raise UFMInputError("--labels", "no labels given")
+        if y.dtype.kind == "c":
+            raise UFMInputError("--labels", "complex labels")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise UFMInputError("--labels", "NaN or infinite labels")
+        if y.dtype.kind not in "biufUS":
+            raise UFMInputError("--labels", f"labels must be numbers or strings, got dtype {y.dtype}")
         values, counts = np.unique(y, return_counts=True)
         return cls(tuple(int(c) for c in counts), tau, loss, tuple(values.tolist()))
 

@@ -14,6 +14,8 @@ class Loss(ABC):
 
     Conventions (DESIGN section 2): values are sums over anchors; ``reduction="mean"``
     divides by the number of samples n. Implementations must agree to float64 round-off.
+    Every loss declares its floor; solvers and certificates work with the excess f - floor
+    (in the log domain), which is what the geometry controls.
     """
 
     #: registry key, also the ``--loss`` spelling
@@ -40,10 +42,38 @@ class Loss(ABC):
     def gram_value_and_grad(self, G: np.ndarray, counts, tau: float):
         """``(f(G), g)`` in float64 with ``g`` the symmetrised gradient (n x n)."""
 
+    # ---- floor and excess (DESIGN sections 2 and 5) ---------------------------------------
     @abstractmethod
-    def gradient_blocks(self, H, counts, tau: float, block: int = 1024):
-        """Yield ``(start, stop, value, F)``: row blocks of the (non-symmetrised) gradient over
-        G at G = H H^T with their share of f, for matrix-free certificates at large n."""
+    def floor(self, counts) -> float:
+        """Geometry-independent lower bound that the loss approaches as negatives move apart."""
+
+    def degenerate(self, counts) -> str | None:
+        """Why the problem has no geometry to optimise (e.g. the loss does not depend on it),
+        or None."""
+        return None
+
+    @abstractmethod
+    def dense_log_excess(self, D: np.ndarray, counts, tau: float):
+        """``(log(f - floor), Ft)`` at distances D = 1 - G (n x n) with
+        Ft = (d(f - floor) / dG) / (f - floor), rows = anchors, not symmetrised."""
+
+    @abstractmethod
+    def distances(self, H: np.ndarray, counts) -> np.ndarray:
+        """n x n distances 1 - h_i.h_j, to the precision :meth:`dense_log_excess` needs."""
+
+    @abstractmethod
+    def torch_log_excess_and_grad(self, H, counts, tau: float, block: int = 4096):
+        """log(f - floor) of H ((n, d) or (R, n, d)) and its gradient in H, blocked."""
+
+    @abstractmethod
+    def scaled_gradient_blocks(self, H, counts, tau: float, block: int = 2048):
+        """``(log_excess, blocks)`` with ``blocks()`` yielding ``(start, stop, Ft)`` row blocks,
+        for matrix-free certificates at large n."""
+
+    @abstractmethod
+    def group_log_excess(self, groups: Groups, dist: GroupGram, tau: float):
+        """``(log(f - floor), gt)`` at a group-symmetric G given by its distances; ``gt`` the
+        symmetrised gradient of log(f - floor) over the n x n G, in group form."""
 
     @abstractmethod
     def cvxpy_gram(self, G, counts, tau: float):

@@ -5,10 +5,28 @@ For anchor i of class c with positives P(i) = {j != i : y_j = c}:
 
     l_i = log sum_{l != i} exp(G_il / tau) - (1 / (n_c - 1)) sum_{j in P(i)} G_ij / tau,
 
-and l_i = 0 for a class of one sample (no positives). Every form below evaluates l_i as
-``LSE_{l != i}((G_il - pbar_i) / tau)`` with ``pbar_i`` the mean positive inner product, and
-the log-sum-exp as ``max + log1p(rest)``, which keeps full relative accuracy down to
-tau = 0.02 (a naive ``log(sum exp) - mean`` loses about four digits at tau = 0.1).
+and l_i = 0 for a class of one sample (no positives).
+
+**Floor and excess** (DESIGN sections 2 and 5). With distances D = 1 - G
+(D_ij = ||h_i - h_j||^2 / 2), dbar_i the mean distance to the positives and
+x_l = (dbar_i - D_il) / tau (the positive x_j average to 0):
+
+    l_i = log(n_c - 1) + log1p(B_i),
+    B_i = (1 / (n_c - 1)) [ sum_{j in P} (e^{x_j} - 1 - x_j) + sum_{l in N} e^{x_l} ] >= 0.
+
+So the floor is sum_{n_c >= 2} n_c log(n_c - 1) (approached as negatives move apart with
+positives aligned) and excess = sum_i log1p(B_i): a sum of non-negative terms, each computed in
+the log domain (``log B_i`` as one log-sum-exp), so the excess keeps full relative precision
+even where it underflows float64 (its log is reported). Solvers minimise log(excess) and the
+certificate works with the gradient of log(excess), g / excess (DESIGN section 5), whose
+entries follow without cancellation:
+
+    F_il / excess = c_i e^{x_l} (l negative),  c_i (expm1(x_j) - B_i) (j positive),
+    c_i = 1 / ((n_c - 1)(1 + B_i) tau excess),
+
+F = d excess / dG (rows: anchors). Distances between positives are taken from class-centred
+coordinates (u_i = h_i - r_c), so a class collapsed to 1e-12 keeps its spread to full relative
+precision; 1 - G suffices for the other pairs, whose x_l need only absolute accuracy.
 """
 
 from __future__ import annotations
@@ -18,7 +36,7 @@ import functools
 import numpy as np
 
 from ufm.losses.base import Loss, check_reduction
-from ufm.numerics import logsumexp_log1p
+from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp
 from ufm.structure import GroupGram, Groups
 
 
@@ -44,6 +62,81 @@ def anchor_mask(counts) -> np.ndarray:
     return np.repeat(counts >= 2, counts)
 
 
+def supcon_floor(counts) -> float:
+    """sum over classes with n_c >= 2 of n_c log(n_c - 1): the loss with every negative term
+    dropped and positives aligned, a lower bound for every geometry."""
+    c = np.asarray(counts, dtype=float)
+    c = c[c >= 2]
+    return float((c * np.log(c - 1)).sum())
+
+
+def class_centred_distances(H: np.ndarray, counts) -> np.ndarray:
+    """n x n matrix D = 1 - H H^T with same-class entries recomputed from class-centred
+    coordinates u_i = h_i - r_c (r_c the normalised class mean): ||u_i - u_j||^2 / 2 keeps its
+    relative precision for nearly collapsed classes, where 1 - h_i.h_j is round-off."""
+    H = np.asarray(H, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.int64)
+    y = np.repeat(np.arange(counts.size), counts)
+    D = 1.0 - H @ H.T
+    U = H - _class_references(H, y, counts.size)[y]
+    sq = np.einsum("ij,ij->i", U, U)
+    Dp = 0.5 * (sq[:, None] + sq[None, :]) - U @ U.T
+    same = y[:, None] == y[None, :]
+    D[same] = np.maximum(Dp[same], 0.0)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _class_references(H, y, k):
+    """Normalised class means (numpy), one row per class (a zero mean falls back to e_1)."""
+    sums = np.zeros((k, H.shape[1]))
+    np.add.at(sums, y, H)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    ref = np.zeros_like(sums)
+    ref[:, 0] = 1.0
+    return np.where(norms > 0, sums / np.where(norms > 0, norms, 1.0), ref)
+
+
+def _lse_rows(logE, axis=-1):
+    """log sum exp along ``axis`` of a numpy array that may hold -inf entries (all -inf: -inf)."""
+    m = np.max(logE, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (m + np.log(np.exp(logE - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def dense_log_excess(D: np.ndarray, counts, tau: float):
+    """``(log_excess, Ft)`` of SupCon at distances D (n x n, D = 1 - G): log of f - floor and
+    Ft = (d excess / dG) / excess, rows = anchors (not symmetrised). Full relative precision."""
+    D = np.asarray(D, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.int64)
+    n = D.shape[0]
+    y = np.repeat(np.arange(counts.size), counts)
+    nc = counts[y].astype(float)
+    anchors = nc >= 2
+    same = y[:, None] == y[None, :]
+    pos = same & ~np.eye(n, dtype=bool)
+    neg = ~same
+    npos = np.maximum(nc - 1, 1.0)
+    dbar = np.where(pos, D, 0.0).sum(axis=1) / npos
+    X = (dbar[:, None] - D) / tau
+    logE = np.where(pos, log_expm1mx(np.where(pos, X, 0.0)), np.where(neg, X, -np.inf))
+    logB = _lse_rows(logE) - np.log(npos)
+    logB = np.where(anchors, logB, -np.inf)
+    lex_i = log_log1p_exp(logB)
+    if not anchors.any():
+        return -np.inf, np.zeros_like(D)
+    lex = float(_lse_rows(lex_i[anchors]))
+    with np.errstate(over="ignore"):
+        lc = np.where(anchors, -np.log(npos) - np.exp(lex_i) - lex - np.log(tau), -np.inf)[:, None]
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        e1 = np.expm1(np.where(pos, X, 0.0))
+        pos_part = np.sign(e1) * np.exp(np.log(np.abs(e1)) + lc) - np.exp(logB[:, None] + lc)
+        Ft = np.where(neg, np.exp(np.where(neg, X, 0.0) + lc), np.where(pos, pos_part, 0.0))
+    Ft[~anchors] = 0.0
+    return lex, Ft
+
+
 @functools.lru_cache(maxsize=8)
 def _torch_structure(counts: tuple, device: str):
     """Cached label vector, 1/(n_c - 1) per anchor (0 without positives) and anchor mask."""
@@ -56,109 +149,193 @@ def _torch_structure(counts: tuple, device: str):
             torch.as_tensor(c[y] >= 2, device=device))
 
 
+class _TorchExcess:
+    """Blocked evaluation of SupCon's log-excess over H (torch, batched (R, n, d), any device)."""
+
+    def __init__(self, H, counts, tau: float):
+        import torch
+
+        self.H, self.tau = H, tau
+        y, inv_pos, anchors = _torch_structure(tuple(counts), str(H.device))
+        self.y, self.anchors = y, anchors
+        c = torch.as_tensor(np.asarray(counts), device=H.device)
+        self.log_npos = torch.log(torch.clamp(c[y] - 1, min=1).to(H.dtype))
+        k = len(counts)
+        axis = H.dim() - 2
+        sums = torch.zeros(H.shape[:-2] + (k, H.shape[-1]), dtype=H.dtype, device=H.device)
+        sums = sums.index_add(axis, y, H)
+        norms = sums.norm(dim=-1, keepdim=True)
+        e1 = torch.zeros_like(sums)
+        e1[..., 0] = 1.0
+        ref = torch.where(norms > 0, sums / norms.clamp_min(torch.finfo(H.dtype).tiny), e1)
+        self.U = H - ref.index_select(axis, y)
+        self.usq = (self.U * self.U).sum(-1)
+
+    def block_logits(self, start: int, stop: int):
+        """x = (dbar_i - D_il) / tau for anchor rows start:stop, masks of positives/negatives."""
+        import torch
+
+        H, U, y = self.H, self.U, self.y
+        D = 1.0 - H[..., start:stop, :] @ H.transpose(-1, -2)
+        Dp = 0.5 * (self.usq[..., start:stop, None] + self.usq[..., None, :]) \
+            - U[..., start:stop, :] @ U.transpose(-1, -2)
+        same = y[start:stop, None] == y[None, :]
+        rows = torch.arange(start, stop, device=H.device)
+        pos = same.clone()
+        pos[torch.arange(stop - start, device=H.device), rows] = False
+        D = torch.where(same, Dp.clamp_min(0.0), D)
+        npos = torch.exp(self.log_npos[start:stop])
+        dbar = torch.where(pos, D, torch.zeros_like(D)).sum(-1) / npos
+        X = (dbar.unsqueeze(-1) - D) / self.tau
+        return X, pos, ~same
+
+    def block_terms(self, start: int, stop: int):
+        """(X, pos, neg, logB, lex_i) of a row block; lex_i = log log1p(B_i), -inf off anchors."""
+        import torch
+
+        X, pos, neg = self.block_logits(start, stop)
+        ninf = torch.full_like(X, float("-inf"))
+        logE = torch.where(pos, log_expm1mx(torch.where(pos, X, torch.zeros_like(X))),
+                           torch.where(neg, X, ninf))
+        logB = torch.logsumexp(logE, dim=-1) - self.log_npos[start:stop]
+        anchors = self.anchors[start:stop]
+        logB = torch.where(anchors, logB, torch.full_like(logB, float("-inf")))
+        return X, pos, neg, logB, log_log1p_exp(logB)
+
+    def scaled_gradient(self, X, pos, neg, logB, lex_i, lex, start, stop):
+        """Ft = (d excess / dG) / excess for the block's rows (zero off anchors)."""
+        import math
+
+        import torch
+
+        anchors = self.anchors[start:stop]
+        lnp = self.log_npos[start:stop]
+        lc = -lnp - torch.exp(lex_i) - lex.unsqueeze(-1) - math.log(self.tau)
+        lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf"))).unsqueeze(-1)
+        zero = torch.zeros_like(X)
+        e1 = torch.expm1(torch.where(pos, X, zero))
+        pos_part = torch.sign(e1) * torch.exp(torch.log(e1.abs()) + lc) \
+            - torch.exp(logB.unsqueeze(-1) + lc)
+        Ft = torch.where(neg, torch.exp(torch.where(neg, X, zero) + lc), torch.where(pos, pos_part, zero))
+        return torch.where(anchors.unsqueeze(-1), Ft, zero)
+
+    def log_excess(self, block: int):
+        """log excess (batch shape), one pass over the row blocks."""
+        import torch
+
+        n = self.H.shape[-2]
+        parts = [self.block_terms(a, min(a + block, n))[-1] for a in range(0, n, block)]
+        return torch.logsumexp(torch.cat(parts, dim=-1), dim=-1)
+
+
 class SupCon(Loss):
     name = "supcon"
     convex_in_gram = True
     summary = "supervised contrastive loss (Khosla 'out' form), sum over anchors"
 
+    # ---- floor, degenerate cases ---------------------------------------------------------
+    def floor(self, counts) -> float:
+        return supcon_floor(counts)
+
+    def degenerate(self, counts) -> str | None:
+        counts = np.asarray(counts)
+        if not np.any(counts >= 2):
+            return ("no sample has a positive (every class is a singleton): the loss is 0 for "
+                    "every geometry, there is nothing to optimise")
+        if counts.size == 1:
+            return ("a single class has no negatives: the loss is minimised exactly by collapsing "
+                    "all samples to one point (value = floor); there is no class geometry")
+        return None
+
     # ---- over H (torch, batched over restarts) -------------------------------------------
     @staticmethod
     def _class_terms(H, counts):
         """Mean positive inner product per anchor from class sums, O(n d):
-        pbar_i = (h_i . S_c - |h_i|^2) / (n_c - 1); also W H = (S_c - h_i) / (n_c - 1)."""
+        pbar_i = (h_i . S_c - |h_i|^2) / (n_c - 1)."""
         import torch
 
         y, inv_pos, anchors = _torch_structure(tuple(counts), str(H.device))
         axis = H.dim() - 2
         sums = torch.zeros(H.shape[:-2] + (len(counts), H.shape[-1]), dtype=H.dtype, device=H.device)
         own_sum = sums.index_add(axis, y, H).index_select(axis, y)
-        inv = inv_pos.to(H.dtype)
-        pbar = ((H * own_sum).sum(-1) - (H * H).sum(-1)) * inv
-        return pbar, (own_sum - H) * inv.unsqueeze(-1), anchors
+        pbar = ((H * own_sum).sum(-1) - (H * H).sum(-1)) * inv_pos.to(H.dtype)
+        return pbar, anchors
 
-    @staticmethod
-    def _block_logits(H, pbar, tau, start, stop):
-        """Logits (G_il - pbar_i) / tau of anchor rows start:stop, with l = i set to -inf."""
-        x = (H[..., start:stop, :] @ H.transpose(-1, -2) - pbar[..., start:stop, None]) / tau
-        x.diagonal(offset=start, dim1=-2, dim2=-1).fill_(float("-inf"))
-        return x
-
-    @staticmethod
-    def _block_softmax(x, anchors, weights: bool = True):
-        """max + log1p log-sum-exp of each row and (with ``weights``) its softmax weights,
-        rows off anchors zero. Differentiable (``torch_value`` relies on autograd through it)."""
+    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
+        """Differentiable value (plain max + log1p log-sum-exp; for autograd and Hessians)."""
         import torch
 
+        check_reduction(reduction)
+        n = H.shape[-2]
+        pbar, anchors = self._class_terms(H, counts)
+        x = (H @ H.transpose(-1, -2) - pbar[..., None]) / tau
+        x = x + torch.diag(torch.full((n,), float("-inf"), dtype=H.dtype, device=H.device))
         m, jmax = x.max(dim=-1, keepdim=True)
         e = torch.exp(x - m)
         tail = e.scatter(-1, jmax, 0.0).sum(-1)
         per_anchor = torch.where(anchors, m.squeeze(-1) + torch.log1p(tail), torch.zeros_like(tail))
-        if not weights:
-            return per_anchor, None
-        return per_anchor, e * (anchors.to(x.dtype) / (1.0 + tail)).unsqueeze(-1)
-
-    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
-        check_reduction(reduction)
-        n = H.shape[-2]
-        pbar, _, anchors = self._class_terms(H, counts)
-        x = self._block_logits(H, pbar, tau, 0, n)
-        total = self._block_softmax(x, anchors, weights=False)[0].sum(-1)
+        total = per_anchor.sum(-1)
         return total / n if reduction == "mean" else total
 
-    def torch_value_and_grad(self, H, counts, tau: float, block: int = 4096):
-        """Value (sum over anchors) and its gradient in H without autograd, in row blocks of
-        ``block`` anchors (memory O(block n)): df/dH = (F + F^T) H with F = (P - W) / tau on
-        anchor rows (P the softmax over l != i, W the positive weights)."""
+    def torch_log_excess_and_grad(self, H, counts, tau: float, block: int = 4096):
+        """log(f - floor) (batch shape) and its gradient in H, no autograd, in row blocks of
+        ``block`` anchors (memory O(block n)); one pass when n <= block, else two."""
         import torch
 
         n = H.shape[-2]
         with torch.no_grad():
-            pbar, wh, anchors = self._class_terms(H, counts)
-            value = torch.zeros(H.shape[:-2], dtype=H.dtype, device=H.device)
-            grad = -2.0 * wh
+            ev = _TorchExcess(H, counts, tau)
+            single = n <= block
+            terms = ev.block_terms(0, n) if single else None
+            lex = torch.logsumexp(terms[-1], dim=-1) if single else ev.log_excess(block)
+            grad = torch.zeros_like(H)
             for start in range(0, n, block):
                 stop = min(start + block, n)
-                x = self._block_logits(H, pbar, tau, start, stop)
-                per_anchor, P = self._block_softmax(x, anchors[start:stop])
-                value += per_anchor.sum(-1)
-                grad[..., start:stop, :] += P @ H
-                grad += P.transpose(-1, -2) @ H[..., start:stop, :]
-            grad /= tau
-        return value, grad
+                t = terms if single else ev.block_terms(start, stop)
+                Ft = ev.scaled_gradient(*t, lex, start, stop)
+                grad[..., start:stop, :] += Ft @ H
+                grad += Ft.transpose(-1, -2) @ H[..., start:stop, :]
+        return lex, grad
 
-    def gradient_blocks(self, H, counts, tau: float, block: int = 2048):
-        """Yield ``(start, stop, value, F)`` for row blocks of the (non-symmetrised) gradient
-        F = df/dG = (P - W) / tau at G = H H^T; H is a 2-D torch tensor, F is on its device."""
+    def torch_value_and_grad(self, H, counts, tau: float, block: int = 4096):
+        """Value (sum over anchors) = floor + excess and its gradient in H (closed form)."""
+        import torch
+
+        lex, grad = self.torch_log_excess_and_grad(H, counts, tau, block)
+        excess = torch.exp(lex)
+        return self.floor(counts) + excess, grad * excess.reshape(excess.shape + (1, 1))
+
+    def scaled_gradient_blocks(self, H, counts, tau: float, block: int = 2048):
+        """``(log_excess, blocks)``: blocks yields ``(start, stop, Ft)``, row blocks of
+        (d excess / dG) / excess at G = H H^T (H a 2-D torch tensor; Ft on its device). The
+        blocks are recomputed on every iteration of ``blocks()``."""
         import torch
 
         n = H.shape[0]
-        y, inv_pos, _ = _torch_structure(tuple(counts), str(H.device))
-        inv = inv_pos.to(H.dtype)
         with torch.no_grad():
-            pbar, _, anchors = self._class_terms(H, counts)
-            for start in range(0, n, block):
-                stop = min(start + block, n)
-                x = self._block_logits(H, pbar, tau, start, stop)
-                per_anchor, P = self._block_softmax(x, anchors[start:stop])
-                W = (y[start:stop, None] == y[None, :]).to(H.dtype) * inv[start:stop, None]
-                W.diagonal(offset=start).zero_()
-                yield start, stop, float(per_anchor.sum()), (P - W) / tau
+            ev = _TorchExcess(H, counts, tau)
+            lex = ev.log_excess(block)
+
+        def blocks():
+            with torch.no_grad():
+                for start in range(0, n, block):
+                    stop = min(start + block, n)
+                    yield start, stop, ev.scaled_gradient(*ev.block_terms(start, stop), lex, start, stop)
+
+        return float(lex), blocks
 
     # ---- over G (numpy, with gradient) ---------------------------------------------------
+    def dense_log_excess(self, D, counts, tau: float):
+        return dense_log_excess(D, counts, tau)
+
+    def distances(self, H, counts) -> np.ndarray:
+        return class_centred_distances(H, counts)
+
     def gram_value_and_grad(self, G, counts, tau: float):
         G = np.asarray(G, dtype=np.float64)
-        n = G.shape[0]
-        W = positive_weights(counts)
-        anchors = anchor_mask(counts)
-        pbar = (G * W).sum(axis=1, keepdims=True)
-        off = ~np.eye(n, dtype=bool)
-        if n == 1:
-            return 0.0, np.zeros_like(G)
-        values, p = logsumexp_log1p((G - pbar) / tau, axis=1, where=off)
-        F = (p - W) / tau
-        F[~anchors] = 0.0
-        value = float(values[anchors].sum())
-        return value, 0.5 * (F + F.T)
+        lex, Ft = dense_log_excess(1.0 - G, counts, tau)
+        excess = float(np.exp(lex))
+        return self.floor(counts) + excess, 0.5 * excess * (Ft + Ft.T)
 
     def cvxpy_gram(self, G, counts, tau: float):
         import cvxpy as cp
@@ -200,41 +377,58 @@ class SupCon(Loss):
         return logmult, mask
 
     def group_offset(self, groups: Groups) -> float:
-        """sum over anchors of log(n_c - 1): the loss with every negative term dropped."""
+        """The floor: sum over anchors of log(n_c - 1)."""
         n_g = groups.count.astype(float)
         anchors = groups.count >= 2
         return float((groups.size[anchors] * n_g[anchors] * np.log(n_g[anchors] - 1)).sum())
 
-    def group_value_and_grad(self, groups: Groups, gram: GroupGram, tau: float, excess=False):
+    def group_log_excess(self, groups: Groups, dist: GroupGram, tau: float):
+        """``(log_excess, gt)`` at a group-symmetric G given by its distances
+        ``dist`` (1 - G entries: ``within``, ``same``, ``cross``); ``gt`` holds the entries of the
+        symmetrised gradient of log(excess) over the n x n G. O(q^2), any n. Inside a class
+        every positive is at the same distance, so x_j = 0 and only negatives enter B."""
         q = groups.q
         n_g, k_g = groups.count.astype(float), groups.size.astype(float)
         anchors = groups.count >= 2
         zeros = np.zeros(q)
-        offset = 0.0 if excess else self.group_offset(groups)
         if not anchors.any():
-            return offset, GroupGram(zeros, zeros.copy(), zeros.copy(), np.zeros((q, q)))
+            return -np.inf, GroupGram(zeros, zeros.copy(), zeros.copy(), np.zeros((q, q)))
         logmult, mask = self._group_terms(groups)
-        # negative columns relative to the positive column: y_j = x_j - x_pos
-        a = gram.within[:, None]
+        lnp = np.where(anchors, logmult[:, 0], 0.0)
+        dw = np.where(anchors, dist.within, 0.0)[:, None]
         y = np.empty((q, q + 1))
-        y[:, :1] = logmult[:, 1:2] + (gram.same[:, None] - a) / tau
-        y[:, 1:] = logmult[:, 2:] + (gram.cross - a) / tau
+        y[:, :1] = logmult[:, 1:2] + (dw - dist.same[:, None]) / tau
+        y[:, 1:] = logmult[:, 2:] + (dw - dist.cross) / tau
         with np.errstate(invalid="ignore"):
-            y = np.where(mask[:, 1:], y - logmult[:, :1], -np.inf)[anchors]
-        # excess_g = log(1 + sum_j exp(y_j)), as log1p when no negative term dominates
-        M = np.maximum(y.max(axis=1), 0.0)
-        e = np.exp(y - M[:, None])
-        denom = np.exp(-M) + e.sum(axis=1)
-        excess_g = np.where(M > 0, M + np.log(denom), np.log1p(e.sum(axis=1)))
-        value = offset + float((k_g[anchors] * n_g[anchors] * excess_g).sum())
-        P = np.zeros((q, q + 1))
-        P[anchors] = e / denom[:, None]  # softmax weights of the negative columns
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # weight on the positives is 1 - sum(P): use the sum itself, no cancellation
-            f_pos = np.where(anchors, -P.sum(axis=1) / (n_g - 1), 0.0) / tau
-            f_same = np.where(groups.size >= 2, P[:, 0] / ((k_g - 1) * n_g), 0.0) / tau
-        f_cross = P[:, 1:] / (k_g * n_g)[None, :] / tau
-        return value, GroupGram(zeros, f_pos, f_same, 0.5 * (f_cross + f_cross.T))
+            y = np.where(mask[:, 1:], y, -np.inf) - lnp[:, None]
+        y[~anchors] = -np.inf
+        logB = _lse_rows(y)
+        lex_g = log_log1p_exp(logB)
+        with np.errstate(divide="ignore"):
+            lex = float(_lse_rows(np.where(anchors, np.log(k_g * n_g) + lex_g, -np.inf)))
+        if not np.isfinite(lex):  # excess exactly 0 (no negatives at all): no gradient
+            return lex, GroupGram(zeros, zeros.copy(), zeros.copy(), np.zeros((q, q)))
+        with np.errstate(over="ignore"):
+            lc = np.where(anchors, -lnp - np.exp(lex_g) - lex - np.log(tau), -np.inf)
+        # columns: y already includes log(mult / (n_g - 1)); per-entry weight drops the mult
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            per_entry = np.exp(y + lc[:, None] + lnp[:, None] - logmult[:, 1:])
+            per_entry = np.where(mask[:, 1:] & anchors[:, None], per_entry, 0.0)
+            f_pos = np.where(anchors, -np.exp(logB + lc), 0.0)
+        f_same = per_entry[:, 0]
+        f_cross = per_entry[:, 1:]
+        return lex, GroupGram(zeros, f_pos, f_same, 0.5 * (f_cross + f_cross.T))
+
+    def group_value_and_grad(self, groups: Groups, gram: GroupGram, tau: float, excess=False,
+                             dist: GroupGram | None = None):
+        """``(f, g)`` at a group-symmetric G (``excess=True``: f - floor); ``dist`` gives the
+        distances 1 - G to full precision where the caller has them."""
+        if dist is None:
+            dist = distances_of(gram)
+        lex, gt = self.group_log_excess(groups, dist, tau)
+        ex = float(np.exp(lex))
+        value = ex if excess else self.group_offset(groups) + ex
+        return value, GroupGram(gt.diag, ex * gt.within, ex * gt.same, ex * gt.cross)
 
     def cvxpy_group(self, groups: Groups, within, same, cross, tau: float):
         import cvxpy as cp
@@ -268,3 +462,11 @@ class SupCon(Loss):
             X = cp.hstack(parts) if len(parts) > 1 else parts[0]
             total = total + weights[rows] @ cp.log_sum_exp(X, axis=1)
         return total
+
+
+def distances_of(gram: GroupGram) -> GroupGram:
+    """1 - G entries of a group-symmetric Gram (diagonal 0)."""
+    return GroupGram(np.zeros_like(gram.diag), 1.0 - gram.within, 1.0 - gram.same, 1.0 - gram.cross)
+
+
+__all__ = ["SupCon", "supcon_floor", "dense_log_excess", "class_centred_distances", "expm1mx"]

@@ -218,12 +218,27 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
 
 def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
                       collapse_tol: float = 1e-9):
-    """Class-level certificate of embeddings whose classes are collapsed (every class mean of
-    squared norm >= 1 - collapse_tol), exact for any n; None if H is not collapsed."""
+    """Class-level certificate of the class-averaged Gram of H (H H^T averaged over permutations
+    inside classes; equal to H H^T when every class is exactly collapsed), for embeddings whose
+    classes are collapsed (within-class cosine >= 1 - collapse_tol); exact for any n, O(n d + k^3).
+    None if H is not collapsed. Within-class distances come from class-centred coordinates."""
     from solvers.convex import class_mean_gram_of_embeddings
+    from ufm.losses.supcon import distances_of
 
     gram = class_mean_gram_of_embeddings(H, counts)
     counts = np.asarray(counts)
     if np.any((counts >= 2) & (gram.within < 1 - collapse_tol)):
         return None
-    return certify_groups(loss, Groups.per_class(counts), gram, tau, tol)
+    dist = distances_of(gram)
+    y = np.repeat(np.arange(counts.size), counts)
+    sums = np.zeros((counts.size, H.shape[1]))
+    np.add.at(sums, y, H)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    U = H - (sums / np.where(norms > 0, norms, 1.0))[y]
+    usum = np.zeros_like(sums)
+    np.add.at(usum, y, U)
+    sq = np.bincount(y, weights=np.einsum("ij,ij->i", U, U), minlength=counts.size)
+    pairs = np.maximum(counts * (counts - 1.0), 1.0)
+    within = np.where(counts >= 2, (counts * sq - np.einsum("ij,ij->i", usum, usum)) / pairs, 0.0)
+    dist = type(dist)(dist.diag, np.maximum(within, 0.0), dist.same, dist.cross)
+    return certify_groups(loss, Groups.per_class(counts), gram, tau, tol, dist)

@@ -134,10 +134,13 @@ class _Objective:
         curv = 2.0 * absgam.sum(axis=1) / self.scale / norms**2
         top = curv.max()
         self.row_curvature = np.maximum(curv, 1e-8 * top) if top > 0 else np.ones_like(curv)
+        self._diag = None
         return value / self.scale, (gY * free).ravel() / self.scale
 
     def hessian_diag(self):
-        return np.broadcast_to(self.row_curvature[:, None], self.free.shape).ravel()
+        if getattr(self, "_diag", None) is None:  # one array per evaluated point
+            self._diag = np.repeat(self.row_curvature, self.free.shape[1])
+        return self._diag
 
 
 @dataclass
@@ -174,7 +177,7 @@ def minimize_factored(
     with threadpool_limits(1 if q < BLAS_THREADS_MIN_Q else None):
         f0 = fun(Y0.ravel())[0]
         fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
-        res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter)
+        res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8)
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)

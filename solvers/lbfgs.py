@@ -24,7 +24,8 @@ import numpy as np
 
 class StopReason(enum.Enum):
     GRADIENT = "gradient_tolerance"  # preconditioned gradient norm below gtol
-    NO_PROGRESS = "no_progress"  # relative decrease below ftol for `patience` iterations
+    NO_PROGRESS = "no_progress"  # for `patience` iterations: relative decrease below ftol and
+    # the scaled gradient norm not 0.1% below its best
     LINE_SEARCH = "line_search_failed"  # no decrease along the direction at float64 precision
     ITERATION_LIMIT = "iteration_limit"
 
@@ -56,8 +57,10 @@ def lbfgs(
 
     ``hessian_diag()`` returns the diagonal scaling D (positive, an approximation to the
     Hessian's diagonal at the last point evaluated); it may change between iterations.
-    Stops when max|D^{-1} g| <= gtol, when the relative decrease stays below ``ftol`` for
-    ``patience`` iterations, when no step decreases f, or after ``max_iter`` iterations.
+    Stops when max|D^{-1} g| <= gtol, when for ``patience`` iterations neither f decreases by
+    ``ftol`` (relative) nor |D^{-1} g| improves, when no step makes progress, or after
+    ``max_iter`` iterations. Where f only moves at round-off, a step that lowers |D^{-1} g| is
+    accepted: the certificate needs first-order accuracy beyond f's last digit.
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     f, g = fun(x)
@@ -65,6 +68,8 @@ def lbfgs(
     pairs: deque = deque(maxlen=memory)
     inv_d = (lambda v: v) if hessian_diag is None else (lambda v: v / hessian_diag())
     stall = 0
+    eps = np.finfo(float).eps
+    best_gn = np.inf
     reason = StopReason.ITERATION_LIMIT
     it = 0
     while it < max_iter:
@@ -97,11 +102,17 @@ def lbfgs(
             d = -inv_d(g)
             slope = g @ d
         step, accepted = 1.0, False
+        gnorm = np.linalg.norm(inv_d(g))
         for _ in range(40):
             x_new = x + step * d
             f_new, g_new = fun(x_new)
             evals += 1
             if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
+                accepted = True
+                break
+            # at round-off level in f, a step that lowers the gradient is progress too
+            if (np.isfinite(f_new) and abs(f_new - f) <= 8 * eps * max(abs(f), 1e-300)
+                    and np.linalg.norm(inv_d(g_new)) < gnorm):
                 accepted = True
                 break
             step *= 0.3
@@ -113,8 +124,11 @@ def lbfgs(
         if sy > 1e-300:
             pairs.append((s, y, 1.0 / sy))
         decrease = (f - f_new) / max(abs(f), abs(f_new), 1e-300)
+        gn_new = np.linalg.norm(inv_d(g_new))
         x, f, g = x_new, f_new, g_new
-        stall = stall + 1 if decrease < ftol else 0
+        improved = decrease >= ftol or gn_new < 0.999 * best_gn
+        best_gn = min(best_gn, gn_new)
+        stall = 0 if improved else stall + 1
         if stall >= patience:
             reason = StopReason.NO_PROGRESS
             break

@@ -73,6 +73,18 @@ class _Progress:
         return self.since >= STALL_PATIENCE
 
 
+def check_dim(dim) -> int:
+    """The embedding dimension: an integer >= 2. Dimension 1 is refused, not run: the unit
+    sphere there is {-1, +1}, where gradient methods cannot move (the gradient of h = v/|v|
+    vanishes)."""
+    if int(dim) != dim or dim < 1:
+        raise UFMInputError("--dim", f"must be an integer >= 2, got {dim}")
+    if dim == 1:
+        raise UFMInputError("--dim", "1 is not supported: the unit sphere in one dimension is "
+                            "{-1, +1}, where gradient methods cannot move; use --dim >= 2")
+    return int(dim)
+
+
 def resolve_device(device: str):
     import torch
 
@@ -381,11 +393,7 @@ def optimize(
     """
     import torch
 
-    if int(dim) != dim or dim < 1:
-        raise UFMInputError("--dim", f"must be an integer >= 2, got {dim}")
-    if dim == 1:
-        raise UFMInputError("--dim", "1 is not supported: the unit sphere in one dimension is "
-                            "{-1, +1}, where gradient methods cannot move; use --dim >= 2")
+    check_dim(dim)
     if int(restarts) != restarts or restarts < 1:
         raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
     check_choice(method, METHODS, "--optimizer", "optimizer")

@@ -42,6 +42,8 @@ SOLVERS = ("auto", "factored", *CONIC_SOLVERS)
 #: largest n for the full program per conic solver: CLARABEL factors a dense system of size
 #: about n^2/2 (21 GB and out of memory at n = 200 on a 24 GB machine); SCS is lighter
 FULL_MAX_N = {"clarabel": 160, "scs": 400}
+#: fresh L-BFGS runs from the end point while each halves the certificate's gap
+REFINE_RESTARTS = 6
 #: a conic fallback for the class-level program is tried only up to this many groups
 CONIC_FALLBACK_MAX_Q = 200
 
@@ -73,6 +75,23 @@ def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
         Z0 = run.Z.copy()
         Z0[newly, -1] = 0.3  # leave the collapsed point along the descent direction
         Z0 /= np.linalg.norm(Z0, axis=1, keepdims=True)
+    # L-BFGS stops when log(f - floor) no longer moves in float64; its curvature pairs may be
+    # stale by then. Restarting it afresh from its end point tightens the certificate on large
+    # imbalanced problems (ImageNet-LT: gap 3e-6 -> below 1e-6 of the excess).
+    best = certify_groups(loss, groups, gram, tau, tol, dist).gap_relative_to_excess
+    for _ in range(REFINE_RESTARTS):
+        if best <= 1e-2 * tol:
+            break
+        again = minimize_factored(loss, groups, tau, run.Z, release, max_iter=max_iter)
+        iterations += again.iterations
+        seconds += again.seconds
+        g2, d2 = gram_from_factors(groups, again.Z), distances_from_factors(groups, again.Z)
+        gap = certify_groups(loss, groups, g2, tau, tol, d2).gap_relative_to_excess
+        if not gap < 0.5 * best:
+            if gap < best:
+                run, gram, dist, best = again, g2, d2, gap
+            break
+        run, gram, dist, best = again, g2, d2, gap
     status = {
         StopReason.GRADIENT: SolveStatus.CONVERGED,
         StopReason.NO_PROGRESS: SolveStatus.CONVERGED,

@@ -35,6 +35,7 @@ from ufm.inputs import (
     verify_memory,
 )
 from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, MAX_SAMPLES, Problem, check_tau
+from ufm.report import format_certify, format_solve, format_verify
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto | full (n x n program) | reduced (class level) | orbit (equal counts merged)")
     s.add_argument("--solver", default="auto", help="auto | factored | clarabel | scs")
     s.add_argument("--tol", default=None,
-                   help="certified means gap_bound <= tol * |value| (default 1e-6)")
+                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
     s.add_argument("--seed", default="0",
                    help="seed of the factored solver's start, integer >= 0 (default 0)")
     s.add_argument("--out", help="directory for result.json and arrays.npz")
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", default="0", help="seed of the random starts, integer >= 0 (default 0)")
     v.add_argument("--max-iter", default="5000",
                    help="most iterations per restart, integer >= 1 (default 5000)")
-    v.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value| (default 1e-6)")
+    v.add_argument("--tol", default=None,
+                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
 
     c = sub.add_parser(
         "certify",
@@ -155,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--normalize", action="store_true", help="normalise rows instead of rejecting")
     c.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto: where the matrix-free certificate runs (n > 3000)")
-    c.add_argument("--tol", default=None, help="certified means gap_bound <= tol * |value| (default 1e-6)")
+    c.add_argument("--tol", default=None,
+                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
+    c.add_argument("--memory-budget", default="2",
+                   help="GB that the matrix-free certificate may keep of S's blocks (n > 3000; "
+                   "default 2): above it blocks are recomputed for every product, never held n x n")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     r = sub.add_parser(
@@ -186,63 +192,19 @@ def _save(out: Path, result, payload: dict, lift: bool) -> None:
     arrays = {
         "counts": np.asarray(result.problem.counts),
         "class_labels": np.asarray(result.problem.class_labels),
-        "class_mean_norms": result.class_mean_norms(),
     }
-    if result.problem.k <= 5000:
+    if result.geometry is not None:
+        arrays["class_mean_norms"] = result.class_mean_norms()
+    if result.geometry is None:
+        pass  # degenerate: no geometry to save
+    elif result.problem.k <= 5000:
         arrays["class_gram"] = result.class_gram()
         arrays["class_means"] = result.geometry.class_means()
-    if lift:
+    if lift and result.geometry is not None:
         arrays["embeddings"] = result.embeddings(lift=True)
         arrays["labels"] = result.problem.labels
     _atomic_write(out / "arrays.npz", lambda fh: np.savez_compressed(fh, **arrays))
     _atomic_write(out / "result.json", lambda fh: fh.write(json.dumps(payload, indent=2).encode()))
-
-
-def _format_table(res, payload: dict) -> str:
-    p = res.problem
-    cert = res.certificate
-    lines = [
-        f"loss {p.loss}   tau {p.tau:g}   k = {p.k} classes   n = {p.n} samples",
-        f"method {res.method} ({res.solver}), status {res.status.value}, "
-        f"{res.iterations} iterations, {payload['time_s']:.3f} s",
-        f"optimal value      {res.value:.12g}",
-        f"rank               {res.rank}   (class-mean eigenvalues > {res.geometry.rank_tol:g} x largest)",
-        f"collapsed          {'yes' if res.collapsed else 'no'}   "
-        f"(within-class cosine >= 1 - {res.geometry.collapse_tol:g})",
-        f"certificate        lambda_min {cert.lambda_min:.3e}, gap bound {cert.gap_bound:.3e} "
-        f"({cert.relative_gap_bound:.1e} relative): "
-        + ("CERTIFIED" if cert.certified else "NOT certified") + f" at tol {cert.tol:g}",
-    ]
-    # geometry: one row per distinct class count when classes repeat, else per class
-    groups = res.geometry.groups if res.method == "orbit" else None
-    norms = res.class_mean_norms()
-    if p.k <= 12:
-        cos = res.class_gram()
-        lines.append("class-mean cosines (rows/cols: class: count), norms of class means:")
-        head = "            " + "".join(f"{c:>9}" for c in range(p.k)) + "     norm"
-        lines.append(head)
-        for c in range(p.k):
-            row = "".join(f"{v:9.4f}" for v in cos[c])
-            lines.append(f"{c:>4}: {p.counts[c]:>5}" + row + f"  {norms[c]:7.4f}")
-    elif groups is not None and groups.q <= 12:
-        geo = res.geometry
-        d = geo.mean_sq_norm
-        lines.append("class-mean cosines by class count (same: two classes of that count):")
-        for g in range(groups.q):
-            cross = ", ".join(
-                f"vs {groups.count[h]}: {geo.gram.cross[g, h] / np.sqrt(d[g] * d[h]):.4f}"
-                for h in range(groups.q) if h != g)
-            same = f"same {geo.gram.same[g] / d[g]:.4f}" if groups.size[g] >= 2 else "same -"
-            lines.append(f"  count {groups.count[g]:>6} x {groups.size[g]:>6} classes: norm "
-                         f"{np.sqrt(d[g]):.4f}, {same}" + (f", {cross}" if cross else ""))
-    else:
-        cos = res.class_gram() if p.k <= 5000 else None
-        if cos is not None:
-            off = cos[~np.eye(p.k, dtype=bool)]
-            lines.append(f"class-mean cosines: min {off.min():.4f}, mean {off.mean():.4f}, "
-                         f"max {off.max():.4f}  (simplex ETF: {-1 / (p.k - 1):.4f})")
-        lines.append(f"class-mean norms: min {norms.min():.6f}, max {norms.max():.6f}")
-    return "\n".join(lines)
 
 
 def cmd_solve(args) -> int:
@@ -267,7 +229,7 @@ def cmd_solve(args) -> int:
     if args.json:
         print(json.dumps(payload))
     else:
-        print(_format_table(res, payload))
+        print(format_solve(payload, res))
     return 0
 
 
@@ -346,11 +308,12 @@ def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args
 
 def cmd_verify(args) -> int:
     from solvers.certificate import CERTIFY_TOL
-    from solvers.nonconvex import METHODS, PRECISIONS, resolve_device
-    from solvers.verify import verify
+    from solvers.nonconvex import METHODS, PRECISIONS, check_dim, resolve_device
+    from solvers.verify import default_dim, verify
 
     problem = _problem_from_args(args)
-    dim = max(problem.k - 1, 1) if args.dim is None else positive_int(args.dim, "--dim")
+    dim = default_dim(problem) if args.dim is None else positive_int(args.dim, "--dim")
+    check_dim(dim)
     restarts = positive_int(args.restarts, "--restarts")
     check_choice(args.optimizer, METHODS, "--optimizer", "optimizer")  # before the convex solve
     check_choice(args.precision, PRECISIONS, "--precision", "precision")
@@ -358,29 +321,22 @@ def cmd_verify(args) -> int:
     max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
     seed = integer(args.seed, "--seed", 0, MAX_SEED)
     tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    reason = problem.loss_fn.degenerate(problem.counts)
+    if reason is not None:  # nothing to optimise: reported, not run
+        floor = problem.loss_fn.floor(problem.counts)
+        payload = {"loss": problem.loss, "counts": list(problem.counts), "tau": problem.tau,
+                   "dim": dim, "degenerate": reason, "optimal_value": floor, "floor": floor,
+                   "restarts": []}
+        print(json.dumps(payload) if args.json else
+              f"degenerate problem: {reason}\noptimal value      {floor:.12g}   (= the floor)")
+        return 0
     _check_verify_memory(problem, dim, restarts, device, args)
     print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
                  max_iter=max_iter, progress=True, precision=args.precision)
     payload = res.to_dict()
-    if args.json:
-        print(json.dumps(payload))
-        return 0
-    print(f"loss {problem.loss}   tau {problem.tau:g}   k = {problem.k}   n = {problem.n}   d = {dim}")
-    print(f"convex optimum     {payload['optimal_value']:.12g}  (rank {payload['optimum_rank']}, "
-          f"certified {payload['optimum_certificate']['certified']})")
-    print(f"relaxation tight   {'yes' if payload['relaxation_tight'] else 'no'} in dimension {dim}")
-    print(f"restarts           {restarts} ({payload['optimizer']} on {payload['device']}, "
-          f"{payload['dtype']}), {payload['distinct_minima']} distinct end point(s), "
-          f"{payload['fraction_global']:.0%} certified global")
-    print(f"claim              {payload['claim']}")
-    print("   #   rel. gap   Gram dist   grad norm   gap bound  certified  Hessian min  stop")
-    for i, r in enumerate(payload["restarts"]):
-        hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
-        print(f"{i:>4}  {r['rel_gap']:9.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
-              f"{r['gap_bound']:9.2e}  {'yes' if r['certified'] else 'no':>9}  {hess:>11}  "
-              f"{r['stop_reason']}")
+    print(json.dumps(payload) if args.json else format_verify(payload))
     return 0
 
 
@@ -412,21 +368,10 @@ def cmd_certify(args) -> int:
     elif np.max(np.abs(norms - 1)) > 1e-6:
         raise UFMInputError("--embeddings", f"rows are not unit vectors (norms {norms.min():.4g} to "
                             f"{norms.max():.4g}); pass --normalize to normalise them")
-    report = inspect_embeddings(H, y, tau, args.loss, tol, device)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    c = report["certificate"]
-    print(f"loss {args.loss}   tau {tau:g}   n = {H.shape[0]}   d = {H.shape[1]}   k = {report['k']}")
-    print(f"value              {report['value']:.12g}   (optimum for these counts "
-          f"{report['optimal_value']:.12g}, relative gap {report['rel_gap']:.2e})")
-    print(f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e}: "
-          + ("CERTIFIED" if c["certified"] else "NOT certified") + f"  [{c['how']}]")
-    print(f"NC1                {report['nc1']:.3e}")
-    print(f"class-mean cosines max deviation from the optimum {report['cosines_vs_optimum']:.3e}, "
-          f"from the simplex ETF {report['cosines_vs_etf']:.3e}")
-    print(f"distance to the optimal geometry: Gram {report['gram_distance']:.3e}, Procrustes "
-          + ("-" if report["procrustes_distance"] is None else f"{report['procrustes_distance']:.3e}"))
+    budget = check_tau(args.memory_budget, "--memory-budget") * 1e9
+    report = inspect_embeddings(H, y, tau, args.loss, tol, device, memory_budget=budget,
+                                progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(report) if args.json else format_certify(report))
     return 0
 
 

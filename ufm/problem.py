@@ -88,6 +88,13 @@ def check_tau(tau: float, argument: str = "--tau") -> float:
     return t
 
 
+#: smallest temperature accepted. Solvers work with log(f - floor), which float64 holds at any
+#: tau, but the certificate's round-off relative to the excess grows as about 100 eps / tau^2
+#: (measured: 5e-8 at tau = 5e-4, 1e-6 at 2e-4 to 3e-4, where answers stop being certified
+#: and a conic fallback can return a wrong geometry): below this, float64 cannot tell.
+TAU_MIN = 5e-4
+
+
 @dataclass(frozen=True)
 class Problem:
     """A full-batch contrastive UFM: ``counts[c]`` unit embeddings per class, temperature ``tau``.
@@ -104,6 +111,10 @@ class Problem:
     def __post_init__(self):
         object.__setattr__(self, "counts", parse_counts(self.counts))
         object.__setattr__(self, "tau", check_tau(self.tau))
+        if self.tau < TAU_MIN:
+            raise UFMInputError("--tau", f"{self.tau:g} is below {TAU_MIN:g}, where float64 can no longer "
+                                "resolve a certificate (its round-off grows as 1/tau^2); use tau >= "
+                                f"{TAU_MIN:g}")
         get_loss(self.loss)  # raises UFMInputError("--loss", ...) if unknown
         if not self.class_labels:
             object.__setattr__(self, "class_labels", tuple(range(len(self.counts))))

@@ -1,0 +1,121 @@
+"""Human-readable reports of ``ufm solve``, ``ufm verify`` and ``ufm certify`` (the JSON
+payloads rendered as text tables). Pure functions of the payload dicts: no solver imports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def certificate_lines(c: dict) -> list[str]:
+    """Floor, excess and the certificate's verdict, decided on the excess (DESIGN section 5)."""
+    excess = c["excess"]
+    log_ex = c.get("log_excess")
+    ex_text = f"{excess:.6e}" if excess > 0 or log_ex is None else f"exp({log_ex:.6g}) (below float64)"
+    verdict = "CERTIFIED" if c["certified"] else "NOT certified"
+    lines = [
+        f"floor              {c['floor']:.12g}   (geometry-independent lower bound)",
+        f"excess             {ex_text}   (value - floor: what the geometry controls)",
+        f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e} = "
+        f"{c['gap_relative_to_excess']:.1e} x excess: {verdict} at tol {c['tol']:g}",
+    ]
+    if c.get("reason"):
+        lines.append(f"                   ({c['reason']})")
+    return lines
+
+
+def format_solve(payload: dict, res=None) -> str:
+    """Table of a ``ufm solve`` payload; ``res`` (the SolveResult) adds the orbit summary."""
+    p = payload
+    k, n = len(p["counts"]), int(sum(p["counts"]))
+    lines = [f"loss {p['loss']}   tau {p['tau']:g}   k = {k} classes   n = {n} samples"]
+    if p.get("degenerate"):
+        lines += [f"degenerate         {p['degenerate']}",
+                  f"optimal value      {p['optimal_value']:.12g}   (= the floor)"]
+        return "\n".join(lines)
+    cert = p["certificate"]
+    lines += [
+        f"method {p['method']} ({p['solver']}), status {p['status']}, "
+        f"{p['iterations']} iterations, {p['time_s']:.3f} s",
+        f"optimal value      {p['optimal_value']:.12g}",
+        *certificate_lines(cert),
+        f"rank               {p['rank']}   (class-mean eigenvalues > "
+        f"{p['thresholds']['rank_rel_eig']:g} x largest)",
+        f"collapsed          {'yes' if p['collapsed'] else 'no'}   "
+        f"(within-class cosine >= 1 - {p['thresholds']['collapse_within_cosine']:g})",
+    ]
+    counts = p["counts"]
+    norms = np.asarray(p["class_mean_norms"])
+    cos = None if p["class_gram"] is None else np.asarray(p["class_gram"])
+    groups = res.geometry.groups if res is not None and res.method == "orbit" else None
+    if cos is not None and k <= 12:
+        lines.append("class-mean cosines (rows/cols: class: count), norms of class means:")
+        lines.append("            " + "".join(f"{c:>9}" for c in range(k)) + "     norm")
+        for c in range(k):
+            row = "".join(f"{v:9.4f}" for v in cos[c])
+            lines.append(f"{c:>4}: {counts[c]:>5}" + row + f"  {norms[c]:7.4f}")
+    elif groups is not None and groups.q <= 12:
+        geo = res.geometry
+        d = geo.mean_sq_norm
+        lines.append("class-mean cosines by class count (same: two classes of that count):")
+        for g in range(groups.q):
+            cross = ", ".join(
+                f"vs {groups.count[h]}: {geo.gram.cross[g, h] / np.sqrt(d[g] * d[h]):.4f}"
+                for h in range(groups.q) if h != g)
+            same = f"same {geo.gram.same[g] / d[g]:.4f}" if groups.size[g] >= 2 else "same -"
+            lines.append(f"  count {groups.count[g]:>6} x {groups.size[g]:>6} classes: norm "
+                         f"{np.sqrt(d[g]):.4f}, {same}" + (f", {cross}" if cross else ""))
+    else:
+        if cos is not None:
+            off = cos[~np.eye(k, dtype=bool)]
+            lines.append(f"class-mean cosines: min {off.min():.4f}, mean {off.mean():.4f}, "
+                         f"max {off.max():.4f}  (simplex ETF: {-1 / (k - 1):.4f})")
+        lines.append(f"class-mean norms: min {norms.min():.6f}, max {norms.max():.6f}")
+    return "\n".join(lines)
+
+
+def format_verify(p: dict) -> str:
+    """Table of a ``ufm verify`` payload."""
+    k, n = len(p["counts"]), int(sum(p["counts"]))
+    oc = p["optimum_certificate"]
+    lines = [
+        f"loss {p['loss']}   tau {p['tau']:g}   k = {k}   n = {n}   d = {p['dim']}",
+        f"convex optimum     {p['optimal_value']:.12g}  (rank {p['optimum_rank']}, "
+        f"excess {oc['excess']:.6e}, certified {oc['certified']})",
+        f"relaxation tight   {'yes' if p['relaxation_tight'] else 'no'} in dimension {p['dim']}",
+        f"restarts           {len(p['restarts'])} ({p['optimizer']} on {p['device']}, {p['dtype']}): "
+        f"{p['converged']} converged, {p['distinct_minima']} distinct minima among them "
+        f"(Gram distance > {p['same_point_tol']:g}), {p['fraction_global']:.0%} certified global",
+        f"claim              {p['claim']}",
+        "   #   excess gap  Gram dist   grad norm   gap/excess  certified  Hessian min  stop",
+    ]
+    for i, r in enumerate(p["restarts"]):
+        hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+        lines.append(f"{i:>4}  {r['rel_gap']:10.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
+                     f"{r['gap_relative_to_excess']:10.2e}  {'yes' if r['certified'] else 'no':>9}  "
+                     f"{hess:>11}  {r['stop_reason']}")
+    lines.append("(excess gap: (excess - optimal excess) / optimal excess; gap/excess: the certificate's "
+                 "bound over the restart's excess)")
+    return "\n".join(lines)
+
+
+def format_certify(r: dict) -> str:
+    """Table of a ``ufm certify`` report."""
+    lines = [f"loss {r['loss']}   tau {r['tau']:g}   n = {r['n']}   d = {r['dim']}   k = {r['k']}"]
+    if r.get("degenerate"):
+        lines.append(f"degenerate         {r['degenerate']}")
+    lines.append(f"value              {r['value']:.12g}")
+    lines += certificate_lines(r["certificate"])
+    lines.append(f"                   [{r['certificate']['how']}]")
+    cc = r.get("class_certificate")
+    if cc is not None:
+        lines.append("class level        collapsed embeddings: class-level certificate "
+                     + ("CERTIFIED" if cc["certified"] else "NOT certified"))
+    if r.get("optimal_value") is not None:
+        lines.append(f"optimum            {r['optimal_value']:.12g} for these counts; excess gap "
+                     f"{r['rel_gap']:.2e} of the optimal excess")
+        lines.append(f"class-mean cosines max deviation from the optimum {r['cosines_vs_optimum']:.3e}, "
+                     f"from the simplex ETF {r['cosines_vs_etf']:.3e}")
+        lines.append(f"distance to the optimal geometry: Gram {r['gram_distance']:.3e}, Procrustes "
+                     + ("-" if r["procrustes_distance"] is None else f"{r['procrustes_distance']:.3e}"))
+    lines.append(f"NC1                {r['nc1']:.3e}")
+    return "\n".join(lines)

@@ -64,7 +64,8 @@ class Certificate:
 
 
 def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
-           how: str, scale: float, tau: float, residual=None) -> Certificate:
+           how: str, scale: float, tau: float, residual=None,
+           unresolved: str | None = None, at_least: bool = False) -> Certificate:
     """Certificate from the smallest eigenvalue of the scaled S (that of log(f - floor)).
 
     ``scale`` bounds the absolute row sums of the scaled S: float64 round-off in its entries
@@ -78,6 +79,8 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
     if not np.isfinite(log_excess):
         certified, reason, rel, roundoff = True, None, 0.0, 0.0
         how += "; the value equals the floor, a lower bound: optimal"
+    elif unresolved is not None:
+        certified, reason = False, unresolved
     elif not (np.isfinite(rel) and np.isfinite(roundoff)):
         certified, reason = False, "unresolved: the certificate matrix overflowed float64"
     elif roundoff > tol:
@@ -88,7 +91,8 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
         certified, reason = True, None
     else:
         certified = False
-        reason = f"gap bound is {rel:.2e} times the excess, above tol {tol:g}"
+        reason = (f"gap bound is {'at least ' if at_least else ''}{rel:.2e} times the excess, "
+                  f"above tol {tol:g}")
     return Certificate(float(floor + excess), float(floor), excess, float(log_excess),
                        float(scaled_lambda_min * excess), float(rel * excess), rel, roundoff,
                        bool(certified), reason, tol, how, None if residual is None else float(residual))
@@ -158,28 +162,42 @@ def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_T
 DENSE_MAX_N = 3000
 
 
+class _Refuted(Exception):
+    """A Rayleigh quotient of S already refutes the certificate (lambda_min <= it < bound)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+
 def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
-                       dense_max_n: int = DENSE_MAX_N, block: int = 2048,
+                       dense_max_n: int = DENSE_MAX_N, block: int | None = None,
                        lanczos_tol: float = 1e-10, device: str = "cpu",
-                       memory_budget: float = 2e9, progress=None) -> Certificate:
+                       memory_budget: float = 2e9, progress=None,
+                       max_products: int = 300) -> Certificate:
     """Certificate of unit embeddings H (n, d), samples ordered by class.
 
     Dense eigendecomposition of S up to ``dense_max_n``. Beyond, matrix-free in float64 on
-    ``device`` (torch): S is applied block by block from H and is never held n x n unless
-    its blocks fit in ``memory_budget`` bytes (then they are kept between products);
-    lambda_min is found by Lanczos (scipy eigsh, 'SA'). ``progress(message)`` receives a line
-    per pass over the blocks.
+    ``device`` (torch), within ``memory_budget`` bytes: S is applied block by block from H and
+    its n x n blocks are kept between products only if they fit in the budget (then Lanczos,
+    scipy eigsh 'SA'); otherwise each product recomputes them, and LOBPCG (scipy lobpcg, block
+    of d + 8 vectors started from H, the near-null vectors of an optimum) amortises one pass over
+    many vectors. Every vector S is applied to gives a Rayleigh quotient, an upper bound on
+    lambda_min: as soon as one shows gap_bound > tol * excess the answer is "not certified",
+    exactly, and the search stops. ``progress(message)`` gets a line per pass over the blocks.
     """
     H = np.asarray(H, dtype=np.float64)
-    n = H.shape[0]
+    n, d = H.shape
     if n <= dense_max_n:
         return certify_gram(loss, H @ H.T, counts, tau, tol, H=H)
     import torch
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 
+    keep = n * n * 8 <= 0.8 * memory_budget
+    if block is None:  # about three (block x n) float64 buffers while a block is built
+        spare = memory_budget - (n * n * 8 if keep else 0.0)
+        block = int(np.clip(max(spare, 0.2 * memory_budget) / (4 * 8 * n), 64, 4096))
     Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
     lex, blocks = loss.scaled_gradient_blocks(Ht, counts, tau, block)
-    keep = n * n * 8 <= memory_budget
     cached = []
     lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
     absrow = torch.zeros(n, dtype=torch.float64, device=Ht.device)
@@ -189,31 +207,71 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
         lam += 0.5 * FG.sum(0)
         absrow[start:stop] += 0.5 * F.abs().sum(1)
         absrow += 0.5 * F.abs().sum(0)
+        del FG
         if keep:
             cached.append((start, stop, F))
     scale = float((absrow + lam.abs()).max())
+    if progress is not None:
+        need = f"{n * n * 8 / 1e9:.1f} GB > budget {memory_budget / 1e9:.1f} GB"
+        progress(f"certificate: n = {n}, S in row blocks of {block}, "
+                 + ("kept in memory" if keep else f"recomputed for every product (n x n: {need})"))
+    refute_below = -tol / n  # a Rayleigh quotient below this refutes the certificate
     passes = [0]
+    best = [np.inf]
 
     def apply_s(V):
-        Vt = torch.as_tensor(np.asarray(V).reshape(n, -1), dtype=torch.float64, device=Ht.device)
+        V = np.asarray(V).reshape(n, -1)
+        Vt = torch.as_tensor(V, dtype=torch.float64, device=Ht.device)
         out = -lam[:, None] * Vt
         for start, stop, F in (cached if keep else blocks()):
             out[start:stop] += 0.5 * (F @ Vt)
             out += 0.5 * (F.T @ Vt[start:stop])
+        out = out.cpu().numpy()
         passes[0] += 1
-        if progress is not None and (not keep or passes[0] % 20 == 0):
-            progress(f"certificate: product {passes[0]} with S (n = {n}"
-                     + (", blocks in memory)" if keep else ", blocks recomputed)"))
-        return out.cpu().numpy()
+        rq = np.einsum("ij,ij->j", V, out) / np.maximum(np.einsum("ij,ij->j", V, V), 1e-300)
+        best[0] = min(best[0], float(rq.min()))
+        if progress is not None and (not keep or passes[0] % 25 == 0):
+            progress(f"certificate: product {passes[0]} with S, smallest Rayleigh quotient so far "
+                     f"{best[0] * n:.3e} x excess / n")
+        if best[0] < refute_below:
+            raise _Refuted(best[0])
+        if passes[0] > max_products:
+            raise _Refuted(np.nan)
+        return out
 
     op = LinearOperator((n, n), matvec=apply_s, matmat=apply_s, dtype=np.float64)
-    w = eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False)
-    residual = np.linalg.norm(apply_s(H))
-    how = (f"matrix-free Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g}) on {Ht.device}, S applied "
-           f"in row blocks of {block}, {passes[0]} products"
-           + (" (blocks kept in memory)" if keep else f" (blocks recomputed: S needs "
-              f"{n * n * 8 / 1e9:.1f} GB > budget {memory_budget / 1e9:.1f} GB)"))
-    return decide(loss.floor(counts), lex, float(w.min()), n, tol, how, scale, tau, residual)
+    refuted = False
+    how = (f"matrix-free on {Ht.device}, S applied in row blocks of {block} "
+           + ("kept in memory" if keep else "recomputed per product"))
+    try:
+        if keep:
+            w = float(eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False).min())
+            how = f"{how}; Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g})"
+        else:
+            rng = np.random.default_rng(0)
+            U, sv, _ = np.linalg.svd(H, full_matrices=False)
+            X0 = np.column_stack([U[:, sv > 1e-8 * sv[0]], rng.standard_normal((n, 8))])
+            vals = lobpcg(op, X0, tol=lanczos_tol, maxiter=max_products, largest=False)[0]
+            w = float(np.min(vals))
+            how = f"{how}; LOBPCG (scipy lobpcg, block {X0.shape[1]}, tol {lanczos_tol:g})"
+        w = min(w, best[0])
+    except _Refuted as stop:
+        if np.isnan(stop.value):
+            return decide(loss.floor(counts), lex, best[0], n, tol, f"{how}: no convergence in "
+                          f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
+                          None, unresolved=f"unresolved: the eigenvalue search did not converge in "
+                          f"{max_products} products with S")
+        w, refuted = stop.value, True
+        how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient (an upper bound on "
+               "lambda_min) already exceeds the certificate's tolerance")
+    residual = None
+    if best[0] >= refute_below:
+        try:
+            residual = np.linalg.norm(apply_s(H))
+        except _Refuted:
+            pass
+    return decide(loss.floor(counts), lex, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
+                  at_least=refuted)
 
 
 def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,

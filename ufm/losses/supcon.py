@@ -149,20 +149,38 @@ def _torch_structure(counts: tuple, device: str):
             torch.as_tensor(c[y] >= 2, device=device))
 
 
+class _BlockTerms:
+    """Per-block quantities of :class:`_TorchExcess` (rows start:stop)."""
+
+    def __init__(self, start, stop, G, shift, logB, lex_i, positives):
+        self.start, self.stop = start, stop
+        self.G = G  # inner products of the block's rows with every sample (.., b, n)
+        self.shift = shift  # (dbar_i - 1) / tau: x_l = G_il / tau + shift_i for negatives
+        self.logB, self.lex_i = logB, lex_i
+        self.positives = positives  # [(r0, r1, s, e, Xp)]: same-class sub-blocks, Xp = x there
+
+
 class _TorchExcess:
-    """Blocked evaluation of SupCon's log-excess over H (torch, batched (R, n, d), any device)."""
+    """Blocked evaluation of SupCon's log-excess over H (torch, (n, d) or batched (R, n, d),
+    any device). Samples are ordered by class, so a row's positives are one contiguous column
+    range: positives are evaluated on those sub-blocks only (class-centred distances,
+    e^x - 1 - x in the log domain), negatives on the whole block with one matmul and one exp.
+    Memory: about three (rows x n) buffers per block."""
 
     def __init__(self, H, counts, tau: float):
         import torch
 
         self.H, self.tau = H, tau
-        y, inv_pos, anchors = _torch_structure(tuple(counts), str(H.device))
-        self.y, self.anchors = y, anchors
-        c = torch.as_tensor(np.asarray(counts), device=H.device)
-        self.log_npos = torch.log(torch.clamp(c[y] - 1, min=1).to(H.dtype))
-        k = len(counts)
+        c = np.asarray(counts, dtype=np.int64)
+        self.count = c
+        self.starts = np.r_[0, np.cumsum(c)[:-1]]
+        self.y_np = np.repeat(np.arange(c.size), c)
+        y, _, anchors = _torch_structure(tuple(int(v) for v in c), str(H.device))
+        self.anchors = anchors
+        self.log_npos = torch.log(torch.clamp(torch.as_tensor(c, device=H.device)[y] - 1, min=1)
+                                  .to(H.dtype))
         axis = H.dim() - 2
-        sums = torch.zeros(H.shape[:-2] + (k, H.shape[-1]), dtype=H.dtype, device=H.device)
+        sums = torch.zeros(H.shape[:-2] + (c.size, H.shape[-1]), dtype=H.dtype, device=H.device)
         sums = sums.index_add(axis, y, H)
         norms = sums.norm(dim=-1, keepdim=True)
         e1 = torch.zeros_like(sums)
@@ -171,60 +189,79 @@ class _TorchExcess:
         self.U = H - ref.index_select(axis, y)
         self.usq = (self.U * self.U).sum(-1)
 
-    def block_logits(self, start: int, stop: int):
-        """x = (dbar_i - D_il) / tau for anchor rows start:stop, masks of positives/negatives."""
+    def segments(self, start: int, stop: int):
+        """(r0, r1, s, e): rows r0:r1 of the block belong to the class occupying columns s:e."""
+        for cls in range(int(self.y_np[start]), int(self.y_np[stop - 1]) + 1):
+            s = int(self.starts[cls])
+            e = s + int(self.count[cls])
+            yield max(start, s), min(stop, e), s, e
+
+    def block_terms(self, start: int, stop: int) -> _BlockTerms:
         import torch
 
-        H, U, y = self.H, self.U, self.y
-        D = 1.0 - H[..., start:stop, :] @ H.transpose(-1, -2)
-        Dp = 0.5 * (self.usq[..., start:stop, None] + self.usq[..., None, :]) \
-            - U[..., start:stop, :] @ U.transpose(-1, -2)
-        same = y[start:stop, None] == y[None, :]
-        rows = torch.arange(start, stop, device=H.device)
-        pos = same.clone()
-        pos[torch.arange(stop - start, device=H.device), rows] = False
-        D = torch.where(same, Dp.clamp_min(0.0), D)
-        npos = torch.exp(self.log_npos[start:stop])
-        dbar = torch.where(pos, D, torch.zeros_like(D)).sum(-1) / npos
-        X = (dbar.unsqueeze(-1) - D) / self.tau
-        return X, pos, ~same
+        H, U, usq, tau = self.H, self.U, self.usq, self.tau
+        G = H[..., start:stop, :] @ H.transpose(-1, -2)
+        batch = G.shape[:-1]
+        ninf = float("-inf")
+        dbar = torch.zeros(batch, dtype=H.dtype, device=H.device)
+        logpos = torch.full(batch, ninf, dtype=H.dtype, device=H.device)
+        positives = []
+        masked = G.clone()
+        for r0, r1, s, e in self.segments(start, stop):
+            masked[..., r0 - start:r1 - start, s:e] = ninf
+            if e - s < 2:
+                continue
+            Dp = 0.5 * (usq[..., r0:r1, None] + usq[..., None, s:e]) \
+                - U[..., r0:r1, :] @ U[..., s:e, :].transpose(-1, -2)
+            Dp = Dp.clamp_min(0.0)
+            rows = torch.arange(r1 - r0, device=H.device)
+            Dp[..., rows, rows + (r0 - s)] = 0.0
+            db = Dp.sum(-1) / (e - s - 1)
+            Xp = (db.unsqueeze(-1) - Dp) / tau
+            Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
+            dbar[..., r0 - start:r1 - start] = db
+            logpos[..., r0 - start:r1 - start] = torch.logsumexp(log_expm1mx(Xp), dim=-1)
+            positives.append((r0, r1, s, e, Xp))
+        m = masked.amax(dim=-1, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        masked.sub_(m).div_(tau).exp_()
+        lse_neg = m.squeeze(-1) / tau + torch.log(masked.sum(-1))  # -inf: no negatives
+        del masked
+        shift = (dbar - 1.0) / tau
+        logB = torch.logaddexp(lse_neg + shift, logpos) - self.log_npos[start:stop]
+        logB = torch.where(self.anchors[start:stop], logB, torch.full_like(logB, ninf))
+        return _BlockTerms(start, stop, G, shift, logB, log_log1p_exp(logB), positives)
 
-    def block_terms(self, start: int, stop: int):
-        """(X, pos, neg, logB, lex_i) of a row block; lex_i = log log1p(B_i), -inf off anchors."""
-        import torch
-
-        X, pos, neg = self.block_logits(start, stop)
-        ninf = torch.full_like(X, float("-inf"))
-        logE = torch.where(pos, log_expm1mx(torch.where(pos, X, torch.zeros_like(X))),
-                           torch.where(neg, X, ninf))
-        logB = torch.logsumexp(logE, dim=-1) - self.log_npos[start:stop]
-        anchors = self.anchors[start:stop]
-        logB = torch.where(anchors, logB, torch.full_like(logB, float("-inf")))
-        return X, pos, neg, logB, log_log1p_exp(logB)
-
-    def scaled_gradient(self, X, pos, neg, logB, lex_i, lex, start, stop):
+    def scaled_gradient(self, t: _BlockTerms, lex):
         """Ft = (d excess / dG) / excess for the block's rows (zero off anchors)."""
         import math
 
         import torch
 
+        start, stop = t.start, t.stop
         anchors = self.anchors[start:stop]
-        lnp = self.log_npos[start:stop]
-        lc = -lnp - torch.exp(lex_i) - lex.unsqueeze(-1) - math.log(self.tau)
-        lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf"))).unsqueeze(-1)
-        zero = torch.zeros_like(X)
-        e1 = torch.expm1(torch.where(pos, X, zero))
-        pos_part = torch.sign(e1) * torch.exp(torch.log(e1.abs()) + lc) \
-            - torch.exp(logB.unsqueeze(-1) + lc)
-        Ft = torch.where(neg, torch.exp(torch.where(neg, X, zero) + lc), torch.where(pos, pos_part, zero))
-        return torch.where(anchors.unsqueeze(-1), Ft, zero)
+        lc = -self.log_npos[start:stop] - torch.exp(t.lex_i) - lex.unsqueeze(-1) - math.log(self.tau)
+        lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf")))
+        F = t.G / self.tau
+        F.add_((t.shift + lc).unsqueeze(-1)).exp_()
+        for r0, r1, s, e in self.segments(start, stop):
+            F[..., r0 - start:r1 - start, s:e] = 0.0
+        for r0, r1, s, e, Xp in t.positives:
+            lcr = lc[..., r0 - start:r1 - start].unsqueeze(-1)
+            e1 = torch.expm1(Xp)
+            part = torch.sign(e1) * torch.exp(torch.log(e1.abs()) + lcr) \
+                - torch.exp(t.logB[..., r0 - start:r1 - start].unsqueeze(-1) + lcr)
+            rows = torch.arange(r1 - r0, device=F.device)
+            part[..., rows, rows + (r0 - s)] = 0.0
+            F[..., r0 - start:r1 - start, s:e] = part
+        return F
 
     def log_excess(self, block: int):
         """log excess (batch shape), one pass over the row blocks."""
         import torch
 
         n = self.H.shape[-2]
-        parts = [self.block_terms(a, min(a + block, n))[-1] for a in range(0, n, block)]
+        parts = [self.block_terms(a, min(a + block, n)).lex_i for a in range(0, n, block)]
         return torch.logsumexp(torch.cat(parts, dim=-1), dim=-1)
 
 
@@ -287,12 +324,12 @@ class SupCon(Loss):
             ev = _TorchExcess(H, counts, tau)
             single = n <= block
             terms = ev.block_terms(0, n) if single else None
-            lex = torch.logsumexp(terms[-1], dim=-1) if single else ev.log_excess(block)
+            lex = torch.logsumexp(terms.lex_i, dim=-1) if single else ev.log_excess(block)
             grad = torch.zeros_like(H)
             for start in range(0, n, block):
                 stop = min(start + block, n)
                 t = terms if single else ev.block_terms(start, stop)
-                Ft = ev.scaled_gradient(*t, lex, start, stop)
+                Ft = ev.scaled_gradient(t, lex)
                 grad[..., start:stop, :] += Ft @ H
                 grad += Ft.transpose(-1, -2) @ H[..., start:stop, :]
         return lex, grad
@@ -314,15 +351,15 @@ class SupCon(Loss):
         n = H.shape[0]
         with torch.no_grad():
             ev = _TorchExcess(H, counts, tau)
-            lex = ev.log_excess(block)
+            lex_t = ev.log_excess(block)
 
         def blocks():
             with torch.no_grad():
                 for start in range(0, n, block):
                     stop = min(start + block, n)
-                    yield start, stop, ev.scaled_gradient(*ev.block_terms(start, stop), lex, start, stop)
+                    yield start, stop, ev.scaled_gradient(ev.block_terms(start, stop), lex_t)
 
-        return float(lex), blocks
+        return float(lex_t), blocks
 
     # ---- over G (numpy, with gradient) ---------------------------------------------------
     def dense_log_excess(self, D, counts, tau: float):

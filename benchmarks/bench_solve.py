@@ -8,6 +8,7 @@ CLARABEL. Prints markdown tables; results go to benchmarks/RESULTS.md.
     python benchmarks/bench_solve.py --quick    # a minute: small sizes only
     python benchmarks/bench_solve.py --large    # adds n = 152 to the full-program table
     python benchmarks/bench_solve.py --only full --large   # one table
+    python benchmarks/bench_solve.py --only presets        # long-tailed presets, several tau
 """
 
 from __future__ import annotations
@@ -159,11 +160,32 @@ def bench_orbit(ks):
            "rank", "collapsed"], rows)
 
 
+def bench_presets(presets=("cifar10-lt", "cifar100-lt", "places-lt", "imagenet-lt"),
+                  taus=(2.0, 1.0, 0.1, 0.02, 0.005, 0.001)):
+    """Whole `ufm solve --counts PRESET` commands (interpreter start included)."""
+    rows = []
+    for name in presets:
+        for tau in taus:
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "ufm", "solve", "--counts", name, "--tau", str(tau),
+                                  "--json"], capture_output=True, text=True, check=True)
+            t = time.perf_counter() - t0
+            d = json.loads(out.stdout)
+            c = d["certificate"]
+            rows.append([name, str(len(d["counts"])), str(sum(d["counts"])), f"{tau:g}", f"{t:.2f}",
+                         d["method"], str(c["certified"]), f"{c['gap_relative_to_excess']:.1e}",
+                         f"{c['log_excess']:.6g}", str(d["rank"])])
+            print(f"preset {name} tau {tau} done", file=sys.stderr)
+    table("Whole `ufm solve --counts PRESET` command (interpreter start included)",
+          ["preset", "k", "n", "tau", "time s", "method", "certified", "gap / excess", "log excess",
+           "rank"], rows)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--large", action="store_true")
-    ap.add_argument("--only", choices=["full", "reduced", "cli", "orbit"])
+    ap.add_argument("--only", choices=["full", "reduced", "cli", "orbit", "presets"])
     a = ap.parse_args()
     import cvxpy
     import scipy
@@ -182,6 +204,7 @@ def main():
         "reduced": lambda: bench_reduced([10, 30, 100, 300, 1000], [1.0, 0.1], 100),
         "cli": bench_cli,
         "orbit": lambda: bench_orbit([10, 100, 1000, 10_000, 100_000]),
+        "presets": bench_presets,
     }
     for name, run in sections.items():
         if a.only in (None, name):

@@ -65,7 +65,7 @@ KIND_KEYS = {"counts": ("counts",), "step": ("k_major", "k_minor", "n_minor", "r
 PROBLEM_DEFAULTS = {"loss": "supcon", "kind": "counts", "tau": 1.0}
 SOLVE_DEFAULTS = {"method": "auto", "solver": "auto", "tol": CERTIFY_TOL}
 #: results columns of summary.csv, after the swept parameters (cosines for step problems only)
-RESULT_FIELDS = ("optimal_value", "rank", "collapsed", "certified", "relative_gap_bound")
+RESULT_FIELDS = ("optimal_value", "excess", "rank", "collapsed", "certified", "gap_relative_to_excess")
 STEP_FIELDS = ("cos_major", "cos_minor", "cos_between")
 
 
@@ -387,6 +387,7 @@ def result_row(pid: str, params: dict, res) -> dict:
     return {"point_id": pid, "params": params, **res.to_dict(max_classes=50),
             "certified": res.certificate.certified,
             "relative_gap_bound": res.certificate.relative_gap_bound,
+            "gap_relative_to_excess": res.certificate.gap_relative_to_excess,
             **_cosine_summary(res, params)}
 
 

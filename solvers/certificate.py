@@ -12,7 +12,7 @@ positive semidefinite matrices", SIAM J. Optim. 20(5).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import scipy.linalg
@@ -65,7 +65,7 @@ class Certificate:
 
 def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
            how: str, scale: float, tau: float, residual=None,
-           unresolved: str | None = None, at_least: bool = False) -> Certificate:
+           unresolved: str | None = None) -> Certificate:
     """Certificate from the smallest eigenvalue of the scaled S (that of log(f - floor)).
 
     ``scale`` bounds the absolute row sums of the scaled S: float64 round-off in its entries
@@ -91,8 +91,7 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
         certified, reason = True, None
     else:
         certified = False
-        reason = (f"gap bound is {'at least ' if at_least else ''}{rel:.2e} times the excess, "
-                  f"above tol {tol:g}")
+        reason = f"gap bound is {rel:.2e} times the excess, above tol {tol:g}"
     return Certificate(float(floor + excess), float(floor), excess, float(log_excess),
                        float(scaled_lambda_min * excess), float(rel * excess), rel, roundoff,
                        bool(certified), reason, tol, how, None if residual is None else float(residual))
@@ -193,9 +192,9 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
     from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 
     keep = n * n * 8 <= 0.8 * memory_budget
-    if block is None:  # about three (block x n) float64 buffers while a block is built
+    if block is None:  # about six (block x n) float64 buffers live while a block is built and used
         spare = memory_budget - (n * n * 8 if keep else 0.0)
-        block = int(np.clip(max(spare, 0.2 * memory_budget) / (4 * 8 * n), 64, 4096))
+        block = int(np.clip(max(spare, 0.2 * memory_budget) / (6 * 8 * n), 64, 4096))
     Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
     lex, blocks = loss.scaled_gradient_blocks(Ht, counts, tau, block)
     cached = []
@@ -211,6 +210,7 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
         if keep:
             cached.append((start, stop, F))
     scale = float((absrow + lam.abs()).max())
+    gershgorin = float((-lam - absrow).min())  # a lower bound on lambda_min (S's diagonal is -lam)
     if progress is not None:
         need = f"{n * n * 8 / 1e9:.1f} GB > budget {memory_budget / 1e9:.1f} GB"
         progress(f"certificate: n = {n}, S in row blocks of {block}, "
@@ -261,17 +261,22 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
                           f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
                           None, unresolved=f"unresolved: the eigenvalue search did not converge in "
                           f"{max_products} products with S")
-        w, refuted = stop.value, True
-        how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient (an upper bound on "
-               "lambda_min) already exceeds the certificate's tolerance")
+        w, refuted = min(gershgorin, stop.value), True
+        how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient {stop.value:.3e} (an "
+               "upper bound on lambda_min) already refutes the certificate; lambda_min and the gap bound "
+               "reported are Gershgorin's lower bound on lambda_min")
+        rq_gap = n * max(0.0, -stop.value)
     residual = None
     if best[0] >= refute_below:
         try:
             residual = np.linalg.norm(apply_s(H))
         except _Refuted:
             pass
-    return decide(loss.floor(counts), lex, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
-                  at_least=refuted)
+    cert = decide(loss.floor(counts), lex, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual)
+    if refuted:  # the certificate fails by at least the Rayleigh quotient's margin
+        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times the excess (Rayleigh "
+                       f"quotient), above tol {tol:g}")
+    return cert
 
 
 def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,

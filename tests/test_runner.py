@@ -217,7 +217,7 @@ def test_swept_parameters_are_summary_columns(tmp_path, capsys):
     assert run_command(str(path), str(out), False) == 0
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert header[0] == "ratio" and "tau" not in header  # tau is not swept here
-    assert {"optimal_value", "rank", "collapsed", "certified", "relative_gap_bound", "time_s",
+    assert {"optimal_value", "rank", "collapsed", "certified", "gap_relative_to_excess", "excess", "time_s",
             "cos_major", "cos_minor", "cos_between"} <= set(header)
     stdout = capsys.readouterr().out
     assert "ratio,optimal_value" in stdout
@@ -281,6 +281,7 @@ BAD = [
     (COUNTS + "tau = []\n", "[problem].tau", "empty"),
     (COUNTS + "tau = [0.5, -2]\n", "[problem].tau", "-2"),
     (COUNTS + "tau = [0.5, 0.5]\n", "[problem].tau", "twice"),
+    (COUNTS + "tau = [0.5, 1e-5]\n", "[problem].tau", "float64"),
     # counts
     ('[problem]\nkind = "counts"\ncounts = [3, 0]\n', "[problem].counts", ">= 1"),
     ('[problem]\nkind = "counts"\ncounts = [3, 2.5]\n', "[problem].counts", "integer"),

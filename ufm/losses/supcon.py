@@ -36,7 +36,7 @@ import functools
 import numpy as np
 
 from ufm.losses.base import Loss, check_reduction
-from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp
+from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
 from ufm.structure import GroupGram, Groups
 
 
@@ -149,15 +149,38 @@ def _torch_structure(counts: tuple, device: str):
             torch.as_tensor(c[y] >= 2, device=device))
 
 
+#: blocks of at most this many entries with many classes list their positives as index pairs
+DENSE_BLOCK_ENTRIES = 1 << 17
+
+
+def _log_sum_expm1mx_pairs(xp, rows, batch):
+    """log sum over each row's pairs of e^x - 1 - x (x given per pair, ``rows`` its row), as
+    :func:`ufm.numerics.log_sum_expm1mx` does for a masked block."""
+    import torch
+
+    xm = torch.full(batch, float("-inf"), dtype=xp.dtype, device=xp.device)
+    xm = xm.scatter_reduce(-1, rows.expand_as(xp), xp, reduce="amax", include_self=True)
+    big = xm > 1.0
+    shift = torch.where(big, xm, torch.zeros_like(xm))
+    sh = shift[..., rows]
+    direct = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
+        -1, rows, expm1mx(torch.clamp(xp, max=1.0)))
+    scaled = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
+        -1, rows, torch.exp(xp - sh) - (1.0 + xp) * torch.exp(-sh))
+    return torch.where(big, shift + torch.log(scaled), torch.log(direct))
+
+
 class _BlockTerms:
     """Per-block quantities of :class:`_TorchExcess` (rows start:stop)."""
 
-    def __init__(self, start, stop, G, shift, logB, lex_i, positives):
+    def __init__(self, start, stop, G, shift, logB, lex_i, positives, same=None):
         self.start, self.stop = start, stop
         self.G = G  # inner products of the block's rows with every sample (.., b, n)
         self.shift = shift  # (dbar_i - 1) / tau: x_l = G_il / tau + shift_i for negatives
         self.logB, self.lex_i = logB, lex_i
-        self.positives = positives  # [(r0, r1, s, e, Xp)]: same-class sub-blocks, Xp = x there
+        self.positives = positives  # [(r0, r1, s, e, Xp, mask)]: same-class sub-blocks, Xp = x
+        # there; mask None (the whole sub-block is one class) or the positives' mask
+        self.same = same  # same-class mask of the whole block (dense mode), else None
 
 
 class _TorchExcess:
@@ -176,7 +199,8 @@ class _TorchExcess:
         self.starts = np.r_[0, np.cumsum(c)[:-1]]
         self.y_np = np.repeat(np.arange(c.size), c)
         y, _, anchors = _torch_structure(tuple(int(v) for v in c), str(H.device))
-        self.anchors = anchors
+        self.anchors, self.y = anchors, y
+        self._pair_cache: dict = {}
         self.log_npos = torch.log(torch.clamp(torch.as_tensor(c, device=H.device)[y] - 1, min=1)
                                   .to(H.dtype))
         axis = H.dim() - 2
@@ -196,6 +220,22 @@ class _TorchExcess:
             e = s + int(self.count[cls])
             yield max(start, s), min(stop, e), s, e
 
+    def _pairs(self, start: int, stop: int):
+        """Same-class mask of rows start:stop and the (row, column) index pairs of positives."""
+        import torch
+
+        key = (start, stop)
+        if key not in self._pair_cache:
+            y = self.y_np
+            same = y[start:stop, None] == y[None, :]
+            pos = same.copy()
+            pos[np.arange(stop - start), np.arange(start, stop)] = False
+            r, c = np.nonzero(pos)
+            dev = self.H.device
+            self._pair_cache[key] = (torch.as_tensor(same, device=dev),
+                                     torch.as_tensor(r + start, device=dev), torch.as_tensor(c, device=dev))
+        return self._pair_cache[key]
+
     def block_terms(self, start: int, stop: int) -> _BlockTerms:
         import torch
 
@@ -205,9 +245,24 @@ class _TorchExcess:
         ninf = float("-inf")
         dbar = torch.zeros(batch, dtype=H.dtype, device=H.device)
         logpos = torch.full(batch, ninf, dtype=H.dtype, device=H.device)
-        positives = []
-        masked = G.clone()
-        for r0, r1, s, e in self.segments(start, stop):
+        positives: list = []
+        segments = list(self.segments(start, stop))
+        same = None
+        if len(segments) > 2 and G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES:
+            # many small classes in a small block: positives as a list of (row, column) pairs
+            same, r_idx, c_idx = self._pairs(start, stop)
+            ui, uj = U[..., r_idx, :], U[..., c_idx, :]
+            Dp = (0.5 * (usq[..., r_idx] + usq[..., c_idx]) - (ui * uj).sum(-1)).clamp_min(0.0)
+            local = r_idx - start
+            dbar = dbar.index_add(-1, local, Dp) / torch.exp(self.log_npos[start:stop])
+            xp = (dbar[..., local] - Dp) / tau
+            logpos = _log_sum_expm1mx_pairs(xp, local, batch)
+            positives.append(("pairs", local, c_idx, xp))
+            masked = G.masked_fill(same, ninf)
+            segments = []
+        else:
+            masked = G.clone()
+        for r0, r1, s, e in segments:
             masked[..., r0 - start:r1 - start, s:e] = ninf
             if e - s < 2:
                 continue
@@ -220,8 +275,8 @@ class _TorchExcess:
             Xp = (db.unsqueeze(-1) - Dp) / tau
             Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
             dbar[..., r0 - start:r1 - start] = db
-            logpos[..., r0 - start:r1 - start] = torch.logsumexp(log_expm1mx(Xp), dim=-1)
-            positives.append((r0, r1, s, e, Xp))
+            logpos[..., r0 - start:r1 - start] = log_sum_expm1mx(Xp, torch.ones_like(Xp, dtype=torch.bool))
+            positives.append((r0, r1, s, e, Xp, None))
         m = masked.amax(dim=-1, keepdim=True)
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
         masked.sub_(m).div_(tau).exp_()
@@ -230,7 +285,7 @@ class _TorchExcess:
         shift = (dbar - 1.0) / tau
         logB = torch.logaddexp(lse_neg + shift, logpos) - self.log_npos[start:stop]
         logB = torch.where(self.anchors[start:stop], logB, torch.full_like(logB, ninf))
-        return _BlockTerms(start, stop, G, shift, logB, log_log1p_exp(logB), positives)
+        return _BlockTerms(start, stop, G, shift, logB, log_log1p_exp(logB), positives, same)
 
     def scaled_gradient(self, t: _BlockTerms, lex):
         """Ft = (d excess / dG) / excess for the block's rows (zero off anchors)."""
@@ -244,16 +299,33 @@ class _TorchExcess:
         lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf")))
         F = t.G / self.tau
         F.add_((t.shift + lc).unsqueeze(-1)).exp_()
-        for r0, r1, s, e in self.segments(start, stop):
-            F[..., r0 - start:r1 - start, s:e] = 0.0
-        for r0, r1, s, e, Xp in t.positives:
+        if t.same is not None:
+            F.masked_fill_(t.same, 0.0)
+        else:
+            for r0, r1, s, e in self.segments(start, stop):
+                F[..., r0 - start:r1 - start, s:e] = 0.0
+        for entry in t.positives:
+            if entry[0] == "pairs":
+                _, local, c_idx, xp = entry
+                lcp = lc[..., local]
+                low = torch.clamp(lcp, max=600.0)
+                part = (torch.expm1(xp) * torch.exp(low)) * torch.exp(lcp - low) \
+                    - torch.exp(t.logB[..., local] + lcp)
+                F[..., local, c_idx] = part
+                continue
+            r0, r1, s, e, Xp, mask = entry
             lcr = lc[..., r0 - start:r1 - start].unsqueeze(-1)
-            e1 = torch.expm1(Xp)
-            part = torch.sign(e1) * torch.exp(torch.log(e1.abs()) + lcr) \
+            # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
+            # log/exp; e^{lc} alone may overflow where the excess underflows)
+            low = torch.clamp(lcr, max=600.0)
+            part = (torch.expm1(Xp) * torch.exp(low)) * torch.exp(lcr - low) \
                 - torch.exp(t.logB[..., r0 - start:r1 - start].unsqueeze(-1) + lcr)
-            rows = torch.arange(r1 - r0, device=F.device)
-            part[..., rows, rows + (r0 - s)] = 0.0
-            F[..., r0 - start:r1 - start, s:e] = part
+            if mask is None:
+                rows = torch.arange(r1 - r0, device=F.device)
+                part[..., rows, rows + (r0 - s)] = 0.0
+                F[..., r0 - start:r1 - start, s:e] = part
+            else:
+                F = torch.where(mask, part, F)
         return F
 
     def log_excess(self, block: int):

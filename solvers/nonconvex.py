@@ -111,6 +111,7 @@ class RestartsResult:
     device: str
     dtype: str
     timings: dict = field(default_factory=dict)
+    snap: bool = True
 
 
 def _backtrack(active, t, trial, sufficient, current):
@@ -155,10 +156,10 @@ def _normalise(V):
 
 
 #: a class whose samples all lie within this distance of their mean direction is snapped onto it
-SNAP_TOL = 1e-2
+SNAP_TOL = 0.25
 
 
-def _collapse_snapper(counts, shape, evaluate):
+def _collapse_snapper(counts, shape, evaluate, enabled: bool = True):
     """Collapse snapping, a descent step for small tau: once every sample of a class lies within
     SNAP_TOL of the class's mean direction, all of them are set to that direction (bitwise
     equal rows), kept only where log(f - floor) does not increase.
@@ -166,7 +167,8 @@ def _collapse_snapper(counts, shape, evaluate):
     At small tau any spread of a class (even float64 round-off of unit vectors, 1e-16) dominates
     the excess, whose minimisers are collapsed (DESIGN section 5): without the snap a gradient
     method spends its iterations on round-off spread instead of the class geometry.
-    Returns ``snap(x, f, g, gn, active) -> (x, f, g, gn, snapped)`` over flat points x = V.
+    Returns ``snap(x, f, g, gn, active) -> (x, f, g, gn, reset)`` over flat points x = V;
+    ``reset`` marks restarts moved by more than round-off, whose curvature pairs are stale.
     """
     import torch
 
@@ -177,6 +179,8 @@ def _collapse_snapper(counts, shape, evaluate):
 
     def snap(x, f, g, gn, active):
         dev = x.device
+        if not enabled:
+            return x, f, g, gn, torch.zeros(R, dtype=torch.bool, device=dev)
         if dev not in cache:
             cache[dev] = (torch.as_tensor(y_np, device=dev), torch.as_tensor(c >= 2, device=dev))
         y, multi = cache[dev]
@@ -199,13 +203,15 @@ def _collapse_snapper(counts, shape, evaluate):
         if not bool(ok.any()):
             return x, f, g, gn, none
         keep = ok[:, None]
+        # a snap that moves rows by round-off only keeps the curvature pairs (no reset)
+        moved_far = ok & ((Hs - H).abs().amax(dim=(-1, -2)) > 1e-8)
         return (torch.where(keep, Hs.reshape(R, -1), x), torch.where(ok, fs, f),
-                torch.where(keep, gs, g), torch.where(ok, gns, gn), ok)
+                torch.where(keep, gs, g), torch.where(ok, gns, gn), moved_far)
 
     return snap
 
 
-def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
+def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress, snap_classes=True):
     """Batched L-BFGS over V (H = V/|V|); per-restart Armijo line search and stopping."""
     import torch
 
@@ -221,7 +227,7 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
 
     x = H0.reshape(R, -1).clone()
     f, g, gn = evaluate(x.reshape(shape))
-    snap = _collapse_snapper(counts, shape, lambda x: evaluate(x.reshape(shape)))
+    snap = _collapse_snapper(counts, shape, lambda x: evaluate(x.reshape(shape)), snap_classes)
     S = torch.zeros((memory, R, x.shape[1]), dtype=x.dtype, device=x.device)
     Y = torch.zeros_like(S)
     rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
@@ -294,14 +300,23 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress):
     return H, f, gn, iters, reasons
 
 
-def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
+def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress, snap_classes=True):
     """Batched Riemannian gradient descent with BB steps and Armijo backtracking."""
     import torch
 
     R = H0.shape[0]
+    shape = H0.shape
     H = H0.clone()
     f, eg = _loss_and_grads(loss, counts, tau, H)
     rg = riemannian_grad(H, eg)
+
+    def evaluate(x):
+        Hx = x.reshape(shape)
+        fx, egx = _loss_and_grads(loss, counts, tau, Hx)
+        rgx = riemannian_grad(Hx, egx).reshape(R, -1)
+        return fx, rgx, rgx.norm(dim=1)
+
+    snap = _collapse_snapper(counts, shape, evaluate, snap_classes)
     gn = rg.flatten(1).norm(dim=1)
     step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
     active = gn > tol
@@ -331,6 +346,9 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress):
         step = torch.where(moved & (sy > 0), bb, torch.where(moved, 2 * t, step))
         H, f, rg = H_new, f_new, rg_new
         gn = rg.flatten(1).norm(dim=1)
+        x, f, rgf, gn, reset = snap(H.reshape(R, -1), f, rg.reshape(R, -1), gn, active)
+        H, rg = x.reshape(shape), rgf.reshape(shape)
+        step = torch.where(reset, 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300), step)
         iters += moved.long()
         stalled |= active & track.stalled(gn, f)
         active = active & ~stalled & (gn > tol)
@@ -381,6 +399,7 @@ def optimize(
     H0=None,
     progress: bool = False,
     precision: str = "auto",
+    snap: bool = True,
 ) -> RestartsResult:
     """Minimise the loss over unit embeddings in dimension ``dim`` from ``restarts`` random
     starts (or from ``H0``, shape (R, n, d)).
@@ -389,7 +408,8 @@ def optimize(
     float64 polish from its end points: about 2x faster on the CPU at n >= 1000); "auto"
     (mixed on CUDA, float64 on the CPU). End points are always float64.
     ``tol`` bounds the Frobenius norm of the Riemannian gradient of log(f - floor); default
-    1e-8 sqrt(n).
+    1e-8 sqrt(n). ``snap``: collapse snapping (see :func:`_collapse_snapper`), a descent move
+    that may be turned off to watch plain gradient dynamics.
     """
     import torch
 
@@ -415,9 +435,10 @@ def optimize(
             H = H.to(dt)
             stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
             if method == "lbfgs":
-                H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar)
+                H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar,
+                                                      snap)
             else:
-                H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar)
+                H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar, snap)
             total_iters = total_iters + iters.cpu().numpy()
     if bar is not None:
         bar(None, None)
@@ -428,7 +449,7 @@ def optimize(
         H.detach().cpu().numpy(), loss.floor(counts) + np.exp(lex), lex, gn.cpu().numpy(),
         total_iters, reasons,
         method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
-        {"optimize": time.perf_counter() - t0})
+        {"optimize": time.perf_counter() - t0}, snap)
 
 
 def _progress_bar(total: int):

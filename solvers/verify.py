@@ -207,7 +207,8 @@ class VerifyResult:
             "best_value": float(values[np.argmin(excess)]),
             "fraction_best": float(np.mean(excess <= best * (1 + 1e-9))),
             "claim": self.claim(),
-            "optimizer": self.run.method, "device": self.run.device, "dtype": self.run.dtype,
+            "optimizer": self.run.method, "collapse_snapping": self.run.snap,
+            "device": self.run.device, "dtype": self.run.dtype,
             "certificate_how": self.certificate_how,
             "restarts": [r.to_dict() for r in self.restarts],
             "time_s": self.timings.get("total"), "timings": self.timings,
@@ -222,7 +223,7 @@ def default_dim(problem: Problem) -> int:
 def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: str = "lbfgs",
            device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
-           progress: bool = False, precision: str = "auto") -> VerifyResult:
+           progress: bool = False, precision: str = "auto", snap: bool = True) -> VerifyResult:
     """Optimise from ``restarts`` random starts in dimension ``dim`` (default
     :func:`default_dim`) and compare every end point with the certified convex optimum."""
     dim = default_dim(problem) if dim is None else dim
@@ -232,7 +233,7 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
         raise UFMInputError("--counts", f"degenerate problem: {optimum.degenerate}")
     t1 = time.perf_counter()
     run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
-                   progress=progress, precision=precision)
+                   progress=progress, precision=precision, snap=snap)
     t2 = time.perf_counter()
     loss = problem.loss_fn
     H_ref = optimum.embeddings(lift=True)

@@ -217,3 +217,12 @@ def test_matrix_free_refutes_without_holding_s(rng):
     assert "recomputed" in free.how and "Rayleigh quotient" in free.how
     assert "at least" in free.reason
     assert free.gap_bound >= dense.gap_bound * (1 - 1e-9)  # Gershgorin: still an upper bound on the gap
+
+
+def test_collapse_snapping_is_reported_and_can_be_turned_off():
+    problem = Problem((6, 5, 3, 2), 0.03)
+    on = verify(problem, dim=3, restarts=3, seed=0)
+    assert on.to_dict()["collapse_snapping"] is True and on.fraction_global == 1.0
+    off = verify(problem, dim=3, restarts=2, seed=0, snap=False, max_iter=50)
+    assert off.to_dict()["collapse_snapping"] is False
+    assert all(r.stop_reason != "gradient_tolerance" or r.certificate.certified for r in off.restarts)

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--precision", default="auto",
                    help="auto (mixed on cuda, float64 on cpu) | float64 | mixed (float32, then float64)")
     v.add_argument("--seed", default="0", help="seed of the random starts, integer >= 0 (default 0)")
+    v.add_argument("--no-snap", action="store_true",
+                   help="turn off collapse snapping (a class within 0.25 of its mean direction is set onto "
+                   "it when that lowers the loss), to watch plain gradient dynamics")
     v.add_argument("--max-iter", default="5000",
                    help="most iterations per restart, integer >= 1 (default 5000)")
     v.add_argument("--tol", default=None,
@@ -334,7 +337,7 @@ def cmd_verify(args) -> int:
     print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
-                 max_iter=max_iter, progress=True, precision=args.precision)
+                 max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap)
     payload = res.to_dict()
     print(json.dumps(payload) if args.json else format_verify(payload))
     return 0

@@ -39,6 +39,7 @@ from solvers import METHODS, SOLVERS, solve
 from solvers.certificate import CERTIFY_TOL
 from solvers.solve import FULL_MAX_N
 from ufm.errors import UFMInputError
+from ufm.files import file_mode
 from ufm.losses import available_losses, get_loss
 from ufm.problem import Problem
 
@@ -392,17 +393,6 @@ def result_row(pid: str, params: dict, res) -> dict:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _umask() -> int:
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
-def file_mode() -> int:
-    """Mode of a newly created file under the current umask."""
-    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager

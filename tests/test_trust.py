@@ -226,3 +226,16 @@ def test_collapse_snapping_is_reported_and_can_be_turned_off():
     off = verify(problem, dim=3, restarts=2, seed=0, snap=False, max_iter=50)
     assert off.to_dict()["collapse_snapping"] is False
     assert all(r.stop_reason != "gradient_tolerance" or r.certificate.certified for r in off.restarts)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_solve_out_files_follow_umask(tmp_path, umask, mode, capsys):
+    import os
+
+    old = os.umask(umask)
+    try:
+        assert main(["solve", "--counts", "3,2", "--out", str(tmp_path / "o"), "--json"]) == 0
+    finally:
+        os.umask(old)
+    for name in ("result.json", "arrays.npz"):
+        assert (tmp_path / "o" / name).stat().st_mode & 0o777 == mode

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ufm import __version__
 from ufm.errors import UFMInputError, check_choice
+from ufm.files import atomic_write
 from ufm.inputs import (
     PRESETS,
     available_memory,
@@ -179,18 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename: never partial."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(out: Path, result, payload: dict, lift: bool) -> None:
     arrays = {
         "counts": np.asarray(result.problem.counts),
@@ -206,8 +193,8 @@ def _save(out: Path, result, payload: dict, lift: bool) -> None:
     if lift and result.geometry is not None:
         arrays["embeddings"] = result.embeddings(lift=True)
         arrays["labels"] = result.problem.labels
-    _atomic_write(out / "arrays.npz", lambda fh: np.savez_compressed(fh, **arrays))
-    _atomic_write(out / "result.json", lambda fh: fh.write(json.dumps(payload, indent=2).encode()))
+    atomic_write(out / "arrays.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    atomic_write(out / "result.json", lambda fh: fh.write(json.dumps(payload, indent=2).encode()))
 
 
 def cmd_solve(args) -> int:

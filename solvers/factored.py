@@ -143,6 +143,10 @@ class _Objective:
         return self._diag
 
 
+def _unit_rows(Y: np.ndarray) -> np.ndarray:
+    return Y / np.linalg.norm(Y, axis=1, keepdims=True)
+
+
 @dataclass
 class FactoredRun:
     Z: np.ndarray
@@ -159,10 +163,13 @@ def minimize_factored(
     Z0: np.ndarray,
     release: np.ndarray | None = None,
     max_iter: int = 20000,
+    done=None,
 ) -> FactoredRun:
     """Preconditioned L-BFGS on the factored reduced program from unit rows Z0.
 
     ``release`` marks groups whose within-class spread t_g is optimised; elsewhere t_g = 0.
+    ``done(Z)``, when given, is asked every 25 iterations whether the point is good enough
+    (e.g. certified) to stop.
     """
     t0 = time.perf_counter()
     q = groups.q
@@ -177,7 +184,9 @@ def minimize_factored(
     with threadpool_limits(1 if q < BLAS_THREADS_MIN_Q else None):
         f0 = fun(Y0.ravel())[0]
         fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
-        res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8)
+        check = None if done is None else (lambda y: done(_unit_rows(y.reshape(Z0.shape) * free)))
+        res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8,
+                    done=check)
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)

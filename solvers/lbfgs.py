@@ -28,6 +28,7 @@ class StopReason(enum.Enum):
     # the scaled gradient norm not 0.1% below its best
     LINE_SEARCH = "line_search_failed"  # no decrease along the direction at float64 precision
     ITERATION_LIMIT = "iteration_limit"
+    TARGET = "target_reached"  # the caller's ``done(x)`` said so (e.g. a certificate holds)
 
 
 @dataclass
@@ -40,7 +41,7 @@ class LBFGSResult:
 
     @property
     def converged(self) -> bool:
-        return self.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS)
+        return self.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS, StopReason.TARGET)
 
 
 def lbfgs(
@@ -52,6 +53,8 @@ def lbfgs(
     ftol: float = 1e-15,
     patience: int = 5,
     max_iter: int = 10000,
+    done: Callable[[np.ndarray], bool] | None = None,
+    done_every: int = 25,
 ) -> LBFGSResult:
     """Minimise ``fun`` (returning value and gradient) from ``x0``.
 
@@ -60,7 +63,8 @@ def lbfgs(
     Stops when max|D^{-1} g| <= gtol, when for ``patience`` iterations neither f decreases by
     ``ftol`` (relative) nor |D^{-1} g| improves, when no step makes progress, or after
     ``max_iter`` iterations. Where f only moves at round-off, a step that lowers |D^{-1} g| is
-    accepted: the certificate needs first-order accuracy beyond f's last digit.
+    accepted: the certificate needs first-order accuracy beyond f's last digit. ``done(x)``, when
+    given, is asked every ``done_every`` iterations whether to stop (reason TARGET).
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     f, g = fun(x)
@@ -75,6 +79,9 @@ def lbfgs(
     while it < max_iter:
         if np.max(np.abs(inv_d(g))) <= gtol:
             reason = StopReason.GRADIENT
+            break
+        if done is not None and it > 0 and it % done_every == 0 and done(x):
+            reason = StopReason.TARGET
             break
         it += 1
         # two-loop recursion

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import scipy.linalg
 
-from ufm.structure import GroupGram, Groups, block_spectrum
+from ufm.metrics import class_centred
+from ufm.structure import GroupGram, Groups, block_spectrum, distances_of
 
 #: default tolerance: certified means gap_bound <= CERTIFY_TOL * excess (DESIGN section 5)
 CERTIFY_TOL = 1e-6
@@ -101,8 +102,6 @@ def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float,
                              dist: GroupGram | None = None):
     """``(log_excess, S)`` at a group-symmetric G: S of log(f - floor), in group-symmetric form
     (it inherits G's symmetry). ``dist`` = 1 - G to full precision, if the caller has it."""
-    from ufm.losses.supcon import distances_of
-
     dist = distances_of(gram) if dist is None else dist
     lex, g = loss.group_log_excess(groups, dist, tau)
     n_g, k_g = groups.count.astype(float), groups.size.astype(float)
@@ -286,7 +285,6 @@ def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERT
     classes are collapsed (within-class cosine >= 1 - collapse_tol); exact for any n, O(n d + k^3).
     None if H is not collapsed. Within-class distances come from class-centred coordinates."""
     from solvers.convex import class_mean_gram_of_embeddings
-    from ufm.losses.supcon import distances_of
 
     gram = class_mean_gram_of_embeddings(H, counts)
     counts = np.asarray(counts)
@@ -294,11 +292,8 @@ def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERT
         return None
     dist = distances_of(gram)
     y = np.repeat(np.arange(counts.size), counts)
-    sums = np.zeros((counts.size, H.shape[1]))
-    np.add.at(sums, y, H)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    U = H - (sums / np.where(norms > 0, norms, 1.0))[y]
-    usum = np.zeros_like(sums)
+    U = class_centred(H, y, counts.size)
+    usum = np.zeros((counts.size, H.shape[1]))
     np.add.at(usum, y, U)
     sq = np.bincount(y, weights=np.einsum("ij,ij->i", U, U), minlength=counts.size)
     pairs = np.maximum(counts * (counts - 1.0), 1.0)

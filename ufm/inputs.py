@@ -139,14 +139,19 @@ def _magic(p: Path, argument: str, size: int = 8) -> bytes:
         raise UFMInputError(argument, f"cannot read {p}: {err.strerror or _reason(err)}") from None
 
 
-def _load_npy(p: Path, argument: str) -> np.ndarray:
-    """A .npy array, memory-mapped first so that its shape and dtype are checked (and a
-    truncated file is caught) before the data are read."""
+def _check_header(p: Path, argument: str, magic: bytes = b"", wrong: str = "") -> None:
+    """The file is not empty and, if ``magic`` is given, starts with it (else: ``wrong``)."""
     head = _magic(p, argument)
     if not head:
         raise UFMInputError(argument, f"{p}: empty file")
-    if not head.startswith(b"\x93NUMPY"):
-        raise UFMInputError(argument, f"{p}: not a .npy file (no NumPy header)")
+    if magic and not head.startswith(magic):
+        raise UFMInputError(argument, f"{p}: {wrong}")
+
+
+def _load_npy(p: Path, argument: str) -> np.ndarray:
+    """A .npy array, memory-mapped first so that its shape and dtype are checked (and a
+    truncated file is caught) before the data are read."""
+    _check_header(p, argument, b"\x93NUMPY", "not a .npy file (no NumPy header)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -160,11 +165,7 @@ def _load_npy(p: Path, argument: str) -> np.ndarray:
 
 
 def _load_npz(p: Path, argument: str) -> np.ndarray:
-    head = _magic(p, argument)
-    if not head:
-        raise UFMInputError(argument, f"{p}: empty file")
-    if not head.startswith(b"PK"):
-        raise UFMInputError(argument, f"{p}: not a .npz file (not a zip archive)")
+    _check_header(p, argument, b"PK", "not a .npz file (not a zip archive)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -183,8 +184,7 @@ def _load_npz(p: Path, argument: str) -> np.ndarray:
 
 
 def _load_pt(p: Path, argument: str) -> np.ndarray:
-    if not _magic(p, argument):
-        raise UFMInputError(argument, f"{p}: empty file")
+    _check_header(p, argument)
     import torch
 
     try:

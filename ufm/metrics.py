@@ -36,6 +36,18 @@ def class_means(H: np.ndarray, labels: np.ndarray, k: int | None = None) -> np.n
     return sums / np.bincount(labels, minlength=k)[:, None]
 
 
+def class_centred(H: np.ndarray, labels: np.ndarray, k: int | None = None) -> np.ndarray:
+    """u_i = h_i - r_c, with r_c the normalised mean of h_i's class (e_1 where the mean is 0).
+    Within a class ||u_i - u_j|| = ||h_i - h_j||, and computing it from u keeps its relative
+    precision near collapse, where 1 - h_i.h_j is round-off."""
+    M = class_means(H, labels, k)
+    norms = np.linalg.norm(M, axis=1, keepdims=True)
+    ref = np.zeros_like(M)
+    ref[:, 0] = 1.0
+    ref = np.where(norms > 0, M / np.where(norms > 0, norms, 1.0), ref)
+    return H - ref[labels]
+
+
 def class_mean_cosines(H: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """k x k cosines between the class means."""
     M = class_means(H, labels)

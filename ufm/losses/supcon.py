@@ -36,8 +36,9 @@ import functools
 import numpy as np
 
 from ufm.losses.base import Loss, check_reduction
+from ufm.metrics import class_centred
 from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
-from ufm.structure import GroupGram, Groups
+from ufm.structure import GroupGram, Groups, distances_of
 
 
 def positive_weights(counts) -> np.ndarray:
@@ -78,23 +79,13 @@ def class_centred_distances(H: np.ndarray, counts) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.int64)
     y = np.repeat(np.arange(counts.size), counts)
     D = 1.0 - H @ H.T
-    U = H - _class_references(H, y, counts.size)[y]
+    U = class_centred(H, y, counts.size)
     sq = np.einsum("ij,ij->i", U, U)
     Dp = 0.5 * (sq[:, None] + sq[None, :]) - U @ U.T
     same = y[:, None] == y[None, :]
     D[same] = np.maximum(Dp[same], 0.0)
     np.fill_diagonal(D, 0.0)
     return D
-
-
-def _class_references(H, y, k):
-    """Normalised class means (numpy), one row per class (a zero mean falls back to e_1)."""
-    sums = np.zeros((k, H.shape[1]))
-    np.add.at(sums, y, H)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    ref = np.zeros_like(sums)
-    ref[:, 0] = 1.0
-    return np.where(norms > 0, sums / np.where(norms > 0, norms, 1.0), ref)
 
 
 def _lse_rows(logE, axis=-1):
@@ -178,9 +169,10 @@ class _BlockTerms:
         self.G = G  # inner products of the block's rows with every sample (.., b, n)
         self.shift = shift  # (dbar_i - 1) / tau: x_l = G_il / tau + shift_i for negatives
         self.logB, self.lex_i = logB, lex_i
-        self.positives = positives  # [(r0, r1, s, e, Xp, mask)]: same-class sub-blocks, Xp = x
-        # there; mask None (the whole sub-block is one class) or the positives' mask
-        self.same = same  # same-class mask of the whole block (dense mode), else None
+        # positives: ("pairs", rows, columns, x) listing them pair by pair, or (r0, r1, s, e, Xp)
+        # per class sub-block (rows r0:r1, columns s:e, x there)
+        self.positives = positives
+        self.same = same  # same-class mask of the whole block (pairs mode), else None
 
 
 class _TorchExcess:
@@ -276,7 +268,7 @@ class _TorchExcess:
             Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
             dbar[..., r0 - start:r1 - start] = db
             logpos[..., r0 - start:r1 - start] = log_sum_expm1mx(Xp, torch.ones_like(Xp, dtype=torch.bool))
-            positives.append((r0, r1, s, e, Xp, None))
+            positives.append((r0, r1, s, e, Xp))
         m = masked.amax(dim=-1, keepdim=True)
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
         masked.sub_(m).div_(tau).exp_()
@@ -313,19 +305,16 @@ class _TorchExcess:
                     - torch.exp(t.logB[..., local] + lcp)
                 F[..., local, c_idx] = part
                 continue
-            r0, r1, s, e, Xp, mask = entry
+            r0, r1, s, e, Xp = entry
             lcr = lc[..., r0 - start:r1 - start].unsqueeze(-1)
             # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
             # log/exp; e^{lc} alone may overflow where the excess underflows)
             low = torch.clamp(lcr, max=600.0)
             part = (torch.expm1(Xp) * torch.exp(low)) * torch.exp(lcr - low) \
                 - torch.exp(t.logB[..., r0 - start:r1 - start].unsqueeze(-1) + lcr)
-            if mask is None:
-                rows = torch.arange(r1 - r0, device=F.device)
-                part[..., rows, rows + (r0 - s)] = 0.0
-                F[..., r0 - start:r1 - start, s:e] = part
-            else:
-                F = torch.where(mask, part, F)
+            rows = torch.arange(r1 - r0, device=F.device)
+            part[..., rows, rows + (r0 - s)] = 0.0
+            F[..., r0 - start:r1 - start, s:e] = part
         return F
 
     def log_excess(self, block: int):
@@ -486,10 +475,8 @@ class SupCon(Loss):
         return logmult, mask
 
     def group_offset(self, groups: Groups) -> float:
-        """The floor: sum over anchors of log(n_c - 1)."""
-        n_g = groups.count.astype(float)
-        anchors = groups.count >= 2
-        return float((groups.size[anchors] * n_g[anchors] * np.log(n_g[anchors] - 1)).sum())
+        """The floor of the counts the groups describe."""
+        return self.floor(np.repeat(groups.count, groups.size))
 
     def group_log_excess(self, groups: Groups, dist: GroupGram, tau: float):
         """``(log_excess, gt)`` at a group-symmetric G given by its distances
@@ -573,9 +560,4 @@ class SupCon(Loss):
         return total
 
 
-def distances_of(gram: GroupGram) -> GroupGram:
-    """1 - G entries of a group-symmetric Gram (diagonal 0)."""
-    return GroupGram(np.zeros_like(gram.diag), 1.0 - gram.within, 1.0 - gram.same, 1.0 - gram.cross)
-
-
-__all__ = ["SupCon", "supcon_floor", "dense_log_excess", "class_centred_distances", "expm1mx"]
+__all__ = ["SupCon", "supcon_floor", "dense_log_excess", "class_centred_distances"]

@@ -40,13 +40,9 @@ from solvers.certificate import CERTIFY_TOL
 from solvers.solve import FULL_MAX_N
 from ufm.errors import UFMInputError
 from ufm.files import file_mode
-from ufm.losses import available_losses, get_loss
+from ufm.losses import available_losses
 from ufm.problem import Problem
-
-try:
-    from ufm.problem import MAX_SAMPLES
-except ImportError:  # older ufm without a limit on samples
-    MAX_SAMPLES = 10**9
+from ufm.samples import MAX_SAMPLES
 
 STUDIES_DIR = Path(__file__).parent
 RESULTS_FILE = "results.jsonl"
@@ -336,9 +332,9 @@ def _checked_problem(params: dict, opts: dict) -> Problem:
         if params["kind"] == "step" and key == "[problem].counts":
             key = "[problem]"
         raise UFMInputError(key, err.message) from None
-    if not get_loss(problem.loss).convex_in_gram:
-        raise UFMInputError(_key("problem", "loss"), f"{problem.loss} is not convex in the Gram "
-                            "matrix: no relaxation to solve")
+    if not problem.loss.has_relaxation:
+        raise UFMInputError(_key("problem", "loss"), f"{problem.loss.name} is not convex in the Gram "
+                            "matrix and has no convex relaxation: nothing to solve")
     if opts["method"] == "full":
         solver = "clarabel" if opts["solver"] == "auto" else opts["solver"]
         if solver == "factored":

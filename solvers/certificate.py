@@ -8,6 +8,12 @@ S = g - Diag(lambda): <S, G> = 0, and for every feasible G' (PSD, unit diagonal)
 so ``f(G) - f* <= n max(0, -lambda_min(S))`` over the relaxation, hence over the UFM in every
 dimension. Journee, Bach, Absil & Sepulchre (2010), "Low-rank optimization on the cone of
 positive semidefinite matrices", SIAM J. Optim. 20(5).
+
+The loss's ``relaxation()`` says what is certified: the loss itself when it is convex in G; a
+convex minorant h <= f equal to f at the optimum (KCL: the energy with views aligned), when the
+bound becomes (f - h) + n max(0, -lambda_min(S_h)); for alpha-CL the fixed-alpha program at the
+point's own alpha (a global optimum of it is a certified fixed point). A loss without a
+relaxation (SupCon "in") has no certificate.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import scipy.linalg
 
-from ufm.metrics import class_centred
-from ufm.structure import GroupGram, Groups, block_spectrum, distances_of
+from ufm.losses.base import as_samples
 
 #: default tolerance: certified means gap_bound <= CERTIFY_TOL * excess (DESIGN section 5)
 CERTIFY_TOL = 1e-6
@@ -65,18 +70,30 @@ class Certificate:
 
 
 def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
-           how: str, scale: float, tau: float, residual=None,
-           unresolved: str | None = None) -> Certificate:
-    """Certificate from the smallest eigenvalue of the scaled S (that of log(f - floor)).
+           how: str, scale: float, tau: float | None, residual=None,
+           unresolved: str | None = None, log_excess_relaxed: float | None = None) -> Certificate:
+    """Certificate from the smallest eigenvalue of the scaled S (that of log(h - floor), h the
+    loss's convex relaxation: the loss itself when convex in G).
 
     ``scale`` bounds the absolute row sums of the scaled S: float64 round-off in its entries
     is about eps (1 + 2 / tau) times that (the exponents carry D / tau), and in the gap
-    relative to the excess n times as much.
+    relative to the excess n times as much. With a convex minorant h <= f (``log_excess_relaxed``
+    its log excess), f - f* <= (f - h) + n max(0, -lambda_min) (h - floor).
     """
     excess = float(np.exp(log_excess))
-    rel = float(n * max(0.0, -scaled_lambda_min))
+    lex_h = log_excess if log_excess_relaxed is None else log_excess_relaxed
+    excess_h = float(np.exp(lex_h))
     eps = np.finfo(float).eps
-    roundoff = float(ROUNDOFF_FACTOR * n * eps * (1.0 + 2.0 / tau) * scale)
+    inv_tau = 2.0 / tau if tau else 2.0
+    rel_h = float(n * max(0.0, -scaled_lambda_min))
+    roundoff_h = float(ROUNDOFF_FACTOR * n * eps * (1.0 + inv_tau) * scale)
+    if log_excess_relaxed is None:
+        rel, roundoff = rel_h, roundoff_h
+    else:
+        ratio = excess_h / excess if excess > 0 else 1.0
+        gap_relax = max(excess - excess_h, 0.0)
+        rel = (gap_relax + rel_h * excess_h) / excess if excess > 0 else 0.0
+        roundoff = roundoff_h * ratio + 8 * eps
     if not np.isfinite(log_excess):
         certified, reason, rel, roundoff = True, None, 0.0, 0.0
         how += "; the value equals the floor, a lower bound: optimal"
@@ -94,66 +111,55 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
         certified = False
         reason = f"gap bound is {rel:.2e} times the excess, above tol {tol:g}"
     return Certificate(float(floor + excess), float(floor), excess, float(log_excess),
-                       float(scaled_lambda_min * excess), float(rel * excess), rel, roundoff,
+                       float(scaled_lambda_min * excess_h), float(rel * excess), rel, roundoff,
                        bool(certified), reason, tol, how, None if residual is None else float(residual))
 
 
-def group_certificate_matrix(loss, groups: Groups, gram: GroupGram, tau: float,
-                             dist: GroupGram | None = None):
-    """``(log_excess, S)`` at a group-symmetric G: S of log(f - floor), in group-symmetric form
-    (it inherits G's symmetry). ``dist`` = 1 - G to full precision, if the caller has it."""
-    dist = distances_of(gram) if dist is None else dist
-    lex, g = loss.group_log_excess(groups, dist, tau)
-    n_g, k_g = groups.count.astype(float), groups.size.astype(float)
-    cross_off = g.cross * gram.cross
-    np.fill_diagonal(cross_off, 0.0)
-    lam = (
-        g.diag * gram.diag
-        + np.where(groups.count >= 2, (n_g - 1) * g.within * gram.within, 0.0)
-        + np.where(groups.size >= 2, (k_g - 1) * n_g * g.same * gram.same, 0.0)
-        + cross_off @ (k_g * n_g)
-    )
-    return lex, GroupGram(g.diag - lam, g.within, g.same, g.cross)
+def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None):
+    """``(log_excess, S_off, S_diag)`` at an invariant G given by its distances 1 - x: S of
+    log(h - floor) (h the relaxation) in reduced form (it inherits G's symmetry): per-entry
+    off-diagonal values and one diagonal value per anchor orbit."""
+    table = symmetry.table
+    lex, totals = loss.relaxation().table_log_excess(table, dist, samples)
+    g = table.symmetric_entries(totals)
+    x = 1.0 - dist
+    lam = table.row_sums(table.gather(g * x))
+    return lex, g, -lam
 
 
-def _group_row_scale(groups: Groups, S: GroupGram) -> float:
-    """max over rows of sum_l |S_il| for a group-symmetric S."""
-    n_g, k_g = groups.count.astype(float), groups.size.astype(float)
-    cross = np.abs(S.cross)
-    np.fill_diagonal(cross, 0.0)
-    rows = (np.abs(S.diag) + (n_g - 1) * np.abs(S.within) + (k_g - 1) * n_g * np.abs(S.same)
-            + cross @ (k_g * n_g))
-    return float(rows.max())
+def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, samples=None) -> Certificate:
+    """Certificate of an invariant G (distances 1 - x) for the full n x n relaxation, in O(q^3)
+    whatever n: S inherits the symmetry of G, so its spectrum is the symmetry's (a q x q block
+    plus closed-form families for classes, four closed forms for instances x views)."""
+    samples = symmetry.samples if samples is None else samples
+    relax = loss.relaxation()
+    lex_h, g, diag = reduced_certificate_matrix(loss, symmetry, dist, samples)
+    values, _ = symmetry.spectrum(g, diag)
+    lex_f = lex_h if relax is loss else loss.table_log_excess(symmetry.table, dist, samples)[0]
+    how = f"exact spectrum of the invariant S, group-level ({symmetry.describe()})"
+    floor = loss.floor(samples)
+    return decide(floor, lex_f, values[0], symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
+                  log_excess_relaxed=None if relax is loss else lex_h)
 
 
-def certify_groups(loss, groups: Groups, gram: GroupGram, tau: float, tol: float = CERTIFY_TOL,
-                   dist: GroupGram | None = None):
-    """Certificate of a group-symmetric G for the full n x n relaxation, in O(q^3) for any n.
-
-    S inherits the symmetry of G, so its spectrum follows from :func:`block_spectrum`.
-    """
-    lex, S = group_certificate_matrix(loss, groups, gram, tau, dist)
-    values, _ = block_spectrum(groups, S)
-    how = f"dense eigendecomposition of the {groups.q}x{groups.q} group-level block (exact)"
-    floor = loss.floor(np.repeat(groups.count, groups.size))
-    return decide(floor, lex, values[0], groups.n, tol, how, _group_row_scale(groups, S), tau)
-
-
-def certify_gram(loss, G: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
                  H: np.ndarray | None = None) -> Certificate:
     """Certificate of an explicit n x n Gram matrix (dense; smallest eigenvalue of S by LAPACK).
     With the factor H (G = H H^T) distances come from H to full precision, and the residual
     ||S H||_F is reported."""
-    D = 1.0 - G if H is None else loss.distances(H, counts)
-    lex, Ft = loss.dense_log_excess(D, counts, tau)
+    samples = as_samples(samples)
+    relax = loss.relaxation()
+    D = 1.0 - G if H is None else loss.distances(H, samples)
+    lex, Ft = relax.dense_log_excess(D, samples)
     g = 0.5 * (Ft + Ft.T)
     S = g - np.diag(np.einsum("ij,ij->i", g, G))
     n = G.shape[0]
     lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
     residual = None if H is None else np.linalg.norm(S @ H)
     scale = float(np.abs(S).sum(axis=1).max())
-    return decide(loss.floor(counts), lex, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)",
-                  scale, tau, residual)
+    lex_f = lex if relax is loss else loss.dense_log_excess(D, samples)[0]
+    return decide(loss.floor(samples), lex_f, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)",
+                  scale, loss.tau, residual, log_excess_relaxed=None if relax is loss else lex)
 
 
 #: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
@@ -167,7 +173,7 @@ class _Refuted(Exception):
         self.value = value
 
 
-def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
                        dense_max_n: int = DENSE_MAX_N, block: int | None = None,
                        lanczos_tol: float = 1e-10, device: str = "cpu",
                        memory_budget: float = 2e9, progress=None,
@@ -183,10 +189,13 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
     lambda_min: as soon as one shows gap_bound > tol * excess the answer is "not certified",
     exactly, and the search stops. ``progress(message)`` gets a line per pass over the blocks.
     """
+    samples = as_samples(samples)
     H = np.asarray(H, dtype=np.float64)
     n, d = H.shape
     if n <= dense_max_n:
-        return certify_gram(loss, H @ H.T, counts, tau, tol, H=H)
+        return certify_gram(loss, H @ H.T, samples, tol, H=H)
+    relax = loss.relaxation()
+    tau = loss.tau
     import torch
     from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 
@@ -195,7 +204,9 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
         spare = memory_budget - (n * n * 8 if keep else 0.0)
         block = int(np.clip(max(spare, 0.2 * memory_budget) / (6 * 8 * n), 64, 4096))
     Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
-    lex, blocks = loss.scaled_gradient_blocks(Ht, counts, tau, block)
+    lex, blocks = relax.scaled_gradient_blocks(Ht, samples, block)
+    lex_f = lex if relax is loss else loss.scaled_gradient_blocks(Ht, samples, block)[0]
+    relaxed = None if relax is loss else lex
     cached = []
     lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
     absrow = torch.zeros(n, dtype=torch.float64, device=Ht.device)
@@ -256,10 +267,10 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
         w = min(w, best[0])
     except _Refuted as stop:
         if np.isnan(stop.value):
-            return decide(loss.floor(counts), lex, best[0], n, tol, f"{how}: no convergence in "
+            return decide(loss.floor(samples), lex_f, best[0], n, tol, f"{how}: no convergence in "
                           f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
                           None, unresolved=f"unresolved: the eigenvalue search did not converge in "
-                          f"{max_products} products with S")
+                          f"{max_products} products with S", log_excess_relaxed=relaxed)
         w, refuted = min(gershgorin, stop.value), True
         how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient {stop.value:.3e} (an "
                "upper bound on lambda_min) already refutes the certificate; lambda_min and the gap bound "
@@ -271,32 +282,30 @@ def certify_embeddings(loss, H: np.ndarray, counts, tau: float, tol: float = CER
             residual = np.linalg.norm(apply_s(H))
         except _Refuted:
             pass
-    cert = decide(loss.floor(counts), lex, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual)
+    cert = decide(loss.floor(samples), lex_f, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
+                  log_excess_relaxed=relaxed)
     if refuted:  # the certificate fails by at least the Rayleigh quotient's margin
         cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times the excess (Rayleigh "
                        f"quotient), above tol {tol:g}")
     return cert
 
 
-def certify_collapsed(loss, H: np.ndarray, counts, tau: float, tol: float = CERTIFY_TOL,
+def certify_collapsed(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
                       collapse_tol: float = 1e-9):
     """Class-level certificate of the class-averaged Gram of H (H H^T averaged over permutations
     inside classes; equal to H H^T when every class is exactly collapsed), for embeddings whose
-    classes are collapsed (within-class cosine >= 1 - collapse_tol); exact for any n, O(n d + k^3).
-    None if H is not collapsed. Within-class distances come from class-centred coordinates."""
-    from solvers.convex import class_mean_gram_of_embeddings
+    classes are collapsed (within-class cosine >= 1 - collapse_tol); exact for any n,
+    O(n d + k^3). None if H is not collapsed, or if the loss is not invariant under permutations
+    inside classes (it distinguishes views, or is summed over mini-batches). Within-class
+    distances come from class-centred coordinates."""
+    from ufm.symmetry import ClassSymmetry
 
-    gram = class_mean_gram_of_embeddings(H, counts)
-    counts = np.asarray(counts)
-    if np.any((counts >= 2) & (gram.within < 1 - collapse_tol)):
+    samples = as_samples(samples)
+    if loss.uses_views or samples.batches is not None or not loss.has_relaxation:
         return None
-    dist = distances_of(gram)
-    y = np.repeat(np.arange(counts.size), counts)
-    U = class_centred(H, y, counts.size)
-    usum = np.zeros((counts.size, H.shape[1]))
-    np.add.at(usum, y, U)
-    sq = np.bincount(y, weights=np.einsum("ij,ij->i", U, U), minlength=counts.size)
-    pairs = np.maximum(counts * (counts - 1.0), 1.0)
-    within = np.where(counts >= 2, (counts * sq - np.einsum("ij,ij->i", usum, usum)) / pairs, 0.0)
-    dist = type(dist)(dist.diag, np.maximum(within, 0.0), dist.same, dist.cross)
-    return certify_groups(loss, Groups.per_class(counts), gram, tau, tol, dist)
+    sym = ClassSymmetry(samples, orbits=False)
+    x, dist = sym.average_embeddings(np.asarray(H, dtype=np.float64))
+    within = sym.to_groupgram(x).within
+    if np.any((np.asarray(samples.counts) >= 2) & (within < 1 - collapse_tol)):
+        return None
+    return certify_reduced(loss, sym, dist, tol, samples)

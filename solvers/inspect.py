@@ -7,39 +7,36 @@ import numpy as np
 from solvers.certificate import CERTIFY_TOL, certify_collapsed, certify_embeddings
 from solvers.solve import solve
 from ufm import metrics
-from ufm.problem import Problem
+from ufm.problem import Problem, require_relaxation
 
 
-def inspect_embeddings(H: np.ndarray, labels, tau: float, loss: str = "supcon",
-                       tol: float = CERTIFY_TOL, device: str = "cpu", memory_budget: float = 2e9,
-                       progress=None) -> dict:
+def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL, device: str = "cpu",
+                       memory_budget: float = 2e9, progress=None) -> dict:
     """Value, floor and excess, certificate (exact and class-level when H is collapsed), NC1,
-    class-mean cosines against the optimum for these counts and against the simplex ETF,
+    class-mean cosines against the optimum for these samples and against the simplex ETF,
     distance to the optimum.
 
-    Samples are reordered by class (stable) first; H must have unit rows. When every class is
-    collapsed (all samples of a class equal), H H^T is itself class-symmetric and its class-level
+    ``H`` must be in the problem's sample order (by class; use ``problem.samples.order`` to
+    reorder a user's rows) with unit rows. When every class is collapsed (all samples of a class
+    equal) and the loss is class-symmetric, H H^T is itself class-symmetric and its class-level
     certificate is the exact certificate of the n x n problem, for any n; otherwise the dense or
-    matrix-free one is computed (``memory_budget`` bytes for S's blocks, ``progress`` a
-    callable receiving a line per pass).
+    matrix-free one is computed (``memory_budget`` bytes for S's blocks, ``progress`` a callable
+    receiving a line per pass).
     """
-    y = np.asarray(labels).ravel()
-    problem = Problem.from_labels(y, tau, loss)
-    _, cls = np.unique(y, return_inverse=True)
-    order = np.argsort(cls, kind="stable")
-    H, cls = H[order], cls[order]
-    lossf = problem.loss_fn
-    exact = collapsed_exactly(H, problem.counts)
-    collapsed = certify_collapsed(lossf, H, problem.counts, tau, tol, collapse_tol=1e-6)
+    require_relaxation(problem, "certify")
+    loss, samples = problem.loss, problem.samples
+    cls = samples.labels
+    exact = collapsed_exactly(H, samples.counts)
+    collapsed = certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6)
     if exact and collapsed is not None:
         cert = collapsed
     else:
-        cert = certify_embeddings(lossf, H, problem.counts, tau, tol, device=device,
-                                  memory_budget=memory_budget, progress=progress)
+        cert = certify_embeddings(loss, H, samples, tol, device=device, memory_budget=memory_budget,
+                                  progress=progress)
     optimum = solve(problem, tol=tol)
     report = {
-        "loss": loss, "tau": tau, "n": int(H.shape[0]), "dim": int(H.shape[1]), "k": problem.k,
-        "counts": list(problem.counts), "class_labels": [str(c) for c in problem.class_labels],
+        **problem.describe(), "n": int(H.shape[0]), "dim": int(H.shape[1]), "k": problem.k,
+        "class_labels": [str(c) for c in problem.class_labels],
         "degenerate": optimum.degenerate,
         "value": cert.value, "floor": cert.floor, "excess": cert.excess,
         "lambda_min": cert.lambda_min, "gap_bound": cert.gap_bound,

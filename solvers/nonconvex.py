@@ -145,10 +145,10 @@ def riemannian_grad(H, egrad):
     return egrad - (egrad * H).sum(-1, keepdim=True) * H
 
 
-def _loss_and_grads(loss, counts, tau, H):
+def _loss_and_grads(loss, samples, H):
     """log(f - floor) (R,) and its Euclidean gradient in H (R, n, d): the accurate form, in
     which small tau (0.02-0.05) still resolves and certifies the optimum (DESIGN section 5)."""
-    return loss.torch_log_excess_and_grad(H.detach(), counts, tau)
+    return loss.torch_log_excess_and_grad(H.detach(), samples)
 
 
 def _normalise(V):
@@ -159,7 +159,7 @@ def _normalise(V):
 SNAP_TOL = 0.25
 
 
-def _collapse_snapper(counts, shape, evaluate, enabled: bool = True):
+def _collapse_snapper(samples, shape, evaluate, enabled: bool = True):
     """Collapse snapping, a descent step for small tau: once every sample of a class lies within
     SNAP_TOL of the class's mean direction, all of them are set to that direction (bitwise
     equal rows), kept only where log(f - floor) does not increase.
@@ -169,12 +169,13 @@ def _collapse_snapper(counts, shape, evaluate, enabled: bool = True):
     method spends its iterations on round-off spread instead of the class geometry.
     Returns ``snap(x, f, g, gn, active) -> (x, f, g, gn, reset)`` over flat points x = V;
     ``reset`` marks restarts moved by more than round-off, whose curvature pairs are stale.
+    Groups are the samples' positive groups (classes, or the views of an instance).
     """
     import torch
 
     R, n, d = shape
-    c = np.asarray(counts)
-    y_np = np.repeat(np.arange(c.size), c)
+    c = np.asarray(samples.counts)
+    y_np = samples.labels
     cache = {}
 
     def snap(x, f, g, gn, active):
@@ -211,7 +212,7 @@ def _collapse_snapper(counts, shape, evaluate, enabled: bool = True):
     return snap
 
 
-def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress, snap_classes=True):
+def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=True):
     """Batched L-BFGS over V (H = V/|V|); per-restart Armijo line search and stopping."""
     import torch
 
@@ -221,13 +222,13 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress, snap_clas
     def evaluate(V):
         norms = V.norm(dim=-1, keepdim=True)
         H = V / norms
-        values, egrad = _loss_and_grads(loss, counts, tau, H)
+        values, egrad = _loss_and_grads(loss, samples, H)
         rg = riemannian_grad(H, egrad)  # = |v| times the gradient in V, row-wise
         return values, (rg / norms).reshape(R, -1), rg.reshape(R, -1).norm(dim=1)
 
     x = H0.reshape(R, -1).clone()
     f, g, gn = evaluate(x.reshape(shape))
-    snap = _collapse_snapper(counts, shape, lambda x: evaluate(x.reshape(shape)), snap_classes)
+    snap = _collapse_snapper(samples, shape, lambda x: evaluate(x.reshape(shape)), snap_classes)
     S = torch.zeros((memory, R, x.shape[1]), dtype=x.dtype, device=x.device)
     Y = torch.zeros_like(S)
     rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
@@ -300,23 +301,23 @@ def _run_lbfgs(loss, counts, tau, H0, tol, max_iter, memory, progress, snap_clas
     return H, f, gn, iters, reasons
 
 
-def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress, snap_classes=True):
+def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
     """Batched Riemannian gradient descent with BB steps and Armijo backtracking."""
     import torch
 
     R = H0.shape[0]
     shape = H0.shape
     H = H0.clone()
-    f, eg = _loss_and_grads(loss, counts, tau, H)
+    f, eg = _loss_and_grads(loss, samples, H)
     rg = riemannian_grad(H, eg)
 
     def evaluate(x):
         Hx = x.reshape(shape)
-        fx, egx = _loss_and_grads(loss, counts, tau, Hx)
+        fx, egx = _loss_and_grads(loss, samples, Hx)
         rgx = riemannian_grad(Hx, egx).reshape(R, -1)
         return fx, rgx, rgx.norm(dim=1)
 
-    snap = _collapse_snapper(counts, shape, evaluate, snap_classes)
+    snap = _collapse_snapper(samples, shape, evaluate, snap_classes)
     gn = rg.flatten(1).norm(dim=1)
     step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
     active = gn > tol
@@ -330,7 +331,7 @@ def _run_rgd(loss, counts, tau, H0, tol, max_iter, progress, snap_classes=True):
 
         def trial(t, H=H, rg=rg):
             point = _normalise(H - t[:, None, None] * rg)
-            ft, egt = _loss_and_grads(loss, counts, tau, point)
+            ft, egt = _loss_and_grads(loss, samples, point)
             return point, ft, riemannian_grad(point, egt)
 
         (H_new, f_new, rg_new), pending, t = _backtrack(
@@ -419,7 +420,10 @@ def optimize(
     check_choice(method, METHODS, "--optimizer", "optimizer")
     check_choice(precision, PRECISIONS, "--precision", "precision")
     dev = resolve_device(device)
-    loss, counts, tau, n = problem.loss_fn, problem.counts, problem.tau, problem.n
+    loss, samples, n = problem.loss, problem.samples, problem.n
+    if not loss.scalar_objective:
+        raise UFMInputError("--loss", f"{loss.name} has no scalar objective: its restarts run the "
+                            "coordinate-wise dynamics (solvers.dynamics.coordinate_restarts)")
     tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
     if H0 is None:
@@ -435,10 +439,9 @@ def optimize(
             H = H.to(dt)
             stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
             if method == "lbfgs":
-                H, f, gn, iters, reasons = _run_lbfgs(loss, counts, tau, H, stage_tol, max_iter, 20, bar,
-                                                      snap)
+                H, f, gn, iters, reasons = _run_lbfgs(loss, samples, H, stage_tol, max_iter, 20, bar, snap)
             else:
-                H, f, gn, iters, reasons = _run_rgd(loss, counts, tau, H, stage_tol, max_iter, bar, snap)
+                H, f, gn, iters, reasons = _run_rgd(loss, samples, H, stage_tol, max_iter, bar, snap)
             total_iters = total_iters + iters.cpu().numpy()
     if bar is not None:
         bar(None, None)
@@ -446,7 +449,7 @@ def optimize(
         torch.cuda.synchronize()
     lex = f.double().cpu().numpy()
     return RestartsResult(
-        H.detach().cpu().numpy(), loss.floor(counts) + np.exp(lex), lex, gn.cpu().numpy(),
+        H.detach().cpu().numpy(), loss.floor(samples) + np.exp(lex), lex, gn.cpu().numpy(),
         total_iters, reasons,
         method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
         {"optimize": time.perf_counter() - t0}, snap)

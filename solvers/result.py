@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from solvers.certificate import Certificate
-from ufm.geometry import GroupGeometry
 from ufm.problem import Problem
 
 
@@ -27,22 +26,26 @@ class SolveStatus(enum.Enum):
 class SolveResult:
     """Global optimum of a problem's convex relaxation.
 
-    ``geometry`` holds the optimal Gram in group-symmetric form (exact for any n); class-level
-    arrays and embeddings are derived from it on demand.
+    ``geometry`` holds the optimal Gram in symmetric form (exact for any n; ``ufm.geometry``) or
+    as explicit embeddings (problems without a symmetry); class-level arrays and embeddings are
+    derived from it on demand.
     """
 
     problem: Problem
     method: str  # "full" | "reduced" | "orbit" | "none" (degenerate)
-    solver: str  # "factored" | "clarabel" | "scs" | "none"
+    solver: str  # "factored" | "clarabel" | "scs" | "clarabel+factored" | "dynamics" | "none"
     status: SolveStatus
     value: float  # f at the returned geometry, float64
-    geometry: GroupGeometry | None  # None for a degenerate problem
+    geometry: object | None  # a ufm.geometry.Geometry; None for a degenerate problem
     certificate: Certificate
     iterations: int
     timings: dict = field(default_factory=dict)
     solver_value: float | None = None  # value reported by a conic solver, before polishing
     notes: list = field(default_factory=list)
     degenerate: str | None = None  # why there is no geometry to optimise (value = floor)
+    symmetry: str | None = None  # the symmetry the program was reduced by, in words
+    minibatch: dict | None = None  # mini-batch losses: the comparison with the full-batch optimum
+    dim: int | None = None  # the dimension asked (relaxation_tight says whether rank <= dim)
 
     # geometry shortcuts --------------------------------------------------------------
     @property
@@ -64,30 +67,29 @@ class SolveResult:
         or, with ``lift=True``, one row per sample, of dimension ``rank``."""
         return self.geometry.embeddings(lift=lift)
 
+    @property
+    def relaxation_tight(self) -> bool | None:
+        """Whether the relaxation's optimum is realised in the dimension asked (rank <= dim)."""
+        if self.dim is None or self.geometry is None:
+            return None
+        return self.rank <= self.dim
+
     def to_dict(self, max_classes: int = 500) -> dict:
         p = self.problem
         k = p.k
         cert = self.certificate
+        common = {**p.describe(), "method": self.method, "solver": self.solver, "status": self.status.value,
+                  "symmetry": self.symmetry, "convex_in_gram": p.loss.convex_in_gram,
+                  "relaxation": _relaxation_words(p.loss), "dim": self.dim,
+                  "relaxation_tight": self.relaxation_tight, "optimal_value": self.value,
+                  "floor": cert.floor, "excess": cert.excess}
         if self.geometry is None:
-            return {
-                "loss": p.loss, "counts": list(p.counts), "tau": p.tau, "method": self.method,
-                "solver": self.solver, "status": self.status.value, "degenerate": self.degenerate,
-                "optimal_value": self.value, "floor": cert.floor, "excess": cert.excess,
-                "class_gram": None, "class_mean_norms": None, "rank": None, "collapsed": None,
-                "certificate": cert.to_dict(), "iterations": 0, "solver_value": None,
-                "time_s": self.timings.get("total", float("nan")), "timings": self.timings,
-                "notes": list(self.notes),
-            }
+            return {**common, "degenerate": self.degenerate, "class_gram": None, "class_mean_norms": None,
+                    "rank": None, "collapsed": None, "certificate": cert.to_dict(), "iterations": 0,
+                    "solver_value": None, "time_s": self.timings.get("total", float("nan")),
+                    "timings": self.timings, "notes": list(self.notes), "minibatch": self.minibatch}
         return {
-            "loss": p.loss,
-            "counts": list(p.counts),
-            "tau": p.tau,
-            "method": self.method,
-            "solver": self.solver,
-            "status": self.status.value,
-            "optimal_value": self.value,
-            "floor": cert.floor,
-            "excess": cert.excess,
+            **common,
             "log_excess": cert.log_excess,
             "degenerate": None,
             "class_gram": self.class_gram().tolist() if k <= max_classes else None,
@@ -96,10 +98,23 @@ class SolveResult:
             "collapsed": self.collapsed,
             "thresholds": {"rank_rel_eig": self.geometry.rank_tol,
                            "collapse_within_cosine": self.geometry.collapse_tol},
+            "geometry": self.geometry.summary(),
             "certificate": self.certificate.to_dict(),
             "iterations": self.iterations,
             "solver_value": self.solver_value,
+            "minibatch": self.minibatch,
             "time_s": self.timings.get("total", float("nan")),
             "timings": self.timings,
             "notes": list(self.notes),
         }
+
+
+def _relaxation_words(loss) -> str:
+    relax = loss.relaxation()
+    if relax is None:
+        return "none: not convex in G, no global certificate"
+    if relax is loss:
+        if not loss.scalar_objective:
+            return "the fixed-alpha program (linear in G) at the point's own alpha"
+        return "the loss itself (convex in G)"
+    return "a convex minorant equal to the loss where views align (the energy)"

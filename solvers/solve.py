@@ -1,12 +1,17 @@
 """``solve``: the global optimum of a problem's convex relaxation, certified.
 
-Methods (which program): ``full`` (n x n, CVXPY only), ``reduced`` (one group per class),
-``orbit`` (one group per distinct class count), ``auto`` (orbit when counts repeat, else
-reduced). Solvers (how): ``factored`` (float64 L-BFGS on the factored reduced program, fast),
-``clarabel`` / ``scs`` (interior-point / first-order conic solvers through CVXPY), ``auto``
-(factored for reduced programs, clarabel for the full one). Every conic solution is polished
-by the factored solver from that point; every answer carries the exact certificate of the
-full n x n problem.
+Methods (which program): ``full`` (n x n), ``reduced`` and ``orbit`` (the symmetry-reduced
+program: for classes, one group per class or per distinct count; for instances x views, the
+three-value program either way), ``auto`` (the loss's symmetry when it has one, orbit where class
+counts repeat; the n x n program otherwise, e.g. for mini-batch losses).
+
+Solvers (how): ``factored`` (float64 L-BFGS on unit-vector factors: of the reduced program, or of
+H itself (Burer-Monteiro restarts in torch) for the n x n program), ``clarabel`` / ``scs``
+(conic solvers through CVXPY), ``auto`` (factored for reduced programs; for the n x n program
+clarabel up to :data:`AUTO_CONIC_MAX_N` samples, Burer-Monteiro beyond). Every conic solution is
+polished by the factored solver from that point; every answer carries the exact certificate of the
+full n x n problem. A loss without a scalar objective (alpha-CL) is solved by its coordinate-wise
+dynamics (``solvers.dynamics``) and certified as a fixed point.
 """
 
 from __future__ import annotations
@@ -15,97 +20,95 @@ import time
 
 import numpy as np
 
-from solvers.certificate import (
-    CERTIFY_TOL,
-    Certificate,
-    certify_groups,
-    decide,
-    group_certificate_matrix,
-)
-from solvers.convex import CONIC_SOLVERS, class_average, solve_full, solve_groups
-from solvers.factored import (
-    distances_from_factors,
-    factors_from_gram,
-    gram_from_factors,
-    initial_factors,
-    minimize_factored,
-)
+from solvers.certificate import CERTIFY_TOL, Certificate, certify_reduced, decide, reduced_certificate_matrix
+from solvers.convex import CONIC_SOLVERS, solve_full, solve_reduced
+from solvers.factored import minimize_factored
 from solvers.lbfgs import StopReason
 from solvers.result import SolveResult, SolveStatus
 from ufm.errors import UFMInputError, check_choice
-from ufm.geometry import GroupGeometry
-from ufm.problem import Problem
-from ufm.structure import Groups
+from ufm.problem import Problem, require_relaxation
 
 METHODS = ("auto", "full", "reduced", "orbit")
 SOLVERS = ("auto", "factored", *CONIC_SOLVERS)
 #: largest n for the full program per conic solver: CLARABEL factors a dense system of size
 #: about n^2/2 (21 GB and out of memory at n = 200 on a 24 GB machine); SCS is lighter
 FULL_MAX_N = {"clarabel": 160, "scs": 400}
+#: the n x n program (no symmetry) goes to clarabel up to this many samples under ``auto``
+AUTO_CONIC_MAX_N = 40
 #: fresh L-BFGS runs from the end point while each halves the certificate's gap
 REFINE_RESTARTS = 6
-#: a conic fallback for the class-level program is tried only up to this many groups
+#: a conic fallback for the reduced program is tried only up to this many factor rows
 CONIC_FALLBACK_MAX_Q = 200
 
 
 def resolve_method(problem: Problem, method: str) -> str:
+    """The program ``method`` asks for, checked against the problem's symmetry."""
     check_choice(method, METHODS, "--method", "method")
+    sym = problem.symmetry("auto")
+    if method in ("reduced", "orbit") and sym is None:
+        why = ("mini-batch losses have no symmetry" if problem.samples.batches is not None
+               else f"{problem.loss.name} distinguishes views and needs a full grid of instances x views")
+        raise UFMInputError("--method", f"{method}: no reduced program ({why}); use auto or full")
     if method == "auto":
-        return "orbit" if len(set(problem.counts)) < problem.k else "reduced"
+        if sym is None:
+            return "full"
+        return sym.name if sym.name in ("reduced", "orbit") else "orbit"
     return method
 
 
-def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
-    """Factored solve from Z0 with collapse tested, not assumed (see solvers.factored).
-    Returns the Gram and distances of the end point, its certificate (with the seconds that
-    took), the status, iterations and seconds of the solve."""
-    release = np.zeros(groups.q, dtype=bool)
+def _symmetry(problem: Problem, method: str):
+    return None if method == "full" else problem.symmetry(method)
+
+
+# ---- the reduced route ----------------------------------------------------------------------------
+
+
+def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
+    """Factored solve from Z0 with collapse tested, not assumed. Returns the end point's factors,
+    distances, certificate (with the seconds that took), status, iterations and seconds."""
+    release = np.zeros(sym.collapse_units, dtype=bool)
     iterations, seconds = 0, 0.0
 
     def certify(Z):
-        gram, dist = gram_from_factors(groups, Z), distances_from_factors(groups, Z)
-        return gram, dist, certify_groups(loss, groups, gram, tau, tol, dist)
+        dist = sym.distances_from_factors(Z)
+        return dist, certify_reduced(loss, sym, dist, tol, samples)
 
     def certified_with_margin(Z):
         """Stop early once the exact certificate holds with a 2x margin (O(q^3) per check)."""
-        c = certify(Z)[2]
+        c = certify(Z)[1]
         return c.certified and c.gap_relative_to_excess <= 0.5 * tol
 
     for _ in range(4):
-        run = minimize_factored(loss, groups, tau, Z0, release, max_iter=max_iter,
-                                done=certified_with_margin)
+        run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter, done=certified_with_margin)
         iterations += run.iterations
         seconds += run.seconds
-        gram = gram_from_factors(groups, run.Z)
-        dist = distances_from_factors(groups, run.Z)
-        _, S = group_certificate_matrix(loss, groups, gram, tau, dist)
-        within_eig = S.diag - S.within  # of the scaled S (gradient of log(f - floor))
-        slack = 1e-2 * tol / groups.n
-        newly = (groups.count >= 2) & ~release & (within_eig < -slack)
+        dist = sym.distances_from_factors(run.Z)
+        _, g, diag = reduced_certificate_matrix(loss, sym, dist, samples)
+        unit_eig = sym.unit_eigenvalues(g, diag)  # of the scaled S (gradient of log(f - floor))
+        slack = 1e-2 * tol / sym.n
+        newly = sym.release_test(unit_eig + slack) & ~release
         if not newly.any():
             break
         release |= newly
-        Z0 = run.Z.copy()
-        Z0[newly, -1] = 0.3  # leave the collapsed point along the descent direction
-        Z0 /= np.linalg.norm(Z0, axis=1, keepdims=True)
+        Z0 = sym.perturb_released(run.Z, newly)
     # L-BFGS stops when log(f - floor) no longer moves in float64; its curvature pairs may be
     # stale by then. Restarting it afresh from its end point tightens the certificate on large
     # imbalanced problems (ImageNet-LT: gap 3e-6 -> below 1e-6 of the excess).
     t0 = time.perf_counter()
-    cert = certify_groups(loss, groups, gram, tau, tol, dist)
+    dist, cert = certify(run.Z)
     cert_seconds = time.perf_counter() - t0
     for _ in range(REFINE_RESTARTS):
         if cert.gap_relative_to_excess <= 0.1 * tol:
             break
-        again = minimize_factored(loss, groups, tau, run.Z, release, max_iter=max_iter)
+        again = minimize_factored(loss, sym, samples, run.Z, release, max_iter=max_iter)
         iterations += again.iterations
         seconds += again.seconds
         t0 = time.perf_counter()
-        g2, d2, c2 = certify(again.Z)
+        d2, c2 = certify(again.Z)
         cert_seconds += time.perf_counter() - t0
         halved = c2.gap_relative_to_excess < 0.5 * cert.gap_relative_to_excess
         if halved or c2.gap_relative_to_excess < cert.gap_relative_to_excess:
-            run, gram, dist, cert = again, g2, d2, c2
+            run, dist, cert = again, d2, c2
         if not halved:
             break
     status = {
@@ -115,7 +118,144 @@ def _polish(loss, groups: Groups, tau: float, Z0, tol: float, max_iter: int):
         StopReason.LINE_SEARCH: SolveStatus.STALLED,
         StopReason.ITERATION_LIMIT: SolveStatus.ITERATION_LIMIT,
     }[run.reason]
-    return gram, dist, cert, cert_seconds, status, iterations, seconds
+    return run.Z, dist, cert, cert_seconds, status, iterations, seconds
+
+
+def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, full_G=None):
+    """The reduced route; ``full_G``: a solution of the n x n program (method full), averaged over
+    the symmetry (exact for convex f: no worse) and polished in reduced form."""
+    loss, samples = problem.loss, problem.samples
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    solver_value = None
+    iterations = 0
+    t0 = time.perf_counter()
+    if solver in CONIC_SOLVERS:
+        if full_G is not None:
+            G, sol = full_G
+            x0 = sym.average(G)
+        else:
+            x0, sol = solve_reduced(problem, sym, solver)
+        if x0 is None:
+            raise RuntimeError(f"{solver} failed on the {method} program: {sol.status}")
+        Z0 = sym.factors_from_gram(x0)
+        solver_value = sol.value
+        iterations += sol.iterations or 0
+        timings["conic"] = sol.seconds
+        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
+    else:
+        Z0 = sym.initial_factors(seed)
+    timings["setup"] = time.perf_counter() - t0 - timings.get("conic", 0.0)
+    if not loss.scalar_objective:
+        from solvers.dynamics import coordinate_factored
+
+        run = coordinate_factored(loss, sym, samples, Z0, max_iter=max_iter)
+        t1 = time.perf_counter()
+        dist = sym.distances_from_factors(run.Z)
+        cert = certify_reduced(loss, sym, dist, tol, samples)
+        timings.update(dynamics=run.seconds, certify=time.perf_counter() - t1)
+        status = SolveStatus.CONVERGED if run.converged else SolveStatus.ITERATION_LIMIT
+        notes.append(f"coordinate-wise dynamics (alpha from the current geometry): {run.iterations} steps, "
+                     f"stopped on {run.reason}; certified means a global optimum of its own fixed-alpha program")
+        Z, its = run.Z, run.iterations
+    else:
+        Z, dist, cert, cert_secs, status, its, secs = _polish(loss, sym, samples, Z0, tol, max_iter)
+        timings["factored"] = secs
+        timings["certify"] = cert_secs
+    iterations += its
+    if not cert.certified and solver == "factored" and loss.scalar_objective and Z.shape[0] <= CONIC_FALLBACK_MAX_Q \
+            and _cvxpy_available():
+        notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); retried from a clarabel "
+                     "solution")
+        fallback = solve(problem, method, "clarabel", tol, seed, max_iter)
+        fallback.notes[:0] = notes
+        return fallback
+    geometry = sym.geometry(sym.gram_from_factors(Z))
+    timings["total"] = time.perf_counter() - t_start
+    return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations, timings,
+                       solver_value, notes, symmetry=sym.describe())
+
+
+def _cvxpy_available() -> bool:
+    try:
+        import cvxpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---- the full route (no symmetry) -------------------------------------------------------------------
+
+
+def _embedding_start(G: np.ndarray) -> np.ndarray:
+    """Unit rows factoring a PSD G (conic solution), of dimension rank + 1."""
+    w, U = np.linalg.eigh(0.5 * (G + G.T))
+    keep = w > 1e-9 * max(w[-1], 1e-300)
+    H = U[:, keep] * np.sqrt(w[keep])
+    H = np.hstack([H, 1e-6 * np.ones((H.shape[0], 1))])
+    return H / np.linalg.norm(H, axis=1, keepdims=True)
+
+
+def _solve_full(problem, solver, tol, seed, max_iter, t_start):
+    """The n x n program: a conic solution polished by Burer-Monteiro (float64 L-BFGS over H in
+    torch), or Burer-Monteiro restarts whose dimension doubles until the best end point is
+    certified (Journee et al. 2010: a rank-deficient local minimiser is global)."""
+    from solvers.certificate import certify_embeddings
+    from solvers.nonconvex import optimize
+    from ufm.geometry import EmbeddingGeometry
+
+    n, k = problem.n, problem.k
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    solver_value = None
+    iterations = 0
+    if solver == "auto":
+        solver = "clarabel" if n <= AUTO_CONIC_MAX_N and _cvxpy_available() else "factored"
+    starts = []
+    if solver in CONIC_SOLVERS:
+        if n > FULL_MAX_N[solver]:
+            raise UFMInputError("--method", f"full program with {solver} refused for n = {n} > "
+                                f"{FULL_MAX_N[solver]} (memory): use --solver factored (Burer-Monteiro)")
+        G, sol = solve_full(problem, solver)
+        if G is None:
+            raise RuntimeError(f"{solver} failed on the full program: {sol.status}")
+        solver_value = sol.value
+        iterations += sol.iterations or 0
+        timings["conic"] = sol.seconds
+        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
+        starts.append(_embedding_start(G))
+    dims = []
+    d = min(n, max(k + 1, 3)) if not starts else starts[0].shape[1]
+    best = None
+    t0 = time.perf_counter()
+    while True:
+        dims.append(d)
+        H0 = None if not starts else np.stack([starts[0]])
+        run = optimize(problem, d, restarts=1 if H0 is not None else 4, seed=seed, H0=H0, max_iter=max_iter,
+                       precision="float64", device="cpu")
+        iterations += int(run.iterations.sum())
+        order = np.argsort(run.log_excess)
+        for r in order[:2]:
+            cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
+            if best is None or cert.gap_relative_to_excess < best[1].gap_relative_to_excess:
+                best = (run.H[r], cert, run.reasons[r].value)
+            if cert.certified:
+                break
+        if best[1].certified or d >= n:
+            break
+        starts = []
+        d = min(n, 2 * d)
+    timings["factored"] = time.perf_counter() - t0
+    H, cert, stop = best
+    notes.append(f"Burer-Monteiro over H in dimension(s) {', '.join(map(str, dims))} (float64 L-BFGS), best end "
+                 f"point stopped on {stop}")
+    status = SolveStatus.CONVERGED if stop in ("gradient_tolerance", "stalled") or cert.certified \
+        else SolveStatus.ITERATION_LIMIT
+    geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
+    timings["total"] = time.perf_counter() - t_start
+    return SolveResult(problem, "full", "factored" if solver == "factored" else f"{solver}+factored", status,
+                       cert.value, geometry, cert, iterations, timings, solver_value, notes,
+                       symmetry="none (the n x n program)")
 
 
 def solve(
@@ -125,6 +265,7 @@ def solve(
     tol: float = CERTIFY_TOL,
     seed: int = 0,
     max_iter: int = 20000,
+    compare_full_batch: bool = True,
 ) -> SolveResult:
     """Solve the convex relaxation of ``problem`` and certify the answer."""
     t_start = time.perf_counter()
@@ -132,71 +273,91 @@ def solve(
     check_choice(solver, SOLVERS, "--solver", "solver")
     if not (np.isfinite(tol) and tol > 0):
         raise UFMInputError("--tol", f"must be a finite number > 0, got {tol}")
-    loss = problem.loss_fn
-    if not loss.convex_in_gram:
-        raise UFMInputError("--loss", f"{loss.name} is not convex in the Gram matrix: no relaxation")
-    if solver == "auto":
-        solver = "clarabel" if method == "full" else "factored"
-    if method == "full" and solver == "factored":
-        raise UFMInputError("--solver", "the full program is solved by a conic solver (clarabel or scs)")
-    if method == "full" and problem.n > FULL_MAX_N[solver]:
+    require_relaxation(problem, "solve")
+    loss = problem.loss
+    if not loss.scalar_objective and solver in CONIC_SOLVERS:
+        raise UFMInputError("--solver", f"{loss.name} has no scalar objective: it is solved by its "
+                            "coordinate-wise dynamics (--solver auto or factored)")
+    natural = problem.symmetry("auto")
+    if method == "full" and solver == "auto" and natural is not None:
+        solver = "clarabel"  # the n x n program as an independent cross-check of the reduced one
+    if method == "full" and solver in CONIC_SOLVERS and problem.n > FULL_MAX_N[solver]:
         raise UFMInputError("--method", f"full program with {solver} refused for n = {problem.n} > "
-                            f"{FULL_MAX_N[solver]} (memory): use reduced or orbit, which are exact")
-    reason = loss.degenerate(problem.counts)
+                            f"{FULL_MAX_N[solver]} (memory): use "
+                            + ("reduced or orbit, which are exact" if natural is not None
+                               else "--solver factored (Burer-Monteiro restarts)"))
+    reason = problem.degenerate()
     if reason is not None:
-        return _degenerate(problem, loss, reason, tol, t_start)
-    groups = Groups.orbits(problem.counts) if method == "orbit" else Groups.per_class(problem.counts)
-    tau = problem.tau
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    solver_value = None
-    iterations = 0
-
-    # starting point: a conic solution (then polished) or the default initialisation
-    t0 = time.perf_counter()
-    if method == "full":
+        return _degenerate(problem, reason, tol, t_start)
+    sym = _symmetry(problem, method)
+    if sym is None and natural is not None and solver in CONIC_SOLVERS:
         G, sol = solve_full(problem, solver)
         if G is None:
             raise RuntimeError(f"{solver} failed on the full program: {sol.status}")
-        gram0 = class_average(G, problem.counts)
-        Z0 = factors_from_gram(groups, gram0)
-    elif solver in CONIC_SOLVERS:
-        gram0, sol = solve_groups(problem, groups, solver)
-        if gram0 is None:
-            raise RuntimeError(f"{solver} failed on the {method} program: {sol.status}")
-        Z0 = factors_from_gram(groups, gram0)
+        res = _solve_reduced(problem, natural, "full", solver, tol, seed, max_iter, t_start, full_G=(G, sol))
+    elif sym is None:
+        if not loss.scalar_objective:
+            res = _solve_full_dynamics(problem, tol, seed, max_iter, t_start)
+        else:
+            res = _solve_full(problem, solver, tol, seed, max_iter, t_start)
     else:
-        sol = None
-        Z0 = initial_factors(groups, seed)
-    if sol is not None:
-        solver_value = sol.value
-        iterations += sol.iterations or 0
-        timings["conic"] = sol.seconds
-        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
-    timings["setup"] = time.perf_counter() - t0 - timings.get("conic", 0.0)
-
-    gram, dist, cert, cert_secs, status, its, secs = _polish(loss, groups, tau, Z0, tol, max_iter)
-    iterations += its
-    timings["factored"] = secs
-    timings["certify"] = cert_secs
-
-    if not cert.certified and solver == "factored" and groups.q <= CONIC_FALLBACK_MAX_Q:
-        notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); "
-                     "retried from a clarabel solution")
-        fallback = solve(problem, method, "clarabel", tol, seed, max_iter)
-        fallback.notes[:0] = notes
-        return fallback
-
-    geometry = GroupGeometry(groups, gram)
-    timings["total"] = time.perf_counter() - t_start
-    return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations,
-                       timings, solver_value, notes)
+        res = _solve_reduced(problem, sym, method, "factored" if solver == "auto" else solver, tol, seed,
+                             max_iter, t_start)
+    if problem.samples.batches is not None and compare_full_batch:
+        res.minibatch = _compare_full_batch(problem, res, tol)
+    if problem.dim is not None:
+        res.dim = problem.dim
+    return res
 
 
-def _degenerate(problem: Problem, loss, reason: str, tol: float, t_start: float) -> SolveResult:
-    """A problem with no geometry to optimise: its optimal value is the floor, reached (k = 1)
-    by collapse or (no positives) by every geometry; reported, not solved."""
-    floor = loss.floor(problem.counts)
+def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
+    """alpha-CL without a symmetry: coordinate-wise dynamics over H from restarts, the best end
+    point certified as a fixed point."""
+    from solvers.certificate import certify_embeddings
+    from solvers.dynamics import coordinate_restarts
+    from ufm.geometry import EmbeddingGeometry
+
+    d = min(problem.n, max(problem.k + 1, 3))
+    run = coordinate_restarts(problem, d, restarts=4, seed=seed, max_iter=max_iter)
+    best = None
+    for r in np.argsort(run.log_excess):
+        cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
+        if best is None or cert.gap_relative_to_excess < best[1].gap_relative_to_excess:
+            best = (run.H[r], cert, run.reasons[r].value)
+    H, cert, stop = best
+    geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
+    timings = {"dynamics": run.timings.get("optimize", 0.0), "total": time.perf_counter() - t_start}
+    status = SolveStatus.CONVERGED if stop == "gradient_tolerance" else SolveStatus.ITERATION_LIMIT
+    return SolveResult(problem, "full", "dynamics", status, cert.value, geometry, cert,
+                       int(run.iterations.sum()), timings, None,
+                       [f"coordinate-wise dynamics from 4 restarts in dimension {d}; certified means a global "
+                        "optimum of its own fixed-alpha program"], symmetry="none (the n x n program)")
+
+
+def _compare_full_batch(problem: Problem, res: SolveResult, tol: float) -> dict:
+    """How far the mini-batch optimum is from the full-batch one: values, collapse, Gram and
+    class-mean cosine distances (rotation invariant)."""
+    from ufm import metrics
+
+    full = solve(problem.with_samples(problem.samples.without_batches()), tol=tol, compare_full_batch=False)
+    out = {"batches": len(problem.samples.batches), "batch_spec": problem.samples.batch_spec,
+           "collapsed": res.collapsed, "full_batch_value": full.value,
+           "full_batch_certified": full.certificate.certified, "full_batch_collapsed": None,
+           "gram_distance_to_full_batch": None, "class_cosine_difference": None}
+    if full.geometry is None or res.geometry is None:
+        return out
+    H = res.embeddings(lift=True)
+    Hf = full.embeddings(lift=True)
+    out.update(full_batch_collapsed=full.collapsed,
+               gram_distance_to_full_batch=metrics.gram_distance(H, Hf),
+               class_cosine_difference=float(np.abs(res.class_gram() - full.class_gram()).max()))
+    return out
+
+
+def _degenerate(problem: Problem, reason: str, tol: float, t_start: float) -> SolveResult:
+    """A problem with no geometry to optimise: its optimal value is the floor, reached by
+    collapse or by every geometry; reported, not solved."""
+    floor = problem.floor()
     cert = decide(floor, -np.inf, 0.0, problem.n, tol, "no program solved: " + reason, 0.0, problem.tau)
     timings = {"total": time.perf_counter() - t_start}
     return SolveResult(problem, "none", "none", SolveStatus.DEGENERATE, floor, None, cert, 0, timings,

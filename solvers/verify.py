@@ -22,12 +22,12 @@ SAME_POINT_TOL = 1e-3
 HESSIAN_MAX_COORDS = 600
 
 
-def riemannian_hessian_min(loss, H: np.ndarray, counts, tau: float, step: float = 1e-5) -> float:
+def riemannian_hessian_min(loss, H: np.ndarray, samples, step: float = 1e-5) -> float:
     """Smallest eigenvalue of :func:`riemannian_hessian_extremes`."""
-    return riemannian_hessian_extremes(loss, H, counts, tau, step)[0]
+    return riemannian_hessian_extremes(loss, H, samples, step)[0]
 
 
-def riemannian_hessian_extremes(loss, H: np.ndarray, counts, tau: float, step: float = 1e-5):
+def riemannian_hessian_extremes(loss, H: np.ndarray, samples, step: float = 1e-5):
     """Smallest eigenvalue and largest |eigenvalue| of the Riemannian Hessian of
     log(f - floor) on the product of spheres at H (at a critical point: the Hessian of f divided
     by the excess, so the same signs, well scaled at any tau), over the tangent space with the
@@ -44,7 +44,7 @@ def riemannian_hessian_extremes(loss, H: np.ndarray, counts, tau: float, step: f
 
     def rgrad(X):
         Xt = torch.tensor(X, dtype=torch.float64)
-        _, eg = loss.torch_log_excess_and_grad(Xt, counts, tau)
+        _, eg = loss.torch_log_excess_and_grad(Xt, samples)
         eg = eg.numpy()
         return eg - np.einsum("ij,ij->i", eg, X)[:, None] * X
 
@@ -97,17 +97,21 @@ def cluster(points: list[np.ndarray], tol: float = SAME_POINT_TOL) -> np.ndarray
 SADDLE_REL_TOL = 1e-6
 
 
+#: the reason given where a loss has no global certificate
+NO_CERTIFICATE = "no global certificate exists: the loss is not convex in G and has no convex relaxation"
+
+
 @dataclass
 class RestartReport:
     value: float
     excess: float  # value - floor, full relative precision
-    gap: float  # excess - optimal excess (= value - optimal value), >= 0 up to round-off
-    rel_gap: float  # gap / optimal excess
-    gram_distance: float
+    gap: float | None  # excess - optimal excess (= value - optimal value), >= 0 up to round-off
+    rel_gap: float | None  # gap / optimal excess
+    gram_distance: float | None
     procrustes_distance: float | None
-    class_gram_difference: float
+    class_gram_difference: float | None
     grad_norm: float
-    certificate: Certificate
+    certificate: Certificate | None  # None where no global certificate exists
     stop_reason: str
     iterations: int
     cluster: int | None  # None for end points that did not converge
@@ -115,10 +119,14 @@ class RestartReport:
     class_certificate: Certificate | None = None  # exact class-level one, when H is collapsed
 
     @property
+    def certified(self) -> bool:
+        return self.certificate is not None and self.certificate.certified
+
+    @property
     def converged(self) -> bool:
         """Stopped on the gradient tolerance, or certified (an end point at the iteration limit
         or stalled is not called a minimum)."""
-        return self.stop_reason == StopReason.GRADIENT_TOL.value or self.certificate.certified
+        return self.stop_reason == StopReason.GRADIENT_TOL.value or self.certified
 
     @property
     def kind(self) -> str | None:
@@ -131,12 +139,15 @@ class RestartReport:
 
     def to_dict(self) -> dict:
         c = self.certificate
+        cert = {"lambda_min": None, "gap_bound": None, "gap_relative_to_excess": None, "residual": None,
+                "certified": None, "reason": NO_CERTIFICATE} if c is None else \
+            {"lambda_min": c.lambda_min, "gap_bound": c.gap_bound,
+             "gap_relative_to_excess": c.gap_relative_to_excess, "residual": c.residual,
+             "certified": c.certified, "reason": c.reason}
         return {"value": self.value, "excess": self.excess, "gap": self.gap, "rel_gap": self.rel_gap,
                 "gram_distance": self.gram_distance, "procrustes_distance": self.procrustes_distance,
                 "class_gram_difference": self.class_gram_difference, "grad_norm": self.grad_norm,
-                "lambda_min": c.lambda_min, "gap_bound": c.gap_bound,
-                "gap_relative_to_excess": c.gap_relative_to_excess, "residual": c.residual,
-                "certified": c.certified, "reason": c.reason, "stop_reason": self.stop_reason,
+                **cert, "stop_reason": self.stop_reason,
                 "stop": self.stop_reason, "converged": self.converged,
                 "iterations": self.iterations, "cluster": self.cluster,
                 "hessian_min": None if self.hessian is None else self.hessian[0],
@@ -149,21 +160,27 @@ class RestartReport:
 class VerifyResult:
     problem: Problem
     dim: int
-    optimum: SolveResult
+    optimum: SolveResult | None  # None where the loss has no convex relaxation
     run: RestartsResult
     restarts: list[RestartReport]
     certificate_how: str
     timings: dict = field(default_factory=dict)
 
     @property
-    def relaxation_tight(self) -> bool:
-        """The relaxation's optimum is realised in this dimension (d >= rank G*)."""
-        return self.dim >= self.optimum.rank
+    def certifiable(self) -> bool:
+        return self.optimum is not None
 
     @property
-    def fraction_global(self) -> float:
+    def relaxation_tight(self) -> bool | None:
+        """The relaxation's optimum is realised in this dimension (d >= rank G*)."""
+        return None if self.optimum is None else self.dim >= self.optimum.rank
+
+    @property
+    def fraction_global(self) -> float | None:
         """Fraction of restarts whose end point is certified globally optimal."""
-        return float(np.mean([r.certificate.certified for r in self.restarts]))
+        if not self.certifiable:
+            return None
+        return float(np.mean([r.certified for r in self.restarts]))
 
     @property
     def converged(self) -> int:
@@ -176,15 +193,22 @@ class VerifyResult:
 
     def claim(self) -> str:
         R = len(self.restarts)
-        certified = sum(r.certificate.certified for r in self.restarts)
-        if certified:
-            claim = f"{certified} of {R} restarts reached a certified global optimum"
-        elif not self.relaxation_tight:
-            claim = (f"no restart certified: in dimension {self.dim} < rank {self.optimum.rank} of the "
-                     "relaxation's optimum no certificate can hold; its value is a lower bound only")
-        else:
-            claim = f"no restart certified global (0 of {R})"
         unconverged = R - self.converged
+        if not self.certifiable:
+            claim = (f"{self.problem.loss.name} is not convex in G and has no convex relaxation: no global "
+                     f"certificate exists; {self.distinct_minima} distinct minima among {self.converged} "
+                     "converged restarts (the census only)")
+        else:
+            certified = sum(r.certified for r in self.restarts)
+            if certified:
+                claim = f"{certified} of {R} restarts reached a certified global optimum"
+            elif not self.relaxation_tight:
+                claim = (f"no restart certified: in dimension {self.dim} < rank {self.optimum.rank} of the "
+                         "relaxation's optimum no certificate can hold; its value is a lower bound only")
+            else:
+                claim = f"no restart certified global (0 of {R})"
+            if not self.problem.loss.scalar_objective:
+                claim += " (fixed points of the coordinate-wise dynamics, certified on their own fixed-alpha program)"
         if unconverged:
             claim += f"; {unconverged} did not converge (iteration limit or stalled)"
         return claim
@@ -194,11 +218,14 @@ class VerifyResult:
         values = np.array([r.value for r in self.restarts])
         excess = np.array([r.excess for r in self.restarts])
         best = float(excess.min())
+        opt = self.optimum
         return {
-            "loss": p.loss, "counts": list(p.counts), "tau": p.tau, "dim": self.dim,
-            "optimal_value": self.optimum.value, "optimum_rank": self.optimum.rank,
-            "floor": self.optimum.certificate.floor, "optimal_excess": self.optimum.certificate.excess,
-            "optimum_certificate": self.optimum.certificate.to_dict(),
+            **p.describe(), "dim": self.dim,
+            "convex_in_gram": p.loss.convex_in_gram, "certifiable": self.certifiable,
+            "optimal_value": None if opt is None else opt.value,
+            "optimum_rank": None if opt is None else opt.rank,
+            "floor": p.floor(), "optimal_excess": None if opt is None else opt.certificate.excess,
+            "optimum_certificate": None if opt is None else opt.certificate.to_dict(),
             "relaxation_tight": self.relaxation_tight,
             "fraction_global": self.fraction_global,
             "converged": self.converged,
@@ -216,7 +243,8 @@ class VerifyResult:
 
 
 def default_dim(problem: Problem) -> int:
-    """k - 1 (where the relaxation is tight for SupCon), and never 1 (see :func:`optimize`)."""
+    """k - 1 (where the relaxation is tight for SupCon and the instance simplex fits), and never
+    1 (see :func:`optimize`)."""
     return max(problem.k - 1, 2)
 
 
@@ -225,38 +253,51 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
            progress: bool = False, precision: str = "auto", snap: bool = True) -> VerifyResult:
     """Optimise from ``restarts`` random starts in dimension ``dim`` (default
-    :func:`default_dim`) and compare every end point with the certified convex optimum."""
+    :func:`default_dim`) and compare every end point with the certified convex optimum (where the
+    loss has a convex relaxation; otherwise the census alone)."""
     dim = default_dim(problem) if dim is None else dim
     t0 = time.perf_counter()
-    optimum = solve(problem, tol=tol)
-    if optimum.degenerate is not None:
-        raise UFMInputError("--counts", f"degenerate problem: {optimum.degenerate}")
+    loss, samples = problem.loss, problem.samples
+    reason = problem.degenerate()
+    if reason is not None:
+        raise UFMInputError("--counts", f"degenerate problem: {reason}")
+    optimum = solve(problem, tol=tol) if loss.has_relaxation else None
     t1 = time.perf_counter()
-    run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
-                   progress=progress, precision=precision, snap=snap)
+    if loss.scalar_objective:
+        run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
+                       progress=progress, precision=precision, snap=snap)
+    else:
+        from solvers.dynamics import coordinate_restarts
+
+        run = coordinate_restarts(problem, dim, restarts, seed, grad_tol, max_iter, device)
     t2 = time.perf_counter()
-    loss = problem.loss_fn
-    H_ref = optimum.embeddings(lift=True)
-    ref_cos = optimum.class_gram()
+    H_ref = None if optimum is None else optimum.embeddings(lift=True)
+    ref_cos = None if optimum is None else optimum.class_gram()
     labels = problem.labels
     if hessian is None:
-        hessian = problem.n * dim <= HESSIAN_MAX_COORDS
-    reports, how = [], ""
-    ex_star = optimum.certificate.excess
+        hessian = problem.n * dim <= HESSIAN_MAX_COORDS and loss.scalar_objective
+    reports, how = [], "no certificate (the loss has no convex relaxation)"
+    ex_star = None if optimum is None else optimum.certificate.excess
     for r, H in enumerate(run.H):
-        cert = certify_embeddings(loss, H, problem.counts, problem.tau, tol, device=run.device)
-        how = cert.how
-        gap = cert.excess - ex_star
+        cert = None
+        if optimum is not None:
+            cert = certify_embeddings(loss, H, samples, tol, device=run.device)
+            how = cert.how
+        excess = float(run.values[r] - problem.floor()) if cert is None else cert.excess
+        value = float(run.values[r]) if cert is None else cert.value
+        gap = None if ex_star is None else excess - ex_star
         reports.append(RestartReport(
-            value=cert.value, excess=cert.excess, gap=gap, rel_gap=gap / max(ex_star, 1e-300),
-            gram_distance=metrics.gram_distance(H, H_ref),
-            procrustes_distance=metrics.procrustes_distance(H, H_ref),
-            class_gram_difference=float(np.abs(metrics.class_mean_cosines(H, labels) - ref_cos).max()),
+            value=value, excess=excess, gap=gap,
+            rel_gap=None if gap is None else gap / max(ex_star, 1e-300),
+            gram_distance=None if H_ref is None else metrics.gram_distance(H, H_ref),
+            procrustes_distance=None if H_ref is None else metrics.procrustes_distance(H, H_ref),
+            class_gram_difference=None if ref_cos is None else
+            float(np.abs(metrics.class_mean_cosines(H, labels) - ref_cos).max()),
             grad_norm=float(run.grad_norms[r]), certificate=cert,
             stop_reason=run.reasons[r].value, iterations=int(run.iterations[r]), cluster=None,
-            hessian=riemannian_hessian_extremes(loss, H, problem.counts, problem.tau) if hessian else None,
-            class_certificate=certify_collapsed(loss, H, problem.counts, problem.tau, tol,
-                                                collapse_tol=1e-6),
+            hessian=riemannian_hessian_extremes(loss, H, samples) if hessian else None,
+            class_certificate=None if optimum is None else
+            certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6),
         ))
     converged = [i for i, rep in enumerate(reports) if rep.converged]
     for i, c in zip(converged, cluster([run.H[i] for i in converged]), strict=True):

@@ -77,8 +77,10 @@ BAD = [
     (["--tol", "-1"], "--tol"),
     (["--labels", "/no/such/file.npy"], "--labels"),
     (["--lift"], "--lift"),
-    (["--counts", "3,3", "--method", "full", "--solver", "factored"], "--solver"),
     (["--counts", ",".join(["50"] * 10), "--method", "full"], "--method"),
+    (["--counts", "3,3", "--batches", "random:2", "--method", "orbit"], "--method"),
+    (["--loss", "supcon_in"], "--loss"),
+    (["--loss", "alpha_cl", "--solver", "clarabel"], "--solver"),
 ]
 
 

@@ -338,7 +338,7 @@ def test_bad_number(capsys, args, name):
 
 @pytest.mark.parametrize("args,name", [
     (["solve", "--foo"], "--foo"),
-    (["solve", "--dim", "3"], "--dim"),
+    (["solve", "--restarts", "3"], "--restarts"),
     (["verify", "--counts", "3,3", "--dim"], "--dim"),
     (["solve", "--tau"], "--tau"),
     (["certify", "--labels", "y.txt", "--tau", "1"], "--embeddings"),

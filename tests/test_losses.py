@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import expand_group_gram, random_unit
 
-from ufm.losses import get_loss
-from ufm.structure import GroupGram, Groups
+from ufm.losses import SupCon
+from ufm.samples import Samples
+from ufm.structure import GroupGram
+from ufm.symmetry import ClassSymmetry
 
-SUPCON = get_loss("supcon")
 COUNTS = [(3, 2, 1, 4), (5, 5), (2, 2, 2, 1, 1, 6)]
 
 
@@ -33,11 +34,12 @@ def test_three_implementations_agree(rng, counts, tau):
     n = sum(counts)
     H = random_unit(rng, n, 4)
     G = H @ H.T
-    v_np, _ = SUPCON.gram_value_and_grad(G, counts, tau)
-    v_torch = SUPCON.torch_value(torch.tensor(H), counts, tau).item()
+    loss = SupCon(tau=tau)
+    v_np, _ = loss.gram_value_and_grad(G, counts)
+    v_torch = loss.torch_value(torch.tensor(H), counts).item()
     X = cp.Variable((n, n), symmetric=True)
     X.value = G
-    v_cvx = SUPCON.cvxpy_gram(X, counts, tau).value
+    v_cvx = loss.cvxpy_gram(X, counts).value
     scale = max(abs(v_np), 1.0)
     assert abs(v_torch - v_np) <= 1e-10 * scale
     assert abs(v_cvx - v_np) <= 1e-10 * scale
@@ -47,11 +49,15 @@ def test_three_implementations_agree(rng, counts, tau):
 def test_torch_batched_and_mean_reduction(rng):
     counts = (3, 2, 4)
     H = torch.tensor(np.stack([random_unit(rng, 9, 3) for _ in range(4)]))
-    batched = SUPCON.torch_value(H, counts, 0.3)
-    single = torch.stack([SUPCON.torch_value(h, counts, 0.3) for h in H])
+    loss = SupCon(tau=0.3)
+    batched = loss.torch_value(H, counts)
+    single = torch.stack([loss.torch_value(h, counts) for h in H])
     assert batched.shape == (4,)
     torch.testing.assert_close(batched, single, rtol=1e-13, atol=0)
-    torch.testing.assert_close(SUPCON.torch_value(H, counts, 0.3, "mean"), batched / 9)
+    torch.testing.assert_close(loss.torch_value(H, counts, "mean"), batched / 9)
+    # mean divides by the number of anchors (samples with a positive), not by n
+    torch.testing.assert_close(loss.torch_value(H[..., :7, :], (3, 2, 1, 1), "mean"),
+                               loss.torch_value(H[..., :7, :], (3, 2, 1, 1)) / 5)
 
 
 def test_gradient_matches_finite_differences(rng):
@@ -59,13 +65,14 @@ def test_gradient_matches_finite_differences(rng):
     n = sum(counts)
     G = random_unit(rng, n, 5)
     G = G @ G.T
-    _, g = SUPCON.gram_value_and_grad(G, counts, 0.2)
+    loss = SupCon(tau=0.2)
+    _, g = loss.gram_value_and_grad(G, counts)
     E = rng.standard_normal((n, n))
     E = (E + E.T) / 2
     np.fill_diagonal(E, 0)
     eps = 1e-6
-    f_plus = SUPCON.gram_value(G + eps * E, counts, 0.2)
-    fd = (f_plus - SUPCON.gram_value(G - eps * E, counts, 0.2)) / (2 * eps)
+    f_plus = loss.gram_value(G + eps * E, counts)
+    fd = (f_plus - loss.gram_value(G - eps * E, counts)) / (2 * eps)
     assert np.sum(g * E) == pytest.approx(fd, rel=1e-7)
     assert np.allclose(g, g.T)
 
@@ -74,9 +81,10 @@ def test_gradient_in_h_matches_torch_autograd(rng):
     """d f / d H = 2 g H for the symmetrised gradient g over G."""
     counts = (3, 2, 1, 4)
     H = random_unit(rng, 10, 4)
-    _, g = SUPCON.gram_value_and_grad(H @ H.T, counts, 0.3)
+    loss = SupCon(tau=0.3)
+    _, g = loss.gram_value_and_grad(H @ H.T, counts)
     Ht = torch.tensor(H, requires_grad=True)
-    SUPCON.torch_value(Ht, counts, 0.3).backward()
+    loss.torch_value(Ht, counts).backward()
     assert np.allclose(Ht.grad.numpy(), 2 * g @ H, rtol=1e-10, atol=1e-12)
 
 
@@ -90,10 +98,11 @@ def test_stable_at_small_tau():
     np.fill_diagonal(C, 1)
     G = C[np.ix_(y, y)]
     exact = k * m * np.log1p((k * m - m) * np.exp(-k / ((k - 1) * tau)))
-    v, _ = SUPCON.gram_value_and_grad(G, counts, tau)
+    loss = SupCon(tau=tau)
+    v, _ = loss.gram_value_and_grad(G, counts)
     assert exact > 0
     assert v == pytest.approx(exact, rel=1e-10)
-    vt = SUPCON.torch_value(torch.tensor(_factor(G)), counts, tau).item()
+    vt = loss.torch_value(torch.tensor(_factor(G)), counts).item()
     assert vt == pytest.approx(exact, rel=1e-6)  # H from an eigendecomposition: G to 1e-15
 
 
@@ -107,28 +116,35 @@ def _factor(G):
 @pytest.mark.parametrize("tau", [0.5, 0.05])
 def test_group_level_matches_sample_level(rng, orbit, tau):
     counts = (3, 3, 2, 2, 2, 1, 1, 5)
-    groups = Groups.orbits(counts) if orbit else Groups.per_class(counts)
+    loss = SupCon(tau=tau)
+    sym = ClassSymmetry(Samples.from_counts(counts), orbits=orbit)
+    groups = sym.groups
     q = groups.q
     a = rng.uniform(-0.3, 0.9, q)
     s = rng.uniform(-0.3, 0.5, q)
     C = rng.uniform(-0.5, 0.5, (q, q))
     C = (C + C.T) / 2
+    np.fill_diagonal(C, 0.0)
     G = expand_group_gram(groups, counts, GroupGram(np.ones(q), a, s, C))
-    v, grad = SUPCON.gram_value_and_grad(G, counts, tau)
-    vg, gg = SUPCON.group_value_and_grad(groups, GroupGram(np.ones(q), a, s, C), tau)
-    assert vg == pytest.approx(v, rel=1e-12)
-    G_grad = expand_group_gram(groups, counts, gg)  # gradient diagonal is 0
+    v, grad = loss.gram_value_and_grad(G, counts)
+    x = sym.from_groupgram(GroupGram(np.ones(q), a, s, C))
+    assert np.allclose(sym.expand(x), G)
+    lex, totals = loss.table_log_excess(sym.table, 1.0 - x)
+    assert loss.floor(counts) + np.exp(lex) == pytest.approx(v, rel=1e-12)
+    g_entries = sym.table.symmetric_entries(totals) * np.exp(lex)
+    G_grad = sym.expand(g_entries, diag=np.zeros(q))  # gradient diagonal is 0
     assert np.allclose(G_grad, grad, rtol=1e-9, atol=1e-14 * np.abs(grad).max())
-    A, S, CC = cp.Variable(q), cp.Variable(q), cp.Variable((q, q), symmetric=True)
-    A.value, S.value, CC.value = a, s, C
-    assert SUPCON.cvxpy_group(groups, A, S, CC, tau).value == pytest.approx(v, rel=1e-12)
+    X = cp.Variable(x.size)
+    X.value = x
+    assert loss.cvxpy_table(X, sym.table).value == pytest.approx(v, rel=1e-12)
 
 
 def test_rotation_and_class_permutation_invariance(rng):
     counts = (4, 2, 3)
     H = random_unit(rng, 9, 5)
     Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
-    base = SUPCON.torch_value(torch.tensor(H), counts, 0.2).item()
-    assert SUPCON.torch_value(torch.tensor(H @ Q), counts, 0.2).item() == pytest.approx(base, rel=1e-13)
+    loss = SupCon(tau=0.2)
+    base = loss.torch_value(torch.tensor(H), counts).item()
+    assert loss.torch_value(torch.tensor(H @ Q), counts).item() == pytest.approx(base, rel=1e-13)
     perm = np.r_[6:9, 4:6, 0:4]  # classes reordered (3, 2, 4)
-    assert SUPCON.torch_value(torch.tensor(H[perm]), (3, 2, 4), 0.2).item() == pytest.approx(base, rel=1e-13)
+    assert loss.torch_value(torch.tensor(H[perm]), (3, 2, 4)).item() == pytest.approx(base, rel=1e-13)

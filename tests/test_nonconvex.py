@@ -49,12 +49,12 @@ def test_rgd_reaches_the_same_optimum():
 def test_blocked_gradient_matches_one_block(rng):
     problem = Problem((7, 5, 1, 4), 0.2)
     H = torch.tensor(np.stack([random_unit(rng, problem.n, 3) for _ in range(2)]))
-    v1, g1 = problem.loss_fn.torch_value_and_grad(H, problem.counts, problem.tau, block=5)
-    v2, g2 = problem.loss_fn.torch_value_and_grad(H, problem.counts, problem.tau, block=10_000)
+    v1, g1 = problem.loss.torch_value_and_grad(H, problem.samples, block=5)
+    v2, g2 = problem.loss.torch_value_and_grad(H, problem.samples, block=10_000)
     torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
     torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-14)
     Ha = H.clone().requires_grad_(True)
-    problem.loss_fn.torch_value(Ha, problem.counts, problem.tau).sum().backward()
+    problem.loss.torch_value(Ha, problem.samples).sum().backward()
     torch.testing.assert_close(g1, Ha.grad, rtol=1e-10, atol=1e-12)
 
 
@@ -82,10 +82,10 @@ def test_same_seed_same_result():
 def test_perturbed_optimum_is_not_certified(rng):
     problem = PROBLEMS[0]
     H = solve(problem).embeddings(lift=True)
-    assert certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau).certified
+    assert certify_embeddings(problem.loss, H, problem.samples).certified
     Hp = H + 0.02 * rng.standard_normal(H.shape)
     Hp /= np.linalg.norm(Hp, axis=1, keepdims=True)
-    cert = certify_embeddings(problem.loss_fn, Hp, problem.counts, problem.tau)
+    cert = certify_embeddings(problem.loss, Hp, problem.samples)
     assert not cert.certified and cert.gap_bound > 0
 
 
@@ -96,7 +96,7 @@ def test_gap_bound_never_below_true_gap(rng, dense_max_n):
     f_star = solve(problem, method="full").solver_value
     for d in (1, 2, 4):
         H = random_unit(rng, problem.n, d)
-        cert = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau,
+        cert = certify_embeddings(problem.loss, H, problem.samples,
                                   dense_max_n=dense_max_n, block=5)
         assert cert.value - f_star <= cert.gap_bound * (1 + 1e-8) + 1e-9
 
@@ -105,25 +105,25 @@ def test_gap_bound_never_below_true_gap(rng, dense_max_n):
 def test_matrix_free_certificate_matches_dense(memory_budget):
     problem = Problem((30, 20, 20, 10, 5, 5), 0.2)
     H = optimize(problem, 6, restarts=1, seed=0).H[0]
-    dense = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau)
-    free = certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau, dense_max_n=1, block=17,
+    dense = certify_embeddings(problem.loss, H, problem.samples)
+    free = certify_embeddings(problem.loss, H, problem.samples, dense_max_n=1, block=17,
                               memory_budget=memory_budget)
     assert free.value == pytest.approx(dense.value, rel=1e-13)
     assert free.lambda_min == pytest.approx(dense.lambda_min, abs=1e-9)
     assert free.residual == pytest.approx(dense.residual, rel=1e-6, abs=1e-12)
     assert ("Lanczos" if memory_budget else "LOBPCG") in free.how
     assert free.certified == dense.certified
-    cls = certify_collapsed(problem.loss_fn, H, problem.counts, problem.tau, collapse_tol=1e-6)
+    cls = certify_collapsed(problem.loss, H, problem.samples, collapse_tol=1e-6)
     assert cls is not None and cls.lambda_min == pytest.approx(dense.lambda_min, abs=1e-8)
 
 
 def test_hessian_is_positive_at_the_optimum_and_rotation_invariant(rng):
     problem = PROBLEMS[0]
     H = optimize(problem, 3, restarts=1, seed=0).H[0]
-    lam = riemannian_hessian_min(problem.loss_fn, H, problem.counts, problem.tau)
+    lam = riemannian_hessian_min(problem.loss, H, problem.samples)
     assert lam > 1e-3
     Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-    assert riemannian_hessian_min(problem.loss_fn, H @ Q, problem.counts, problem.tau) == \
+    assert riemannian_hessian_min(problem.loss, H @ Q, problem.samples) == \
         pytest.approx(lam, rel=1e-6)
 
 
@@ -153,4 +153,4 @@ def test_mixed_precision_on_cpu_is_polished_and_certified():
     run = optimize(problem, 4, restarts=2, seed=2, precision="mixed")
     assert run.dtype == "float32+float64" and run.H.dtype == np.float64
     for H in run.H:
-        assert certify_embeddings(problem.loss_fn, H, problem.counts, problem.tau).certified
+        assert certify_embeddings(problem.loss, H, problem.samples).certified

@@ -4,14 +4,11 @@ import numpy as np
 import pytest
 from conftest import expand_group_gram
 
-from solvers import certify_gram, certify_groups, solve
+from solvers import certify_gram, certify_reduced, solve
 from solvers.lbfgs import StopReason, lbfgs
 from ufm import Problem
 from ufm.closed_forms import supcon_balanced_optimum, supcon_two_class_optimum
-from ufm.losses import get_loss
 from ufm.structure import GroupGram, Groups, block_spectrum
-
-SUPCON = get_loss("supcon")
 
 
 @pytest.mark.parametrize("k,m,tau", [(2, 3, 1.0), (4, 5, 1.0), (5, 4, 0.05), (10, 3, 0.1),
@@ -95,7 +92,7 @@ def test_group_certificate_equals_dense_certificate():
     res = solve(p, method="reduced")
     G = res.embeddings(lift=True)
     G = G @ G.T
-    dense = certify_gram(SUPCON, G, p.counts, p.tau)
+    dense = certify_gram(p.loss, G, p.samples)
     assert dense.value == pytest.approx(res.value, rel=1e-12)
     assert dense.lambda_min == pytest.approx(res.certificate.lambda_min, abs=1e-9)
     assert dense.certified
@@ -104,10 +101,11 @@ def test_group_certificate_equals_dense_certificate():
 def test_perturbed_optimum_is_not_certified():
     p = Problem((6, 6, 3, 3), 0.5)
     res = solve(p, method="reduced")
+    sym = p.symmetry("reduced")
     gram = res.geometry.gram
     bad = GroupGram(gram.diag, gram.within, gram.same, gram.cross.copy())
     bad.cross[0, 1] = bad.cross[1, 0] = gram.cross[0, 1] + 0.05
-    cert = certify_groups(SUPCON, res.geometry.groups, bad, p.tau)
+    cert = certify_reduced(p.loss, sym, 1.0 - sym.from_groupgram(bad))
     assert not cert.certified
     assert cert.gap_bound > 0
 
@@ -120,7 +118,7 @@ def test_gap_bound_is_never_below_true_gap(rng):
     for _ in range(10):
         H = rng.standard_normal((p.n, 3))
         H /= np.linalg.norm(H, axis=1, keepdims=True)
-        cert = certify_gram(SUPCON, H @ H.T, p.counts, p.tau)
+        cert = certify_gram(p.loss, H @ H.T, p.samples)
         assert cert.value - f_star <= cert.gap_bound * (1 + 1e-9) + 1e-9
         assert not cert.certified
 
@@ -131,7 +129,7 @@ def test_lifted_embeddings_realise_the_optimum():
     H = res.embeddings(lift=True)
     assert H.shape == (p.n, res.rank)
     assert np.allclose(np.linalg.norm(H, axis=1), 1.0)
-    assert SUPCON.gram_value(H @ H.T, p.counts, p.tau) == pytest.approx(res.value, rel=1e-10)
+    assert p.loss.gram_value(H @ H.T, p.samples) == pytest.approx(res.value, rel=1e-10)
     V = res.embeddings()
     assert V.shape == (p.k, res.rank)
 

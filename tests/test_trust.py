@@ -12,13 +12,16 @@ from solvers import solve
 from solvers.certificate import certify_collapsed, certify_embeddings
 from solvers.nonconvex import optimize
 from solvers.verify import default_dim, verify
-from ufm import Problem, get_loss
+from ufm import Problem
 from ufm.cli import main
 from ufm.errors import UFMInputError
 from ufm.geometry import simplex_etf
-from ufm.losses.supcon import class_centred_distances, supcon_floor
+from ufm.losses import SupCon
+from ufm.losses.supcon import supcon_floor
 
-SUPCON = get_loss("supcon")
+
+def SUPCON(tau):  # noqa: N802 - reads as the loss it builds
+    return SupCon(tau=tau)
 
 
 def mp_excess(H, counts, tau, dps=60):
@@ -49,7 +52,7 @@ def antipodal(m=10):
 # ---- 1. floor and excess ----------------------------------------------------------------------
 def test_floor_is_the_closed_form():
     assert supcon_floor((10, 10, 2, 1)) == pytest.approx(20 * np.log(9), rel=1e-15)
-    assert SUPCON.floor((1, 1)) == 0.0
+    assert SUPCON(1.0).floor((1, 1)) == 0.0
 
 
 def test_excess_has_full_relative_precision_at_the_optimum():
@@ -58,7 +61,7 @@ def test_excess_has_full_relative_precision_at_the_optimum():
     exact = 20 * np.log1p(10 / 9 * np.exp(-2 / tau))
     res = solve(Problem(counts, tau))
     assert res.certificate.excess == pytest.approx(exact, rel=1e-12)
-    cert = certify_embeddings(SUPCON, antipodal(), counts, tau)
+    cert = certify_embeddings(SUPCON(tau), antipodal(), counts)
     assert cert.excess == pytest.approx(exact, rel=1e-12)
     assert cert.floor == pytest.approx(20 * np.log(9), rel=1e-15)
     assert cert.certified
@@ -71,10 +74,11 @@ def test_excess_of_a_nearly_collapsed_point_matches_mpmath(rng):
     M = simplex_etf(3)
     H = np.repeat(M, counts, axis=0) + 1e-7 * rng.standard_normal((10, 2))
     H /= np.linalg.norm(H, axis=1, keepdims=True)
-    lex, _ = SUPCON.dense_log_excess(class_centred_distances(H, counts), counts, tau)
+    loss = SUPCON(tau)
+    lex, _ = loss.dense_log_excess(loss.distances(H, counts), counts)
     oracle = mp_excess(H, counts, tau)
     assert np.exp(lex) == pytest.approx(float(oracle), rel=1e-9)
-    lex_t, _ = SUPCON.torch_log_excess_and_grad(torch.tensor(H), counts, tau)
+    lex_t, _ = loss.torch_log_excess_and_grad(torch.tensor(H), counts)
     assert np.exp(lex_t.item()) == pytest.approx(float(oracle), rel=1e-9)
 
 
@@ -83,11 +87,11 @@ def test_orthogonal_means_are_not_certified():
     relative to |f| certified both; relative to the excess only the optimum passes."""
     H = np.zeros((20, 2))
     H[:10, 0], H[10:, 1] = 1.0, 1.0
-    cert = certify_embeddings(SUPCON, H, (10, 10), 0.05)
+    cert = certify_embeddings(SUPCON(0.05), H, (10, 10))
     assert not cert.certified
     assert "times the excess" in cert.reason
     assert cert.gap_relative_to_excess > 1.0
-    cls = certify_collapsed(SUPCON, H, (10, 10), 0.05)
+    cls = certify_collapsed(SUPCON(0.05), H, (10, 10))
     assert cls is not None and not cls.certified
 
 
@@ -97,13 +101,13 @@ def test_gap_bound_is_above_the_true_gap_on_random_points(rng):
     for _ in range(5):
         H = rng.standard_normal((12, 4))
         H /= np.linalg.norm(H, axis=1, keepdims=True)
-        cert = certify_embeddings(SUPCON, H, counts, tau)
+        cert = certify_embeddings(SUPCON(tau), H, counts)
         assert cert.gap_bound >= (cert.excess - opt.excess) * (1 - 1e-9)
         assert not cert.certified
 
 
 def test_float64_limit_is_reported_unresolved_not_certified():
-    cert = certify_embeddings(SUPCON, antipodal(), (10, 10), 0.05, tol=1e-15)
+    cert = certify_embeddings(SUPCON(0.05), antipodal(), (10, 10), tol=1e-15)
     assert not cert.certified and cert.reason.startswith("unresolved")
 
 
@@ -211,8 +215,8 @@ def test_matrix_free_refutes_without_holding_s(rng):
     counts = (40, 30, 20)
     H = rng.standard_normal((90, 5))
     H /= np.linalg.norm(H, axis=1, keepdims=True)
-    dense = certify_embeddings(SUPCON, H, counts, 0.2)
-    free = certify_embeddings(SUPCON, H, counts, 0.2, dense_max_n=1, memory_budget=1e4)
+    dense = certify_embeddings(SUPCON(0.2), H, counts)
+    free = certify_embeddings(SUPCON(0.2), H, counts, dense_max_n=1, memory_budget=1e4)
     assert not dense.certified and not free.certified
     assert "recomputed" in free.how and "Rayleigh quotient" in free.how
     assert "at least" in free.reason

@@ -26,6 +26,7 @@ from ufm.inputs import (
     integer,
     positive_int,
     prepare_out,
+    read_batches,
     read_counts,
     read_counts_file,
     read_embeddings,
@@ -33,7 +34,8 @@ from ufm.inputs import (
     solve_memory,
     verify_memory,
 )
-from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU, MAX_SAMPLES, Problem, check_tau
+from ufm.params import positive_number
+from ufm.problem import DEFAULT_COUNTS, DEFAULT_INSTANCES, DEFAULT_TAU, MAX_SAMPLES, Problem
 from ufm.report import format_certify, format_solve, format_verify
 
 EXIT_INPUT = 2
@@ -79,20 +81,48 @@ class _Parser(argparse.ArgumentParser):
 _PRESET_HELP = ", ".join(PRESETS)
 
 
-def _problem_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
-    """--counts | --counts-file | --labels, --tau, --loss, --json: shared by solve and verify."""
-    from ufm.losses import available_losses
-
+def _sample_arguments(p: argparse.ArgumentParser, labels_required: bool = False) -> None:
+    """Where the samples come from: class counts or labels, or instances x views; batches."""
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--counts", help="class sizes separated by commas, e.g. 10,10,2,2; or a long-tailed "
-                     f"preset: {_PRESET_HELP}")
-    src.add_argument("--counts-file", metavar="FILE",
-                     help="text file of class sizes separated by spaces, commas or newlines")
+    if not labels_required:
+        src.add_argument("--counts", help="class sizes separated by commas, e.g. 10,10,2,2; or a long-tailed "
+                         f"preset: {_PRESET_HELP}")
+        src.add_argument("--counts-file", metavar="FILE",
+                         help="text file of class sizes separated by spaces, commas or newlines")
     src.add_argument("--labels", help="label vector: .npy, or text with labels separated by spaces, "
                      "commas, tabs or newlines (numbers when every label is a number; a CSV header "
                      "line is skipped)")
-    p.add_argument("--tau", default=None, help=f"temperature > 0 (default {DEFAULT_TAU})")
-    p.add_argument("--loss", default="supcon", help=f"loss: {', '.join(available_losses())} (default supcon)")
+    src.add_argument("--instances", metavar="N", help="N instances seen in --views views (positives: the "
+                     "other views of an instance; InfoNCE, DCL, DHEL, KCL, alpha-CL); samples ordered "
+                     "a V + v")
+    p.add_argument("--views", metavar="V", default=None,
+                   help="views per instance with --instances (default 2: pairs)")
+    p.add_argument("--batches", metavar="SPEC",
+                   help="sum the loss over mini-batches: FILE (JSON list of index lists, or one batch per "
+                   "text line; indices into the samples as given), random:B (a random partition into "
+                   "batches of B samples, instances kept whole) or balanced:B (class-balanced batches); "
+                   "seeded by --seed")
+
+
+def _loss_arguments(p: argparse.ArgumentParser) -> None:
+    """--loss and every loss parameter, from the losses' own declarations."""
+    from ufm.losses import LOSSES, all_params
+    from ufm.params import REDUCTION
+
+    names = ", ".join(LOSSES)
+    p.add_argument("--loss", default="supcon", help=f"loss: {names} (default supcon; see the README's table)")
+    for name, (param, owners) in all_params().items():
+        defaults = sorted({f"{o} {LOSSES[o].params[[q.name for q in LOSSES[o].params].index(name)].default}"
+                           for o in owners})
+        p.add_argument(param.flag, dest=name, default=None,
+                       help=f"{param.help.split(' (')[0]} [{', '.join(owners)}; defaults: {', '.join(defaults)}]")
+    p.add_argument("--reduction", default=None, help=REDUCTION.help)
+
+
+def _problem_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
+    """Samples, loss and its parameters, --json: shared by solve and verify."""
+    _sample_arguments(p)
+    _loss_arguments(p)
     p.add_argument("--json", action="store_true", help=json_help)
 
 
@@ -116,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tol", default=None,
                    help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
     s.add_argument("--seed", default="0",
-                   help="seed of the factored solver's start, integer >= 0 (default 0)")
+                   help="seed of the factored solver's start and of random batches, integer >= 0 (default 0)")
+    s.add_argument("--dim", default=None,
+                   help="embedding dimension to report on: relaxation_tight says whether the optimum fits")
     s.add_argument("--out", help="directory for result.json and arrays.npz")
     s.add_argument("--lift", action="store_true",
                    help="with --out, also save unit embeddings of all n samples")
@@ -128,13 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         "rotation and certify it; report the census of distinct end points.",
     )
     _problem_arguments(v, "print one JSON object on stdout (progress on stderr)")
-    v.add_argument("--dim", default=None, help="embedding dimension d >= 1 (default k - 1)")
+    v.add_argument("--dim", default=None, help="embedding dimension d >= 2 (default max(k - 1, 2), k classes "
+                   "or instances)")
     v.add_argument("--restarts", default="8", help="number of random restarts (default 8)")
     v.add_argument("--optimizer", default="lbfgs", help="lbfgs | rgd")
     v.add_argument("--device", default="auto", help="auto | cpu | cuda")
     v.add_argument("--precision", default="auto",
                    help="auto (mixed on cuda, float64 on cpu) | float64 | mixed (float32, then float64)")
-    v.add_argument("--seed", default="0", help="seed of the random starts, integer >= 0 (default 0)")
+    v.add_argument("--seed", default="0", help="seed of the random starts and of random batches, integer "
+                   ">= 0 (default 0)")
     v.add_argument("--no-snap", action="store_true",
                    help="turn off collapse snapping (a class within 0.25 of its mean direction is set onto "
                    "it when that lowers the loss), to watch plain gradient dynamics")
@@ -152,10 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--embeddings", required=True,
                    help="(n, d) array: .npy, .npz (key embeddings, H, or the first) or .pt (a tensor, "
                    "or the first tensor of a dict)")
-    c.add_argument("--labels", required=True,
-                   help="n labels: .npy, or text separated by spaces, commas, tabs or newlines")
-    c.add_argument("--tau", required=True, help="temperature > 0")
-    c.add_argument("--loss", default="supcon", help="loss (default supcon)")
+    _sample_arguments(c, labels_required=True)
+    _loss_arguments(c)
     c.add_argument("--normalize", action="store_true", help="normalise rows instead of rejecting")
     c.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto: where the matrix-free certificate runs (n > 3000)")
@@ -164,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--memory-budget", default="2",
                    help="GB that the matrix-free certificate may keep of S's blocks (n > 3000; "
                    "default 2): above it blocks are recomputed for every product, never held n x n")
+    c.add_argument("--seed", default="0", help="seed of random batches, integer >= 0 (default 0)")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     r = sub.add_parser(
@@ -201,18 +234,24 @@ def cmd_solve(args) -> int:
     from solvers import METHODS, SOLVERS, solve  # lazy: ufm itself never imports solvers
     from solvers.certificate import CERTIFY_TOL
 
-    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
+    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
     check_choice(args.method, METHODS, "--method", "method")  # before any work is done
     check_choice(args.solver, SOLVERS, "--solver", "solver")
     seed = integer(args.seed, "--seed", 0, MAX_SEED)
-    problem = _problem_from_args(args)
+    problem = _problem_from_args(args, seed)
+    if args.dim is not None:
+        problem.dim = positive_int(args.dim, "--dim")
     if args.lift and args.out is None:
         raise UFMInputError("--lift", "needs --out")
+    from ufm.problem import require_relaxation
+
+    require_relaxation(problem, "solve")
     _check_solve_memory(problem, args)
     out = prepare_out(args.out)
-    print(f"ufm solve: k = {problem.k}, n = {problem.n}, tau = {problem.tau:g} ...", file=sys.stderr)
-    res = solve(problem, method=args.method, solver=args.solver,
-                tol=tol, seed=seed)
+    tau = "" if problem.tau is None else f", tau = {problem.tau:g}"
+    print(f"ufm solve: {problem.loss.name}, {problem.samples.kind}: k = {problem.k}, n = {problem.n}{tau} ...",
+          file=sys.stderr)
+    res = solve(problem, method=args.method, solver=args.solver, tol=tol, seed=seed)
     payload = res.to_dict()
     if out is not None:
         _save(out, res, payload, args.lift)
@@ -225,42 +264,91 @@ def cmd_solve(args) -> int:
 
 def _source_argument(args) -> str:
     """The argument the problem's samples came from."""
-    if getattr(args, "labels", None) is not None:
-        return "--labels"
-    if getattr(args, "counts_file", None) is not None:
-        return "--counts-file"
+    for name in ("labels", "counts_file", "instances"):
+        if getattr(args, name, None) is not None:
+            return "--" + name.replace("_", "-")
     return "--counts"
 
 
-def _problem_from_args(args) -> Problem:
-    """The problem named by --counts, --counts-file or --labels, --tau and --loss (the default
-    without them)."""
-    tau = DEFAULT_TAU if args.tau is None else check_tau(args.tau, "--tau")
-    given = [name for name, value in (("--counts", args.counts), ("--counts-file", args.counts_file),
-                                      ("--labels", args.labels)) if value is not None]
-    if len(given) > 1:
-        raise UFMInputError(given[1], f"not allowed with {given[0]} (give one of --counts, "
-                            "--counts-file, --labels)")
-    if args.labels is not None:
-        return Problem.from_labels(read_labels(args.labels), tau, args.loss)
-    if args.counts_file is not None:
-        return Problem(read_counts_file(args.counts_file), tau, args.loss)
-    counts = DEFAULT_COUNTS if args.counts is None else read_counts(args.counts)
-    return Problem(counts, tau, args.loss)
+def _loss_from_args(args):
+    """The loss named by --loss with the parameters given (each checked against the loss's own
+    declaration: a parameter of another loss is an error naming it)."""
+    from ufm.losses import all_params, loss_class
+
+    cls = loss_class(args.loss)
+    own = {p.name for p in cls.params}
+    given = {}
+    for name, (param, owners) in all_params().items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name not in own:
+            takes = ", ".join(p.flag for p in cls.params) or "none besides --reduction"
+            raise UFMInputError(param.flag, f"not a parameter of {cls.name} (its parameters: {takes}; "
+                                f"{param.flag} belongs to {', '.join(owners)})")
+        given[name] = value
+    if getattr(args, "reduction", None) is not None:
+        given["reduction"] = args.reduction
+    return cls(**given)
+
+
+def _samples_from_args(args, loss, seed: int):
+    """Samples from --counts, --counts-file, --labels or --instances/--views (a default for the
+    loss without them), with --batches."""
+    from ufm.samples import Samples
+
+    if args.views is not None and args.instances is None:
+        raise UFMInputError("--views", "needs --instances N")
+    if args.instances is not None:
+        n_inst = positive_int(args.instances, "--instances")
+        views = 2 if args.views is None else positive_int(args.views, "--views")
+        samples = Samples.instances_views(n_inst, views)
+    elif getattr(args, "labels", None) is not None:
+        samples = Samples.from_labels(read_labels(args.labels))
+    elif getattr(args, "counts_file", None) is not None:
+        samples = Samples.from_counts(read_counts_file(args.counts_file))
+    elif getattr(args, "counts", None) is not None:
+        samples = Samples.from_counts(read_counts(args.counts))
+    elif loss.samples_kind == "views":
+        samples = Samples.instances_views(*DEFAULT_INSTANCES)
+    else:
+        samples = Samples.from_counts(DEFAULT_COUNTS)
+    loss.check_samples(samples, "--loss")
+    if args.batches is not None:
+        samples = read_batches(args.batches, samples, seed)
+    return samples
+
+
+def _problem_from_args(args, seed: int = 0) -> Problem:
+    """The problem named by the sample arguments, --loss and its parameters (defaults without
+    them: a STEP-imbalanced SupCon problem, or 8 pairs for a loss on instances x views)."""
+    loss = _loss_from_args(args)
+    return Problem(loss, _samples_from_args(args, loss, seed))
 
 
 def _check_solve_memory(problem: Problem, args) -> None:
-    """Refuse a class-level program (or a --lift) that cannot fit in memory, before solving."""
-    if args.method == "full":
-        return  # solvers.solve bounds n for the full program itself
-    levels = len(set(problem.counts)) if args.method in ("auto", "orbit") else problem.k
-    need = solve_memory(levels, problem.k, problem.n, lift=False)
-    check_memory(need, _source_argument(args), f"the class-level program over {levels} groups "
-                 f"(k = {problem.k})", hint="fewer distinct class counts")
+    """Refuse a reduced program, a Burer-Monteiro solve (or a --lift) that cannot fit in memory,
+    before solving."""
+    from ufm.inputs import embeddings_certificate_memory, optimiser_memory
+    from ufm.symmetry import ClassSymmetry
+
+    sym = problem.symmetry("auto" if args.method == "full" else args.method)
+    if args.method == "full" and sym is not None:
+        return  # solvers.solve bounds n for the conic n x n program itself
+    n, k = problem.n, problem.k
+    if sym is None:
+        d = min(n, max(k + 1, 3))
+        check_memory(optimiser_memory(n, d, 4) + embeddings_certificate_memory(n, d), _source_argument(args),
+                     f"the n x n program by Burer-Monteiro restarts (n = {n}, no symmetry)",
+                     hint="fewer samples")
+        return
+    levels = sym.q if isinstance(sym, ClassSymmetry) else 1
+    need = solve_memory(levels, k, n, lift=False)
+    check_memory(need, _source_argument(args), f"the reduced program over {levels} groups "
+                 f"(k = {k})", hint="fewer distinct class counts")
     if args.lift:
-        check_memory(solve_memory(levels, problem.k, problem.n, lift=True), "--lift",
-                     f"lifting to {problem.n} x {max(problem.k - 1, 1)} unit embeddings",
-                     hint="save without --lift")
+        check_memory(solve_memory(levels, k, n, lift=True), "--lift",
+                     f"lifting to {n} x {max(k - 1, 1)} unit embeddings", hint="save without --lift")
 
 
 def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args) -> None:
@@ -301,7 +389,8 @@ def cmd_verify(args) -> int:
     from solvers.nonconvex import METHODS, PRECISIONS, check_dim, resolve_device
     from solvers.verify import default_dim, verify
 
-    problem = _problem_from_args(args)
+    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    problem = _problem_from_args(args, seed)
     dim = default_dim(problem) if args.dim is None else positive_int(args.dim, "--dim")
     check_dim(dim)
     restarts = positive_int(args.restarts, "--restarts")
@@ -309,19 +398,17 @@ def cmd_verify(args) -> int:
     check_choice(args.precision, PRECISIONS, "--precision", "precision")
     device = resolve_device(args.device)
     max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
-    seed = integer(args.seed, "--seed", 0, MAX_SEED)
-    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
-    reason = problem.loss_fn.degenerate(problem.counts)
+    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
+    reason = problem.degenerate()
     if reason is not None:  # nothing to optimise: reported, not run
-        floor = problem.loss_fn.floor(problem.counts)
-        payload = {"loss": problem.loss, "counts": list(problem.counts), "tau": problem.tau,
-                   "dim": dim, "degenerate": reason, "optimal_value": floor, "floor": floor,
-                   "restarts": []}
+        floor = problem.floor()
+        payload = {**problem.describe(), "dim": dim, "degenerate": reason, "optimal_value": floor,
+                   "floor": floor, "restarts": []}
         print(json.dumps(payload) if args.json else
               f"degenerate problem: {reason}\noptimal value      {floor:.12g}   (= the floor)")
         return 0
     _check_verify_memory(problem, dim, restarts, device, args)
-    print(f"ufm verify: k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
+    print(f"ufm verify: {problem.loss.name}, k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
                  max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap)
@@ -334,19 +421,26 @@ def cmd_certify(args) -> int:
     from solvers.certificate import CERTIFY_TOL, DENSE_MAX_N
     from solvers.inspect import inspect_embeddings
     from solvers.nonconvex import resolve_device
-    from ufm.losses import get_loss
+    from ufm.problem import require_relaxation
 
     device = str(resolve_device(args.device))
-    tau = check_tau(args.tau, "--tau")
-    tol = CERTIFY_TOL if args.tol is None else check_tau(args.tol, "--tol")
-    get_loss(args.loss)  # an unknown loss before the files are read
+    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
+    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    loss = _loss_from_args(args)  # an unknown loss or parameter before the files are read
+    if args.labels is None and args.instances is None:
+        raise UFMInputError("--labels", "required (or --instances N [--views V] for embeddings of instances "
+                            "x views, rows in order a V + v)")
+    require_relaxation(Problem(loss, _placeholder_samples(loss)), "certify")
+    budget = positive_number(args.memory_budget, "--memory-budget") * 1e9
     H = read_embeddings(args.embeddings)
-    y = read_labels(args.labels)
-    if y.size != H.shape[0]:
-        raise UFMInputError("--labels", f"{y.size} labels for {H.shape[0]} embeddings")
+    problem = Problem(loss, _samples_from_args(args, loss, seed))
+    if problem.n != H.shape[0]:
+        what = "labels" if args.labels is not None else "samples (--instances x --views)"
+        raise UFMInputError("--labels" if args.labels is not None else "--instances",
+                            f"{problem.n} {what} for {H.shape[0]} embeddings")
     if H.shape[0] > MAX_SAMPLES:
         raise UFMInputError("--embeddings", f"{H.shape[0]} rows; ufm handles at most {MAX_SAMPLES} samples")
-    n, d, k = H.shape[0], H.shape[1], np.unique(y).size
+    n, d, k = H.shape[0], H.shape[1], problem.k
     how = "a dense certificate" if n <= DENSE_MAX_N else "a matrix-free certificate"
     check_memory(certify_memory(n, d, k, DENSE_MAX_N), "--embeddings",
                  f"certifying {n} x {d} embeddings ({how}; dense for n <= {DENSE_MAX_N})")
@@ -358,11 +452,18 @@ def cmd_certify(args) -> int:
     elif np.max(np.abs(norms - 1)) > 1e-6:
         raise UFMInputError("--embeddings", f"rows are not unit vectors (norms {norms.min():.4g} to "
                             f"{norms.max():.4g}); pass --normalize to normalise them")
-    budget = check_tau(args.memory_budget, "--memory-budget") * 1e9
-    report = inspect_embeddings(H, y, tau, args.loss, tol, device, memory_budget=budget,
+    if problem.samples.order is not None:
+        H = H[problem.samples.order]
+    report = inspect_embeddings(H, problem, tol, device, memory_budget=budget,
                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(report) if args.json else format_certify(report))
     return 0
+
+
+def _placeholder_samples(loss):
+    from ufm.samples import Samples
+
+    return Samples.instances_views(3, 2) if loss.samples_kind == "views" else Samples.from_counts((2, 2))
 
 
 def cmd_run(args) -> int:

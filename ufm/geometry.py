@@ -1,8 +1,14 @@
-"""Optimal geometry in group-symmetric form: class-mean Grams, rank, collapse, embeddings."""
+"""Optimal geometry: class-mean Grams, rank, collapse and embeddings of a solution.
+
+Three forms, one interface (:class:`Geometry`): a class-symmetric Gram (:class:`GroupGeometry`,
+exact for any n), an instances x views symmetric Gram (:class:`SchemeGeometry`; its "classes"
+are the instances) and explicit embeddings (:class:`EmbeddingGeometry`, for problems without a
+symmetry such as mini-batch losses).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -15,14 +21,48 @@ RANK_TOL = 1e-6
 COLLAPSE_TOL = 1e-6
 
 
+class Geometry:
+    """Shared derived quantities; subclasses give the class-mean Gram, within-class cosines,
+    rank and embeddings."""
+
+    rank_tol: float = RANK_TOL
+    collapse_tol: float = COLLAPSE_TOL
+    group_word: str = "class"
+
+    def class_mean_gram(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def within_cosines(self) -> np.ndarray:
+        """Mean cosine between two samples of each class (1 for a class of one sample)."""
+        raise NotImplementedError
+
+    def class_mean_norms(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.class_mean_gram()), 0.0, None))
+
+    def class_cosines(self) -> np.ndarray:
+        """k x k cosines between the normalised class means."""
+        mu = self.class_mean_gram()
+        norms = np.sqrt(np.clip(np.diag(mu), np.finfo(float).tiny, None))
+        return np.clip(mu / np.outer(norms, norms), -1.0, 1.0)
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(np.all(self.within_cosines() >= 1 - self.collapse_tol))
+
+    def summary(self) -> dict:
+        """Extra numbers a report shows for this form (JSON ``geometry``)."""
+        return {}
+
+
 @dataclass(frozen=True)
-class GroupGeometry:
+class GroupGeometry(Geometry):
     """A group-symmetric Gram of unit embeddings (``gram.diag`` is 1)."""
 
     groups: Groups
     gram: GroupGram
     rank_tol: float = RANK_TOL
     collapse_tol: float = COLLAPSE_TOL
+    group_word: str = "class"
 
     # class-mean quantities (the k x k matrix Mu of DESIGN section 4) --------------------
     @property
@@ -41,11 +81,8 @@ class GroupGeometry:
         np.fill_diagonal(mu, self.mean_sq_norm[g])
         return mu
 
-    def class_cosines(self) -> np.ndarray:
-        """k x k cosines between the normalised class means."""
-        mu = self.class_mean_gram()
-        norms = np.sqrt(np.clip(np.diag(mu), np.finfo(float).tiny, None))
-        return np.clip(mu / np.outer(norms, norms), -1.0, 1.0)
+    def within_cosines(self) -> np.ndarray:
+        return np.where(self.groups.count >= 2, self.gram.within, 1.0)[self.groups.of_class]
 
     @cached_property
     def mean_spectrum(self):
@@ -112,6 +149,107 @@ class GroupGeometry:
         return H / np.linalg.norm(H, axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class SchemeGeometry(Geometry):
+    """An instances x views symmetric Gram: positives p, same-view negatives s, others c
+    (``ufm.symmetry.InstanceViewSymmetry``). Its classes are the instances: the class mean of
+    instance a is the mean of its V views."""
+
+    symmetry: object
+    x: np.ndarray
+    rank_tol: float = RANK_TOL
+    collapse_tol: float = COLLAPSE_TOL
+    group_word: str = "instance"
+
+    @property
+    def p(self) -> float:
+        return float(self.x[0])
+
+    def class_mean_gram(self) -> np.ndarray:
+        N, V = self.symmetry.N, self.symmetry.V
+        p, s, c = (float(v) for v in self.x)
+        mu = np.full((N, N), (s + (V - 1) * c) / V)
+        np.fill_diagonal(mu, (1 + (V - 1) * p) / V)
+        return mu
+
+    def within_cosines(self) -> np.ndarray:
+        return np.full(self.symmetry.N, self.p if self.symmetry.V >= 2 else 1.0)
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        return self.symmetry.eigenvalues_of_gram(self.x)
+
+    @property
+    def rank(self) -> int:
+        e = self.eigenvalues
+        top = e.max()
+        return int(self.symmetry.m[e > self.rank_tol * top].sum()) if top > 0 else 0
+
+    def embeddings(self, lift: bool = False) -> np.ndarray:
+        """One row per sample (``lift``; dimension ``rank``), or one per instance (the normalised
+        instance means; requires aligned views)."""
+        e = self.eigenvalues
+        keep = np.flatnonzero(e > self.rank_tol * e.max())
+        H = np.hstack([np.sqrt(e[k]) * self.symmetry.basis(k) for k in keep])
+        H = H / np.linalg.norm(H, axis=1, keepdims=True)
+        if lift:
+            return H
+        if not self.collapsed:
+            raise ValueError("the views are not aligned: ask for lift=True")
+        return H[:: self.symmetry.V]
+
+    def summary(self) -> dict:
+        p, s, c = (float(v) for v in self.x)
+        return {"positive_cosine": p, "same_view_cosine": s, "other_cosine": c}
+
+
+@dataclass(frozen=True)
+class EmbeddingGeometry(Geometry):
+    """Explicit unit embeddings H (n, d), samples ordered by class (``labels``)."""
+
+    H: np.ndarray
+    labels: np.ndarray
+    k: int
+    rank_tol: float = RANK_TOL
+    collapse_tol: float = COLLAPSE_TOL
+    group_word: str = "class"
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def class_mean_gram(self) -> np.ndarray:
+        from ufm.metrics import class_means
+
+        M = class_means(self.H, self.labels, self.k)
+        return M @ M.T
+
+    def within_cosines(self) -> np.ndarray:
+        counts = np.bincount(self.labels, minlength=self.k).astype(float)
+        sums = np.zeros((self.k, self.H.shape[1]))
+        np.add.at(sums, self.labels, self.H)
+        sq = np.einsum("ij,ij->i", sums, sums)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = (sq - counts) / (counts * (counts - 1))
+        return np.where(counts >= 2, np.clip(cos, -1.0, 1.0), 1.0)
+
+    @property
+    def rank(self) -> int:
+        s = np.linalg.svd(self.H, compute_uv=False) ** 2
+        return int((s > self.rank_tol * s[0]).sum()) if s.size and s[0] > 0 else 0
+
+    def embeddings(self, lift: bool = False) -> np.ndarray:
+        """The embeddings projected onto their rank (an orthonormal basis of the row space)."""
+        U, s, Vt = np.linalg.svd(self.H, full_matrices=False)
+        r = self.rank
+        H = U[:, :r] * s[:r]
+        if lift:
+            return H
+        if not self.collapsed:
+            raise ValueError("the solution is not collapsed: ask for lift=True")
+        from ufm.metrics import class_means
+
+        M = class_means(H, self.labels, self.k)
+        return M / np.linalg.norm(M, axis=1, keepdims=True)
+
+
 def simplex_etf(k: int) -> np.ndarray:
     """k unit vectors in R^(k-1) with pairwise inner products -1/(k-1) (k >= 2)."""
     if k == 1:
@@ -120,3 +258,11 @@ def simplex_etf(k: int) -> np.ndarray:
     w, U = np.linalg.eigh(M)
     V = U[:, 1:] * np.sqrt(w[1:])
     return V / np.linalg.norm(V, axis=1, keepdims=True)
+
+
+def complement_basis(n: int) -> np.ndarray:
+    """Orthonormal basis (n x (n - 1)) of the vectors summing to zero."""
+    if n == 1:
+        return np.zeros((1, 0))
+    w, U = np.linalg.eigh(np.eye(n) - 1.0 / n)
+    return U[:, 1:]

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from ufm.errors import UFMInputError
-from ufm.problem import MAX_SAMPLES, parse_counts
+from ufm.samples import MAX_SAMPLES, Samples, balanced_batches, parse_counts, random_batches
 
 __all__ = [
     "PRESETS", "preset_counts", "read_counts", "read_counts_file", "parse_labels_text",
     "read_labels", "read_embeddings", "existing_file", "integer", "positive_int",
     "prepare_out", "available_memory", "check_memory", "format_bytes",
-    "verify_memory", "certify_memory", "solve_memory",
+    "verify_memory", "certify_memory", "solve_memory", "read_batches",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +337,66 @@ def read_labels(path: str, argument: str = "--labels") -> np.ndarray:
             y = _integral(y)
         return y
     return parse_labels_text(_read_text(p, argument), argument, str(p))
+
+
+# ---------------------------------------------------------------------------------------------
+# mini-batches
+
+#: most batches a file or a specification may give (each is evaluated on its own)
+MAX_BATCHES = 100_000
+
+
+def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--batches") -> Samples:
+    """``samples`` with the mini-batches of ``spec``: ``random:B`` or ``balanced:B`` (generated
+    with ``seed``), or a file: JSON (a list of index lists) or text (one batch per line, indices
+    separated by spaces or commas). Indices are 0-based positions in the samples as the user gave
+    them (the label file's rows, or a V + v for instances x views); each batch holds at least two
+    distinct samples."""
+    text = spec.strip()
+    m = re.fullmatch(r"(random|balanced):(.+)", text)
+    if m:
+        size = integer(m.group(2), argument, 1, MAX_SAMPLES)
+        make = random_batches if m.group(1) == "random" else balanced_batches
+        batches = make(samples, size, seed, argument)
+        return samples.with_batches(batches, f"{m.group(1)}:{size} (seed {seed})")
+    if ":" in text and not Path(text).exists() and text.split(":")[0] in ("rand", "random", "balance", "balanced"):
+        raise UFMInputError(argument, f"expected random:B, balanced:B or a file, got {spec!r}")
+    p = existing_file(text, argument)
+    raw = _read_text(p, argument)
+    if p.suffix.lower() == ".json":
+        import json
+
+        try:
+            data = json.loads(raw)
+        except ValueError as err:
+            raise UFMInputError(argument, f"{p}: not valid JSON: {err}") from None
+        if not isinstance(data, list) or not all(isinstance(b, list) for b in data):
+            raise UFMInputError(argument, f"{p}: expected a JSON list of index lists")
+        rows = [[str(v) for v in b] for b in data]
+    else:
+        rows = [[t for t in _SEPARATORS.split(line.strip()) if t] for line in raw.splitlines()]
+        rows = [r for r in rows if r]
+    if not rows:
+        raise UFMInputError(argument, f"{p}: no batches in the file")
+    if len(rows) > MAX_BATCHES:
+        raise UFMInputError(argument, f"{p}: {len(rows)} batches; at most {MAX_BATCHES}")
+    position = np.arange(samples.n) if samples.order is None else np.argsort(samples.order)
+    batches = []
+    for b, row in enumerate(rows, start=1):
+        idx = []
+        for t in row:
+            if not re.fullmatch(r"[+-]?\d{1,18}", t):
+                raise UFMInputError(argument, f"{p}: batch {b}: index {t!r} is not an integer")
+            v = int(t)
+            if not 0 <= v < samples.n:
+                raise UFMInputError(argument, f"{p}: batch {b}: index {v} out of range (0 to {samples.n - 1})")
+            idx.append(v)
+        if len(set(idx)) != len(idx):
+            raise UFMInputError(argument, f"{p}: batch {b}: a sample appears twice")
+        if len(idx) < 2:
+            raise UFMInputError(argument, f"{p}: batch {b}: a batch needs at least two samples")
+        batches.append(position[np.asarray(idx)])
+    return samples.with_batches(batches, str(p))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,31 @@ from __future__ import annotations
 import numpy as np
 
 
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def header(p: dict) -> str:
+    """``loss supcon   tau 0.1   k = 8 classes   n = 88 samples`` (and the loss's other
+    parameters, instances x views, batches)."""
+    params = dict(p.get("loss_params") or {})
+    tau = params.pop("tau", p.get("tau"))
+    red = params.pop("reduction", None)
+    extra = "".join(f"   {k} {_fmt(v)}" for k, v in params.items())
+    if red and red != "sum":
+        extra += f"   reduction {red}"
+    s = p.get("samples") or {}
+    n = s.get("n", int(sum(p["counts"])))
+    if s.get("kind") == "views":
+        who = f"{s['instances']} instances x {s['views']} views"
+    else:
+        who = f"k = {len(p['counts'])} classes"
+    line = f"loss {p['loss']}" + (f"   tau {tau:g}" if tau is not None else "") + extra + f"   {who}   n = {n} samples"
+    if s.get("batches"):
+        line += f"   {s['batches']} mini-batches ({s.get('batch_spec')})"
+    return line
+
+
 def certificate_lines(c: dict) -> list[str]:
     """Floor, excess and the certificate's verdict, decided on the excess (DESIGN section 5)."""
     excess = c["excess"]
@@ -26,8 +51,8 @@ def certificate_lines(c: dict) -> list[str]:
 def format_solve(payload: dict, res=None) -> str:
     """Table of a ``ufm solve`` payload; ``res`` (the SolveResult) adds the orbit summary."""
     p = payload
-    k, n = len(p["counts"]), int(sum(p["counts"]))
-    lines = [f"loss {p['loss']}   tau {p['tau']:g}   k = {k} classes   n = {n} samples"]
+    k = len(p["counts"])
+    lines = [header(p)]
     if p.get("degenerate"):
         lines += [f"degenerate         {p['degenerate']}",
                   f"optimal value      {p['optimal_value']:.12g}   (= the floor)"]
@@ -43,10 +68,29 @@ def format_solve(payload: dict, res=None) -> str:
         f"collapsed          {'yes' if p['collapsed'] else 'no'}   "
         f"(within-class cosine >= 1 - {p['thresholds']['collapse_within_cosine']:g})",
     ]
+    if p.get("relaxation") and not p["relaxation"].startswith("the loss itself"):
+        lines.insert(2, f"relaxation         {p['relaxation']}")
+    if p.get("symmetry"):
+        lines.insert(2, f"symmetry           {p['symmetry']}")
+    if p.get("dim") is not None:
+        tight = "yes" if p["relaxation_tight"] else "no: the optimum needs dimension " + str(p["rank"])
+        lines.append(f"tight in dim {p['dim']:<5} {tight}")
+    geo = p.get("geometry") or {}
+    if geo:
+        lines.append("geometry           " + ", ".join(f"{k2.replace('_', ' ')} {v:.6f}" for k2, v in geo.items()))
+    mb = p.get("minibatch")
+    if mb:
+        gd = mb.get("gram_distance_to_full_batch")
+        lines.append(f"mini-batches       {mb['batches']} ({mb['batch_spec']}); optimum "
+                     f"{'collapsed' if mb['collapsed'] else 'NOT collapsed'}; full-batch optimum "
+                     f"{mb['full_batch_value']:.12g}"
+                     + ("" if gd is None else f", Gram distance to it {gd:.3e}, class cosines differ by up to "
+                        f"{mb['class_cosine_difference']:.3e}"))
     counts = p["counts"]
     norms = np.asarray(p["class_mean_norms"])
     cos = None if p["class_gram"] is None else np.asarray(p["class_gram"])
-    groups = res.geometry.groups if res is not None and res.method == "orbit" else None
+    groups = res.geometry.groups if res is not None and res.method == "orbit" and hasattr(res.geometry, "groups") \
+        else None
     if cos is not None and k <= 12:
         lines.append("class-mean cosines (rows/cols: class: count), norms of class means:")
         lines.append("            " + "".join(f"{c:>9}" for c in range(k)) + "     norm")
@@ -75,19 +119,31 @@ def format_solve(payload: dict, res=None) -> str:
 
 def format_verify(p: dict) -> str:
     """Table of a ``ufm verify`` payload."""
-    k, n = len(p["counts"]), int(sum(p["counts"]))
     oc = p["optimum_certificate"]
-    lines = [
-        f"loss {p['loss']}   tau {p['tau']:g}   k = {k}   n = {n}   d = {p['dim']}",
-        f"convex optimum     {p['optimal_value']:.12g}  (rank {p['optimum_rank']}, "
-        f"excess {oc['excess']:.6e}, certified {oc['certified']})",
-        f"relaxation tight   {'yes' if p['relaxation_tight'] else 'no'} in dimension {p['dim']}",
+    lines = [header(p) + f"   d = {p['dim']}"]
+    if oc is None:
+        lines.append("convex optimum     none: the loss is not convex in G and has no convex relaxation "
+                     "(no global certificate exists)")
+        share = "census only"
+    else:
+        lines += [f"convex optimum     {p['optimal_value']:.12g}  (rank {p['optimum_rank']}, "
+                  f"excess {oc['excess']:.6e}, certified {oc['certified']})",
+                  f"relaxation tight   {'yes' if p['relaxation_tight'] else 'no'} in dimension {p['dim']}"]
+        share = f"{p['fraction_global']:.0%} certified global"
+    lines += [
         f"restarts           {len(p['restarts'])} ({p['optimizer']} on {p['device']}, {p['dtype']}): "
         f"{p['converged']} converged, {p['distinct_minima']} distinct minima among them "
-        f"(Gram distance > {p['same_point_tol']:g}), {p['fraction_global']:.0%} certified global",
+        f"(Gram distance > {p['same_point_tol']:g}), {share}",
         f"claim              {p['claim']}",
-        "   #   excess gap  Gram dist   grad norm   gap/excess  certified  Hessian min  stop",
     ]
+    if oc is None:
+        lines.append("   #        value   grad norm  Hessian min  cluster  stop")
+        for i, r in enumerate(p["restarts"]):
+            hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+            cl = "-" if r["cluster"] is None else str(r["cluster"])
+            lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  {r['stop_reason']}")
+        return "\n".join(lines)
+    lines.append("   #   excess gap  Gram dist   grad norm   gap/excess  certified  Hessian min  stop")
     for i, r in enumerate(p["restarts"]):
         hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
         lines.append(f"{i:>4}  {r['rel_gap']:10.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
@@ -100,7 +156,7 @@ def format_verify(p: dict) -> str:
 
 def format_certify(r: dict) -> str:
     """Table of a ``ufm certify`` report."""
-    lines = [f"loss {r['loss']}   tau {r['tau']:g}   n = {r['n']}   d = {r['dim']}   k = {r['k']}"]
+    lines = [header(r) + f"   d = {r['dim']}"]
     if r.get("degenerate"):
         lines.append(f"degenerate         {r['degenerate']}")
     lines.append(f"value              {r['value']:.12g}")

@@ -1,39 +1,50 @@
-"""Registry of contrastive losses.
+"""The contrastive loss family (DESIGN section 3), each a class holding its parameters.
 
-A loss is registered once with all its forms (over H in torch, over G in numpy with its
-gradient, over G in CVXPY, and at the group level for the symmetry-reduced programs) and
-whether it is convex in G; every solver, the certificate and the CLI look it up by name.
+``get_loss("supcon", tau=0.1)`` builds one by its ``--loss`` name; :data:`LOSSES` lists the
+classes. Adding a loss is one file here (a subclass of :class:`Loss`, or of
+:class:`~ufm.losses.masked_lse.MaskedLSE` for a masked log-sum-exp) plus its entry below and its
+tests; its parameters reach the command line from its declaration.
 """
 
 from __future__ import annotations
 
 from ufm.errors import UFMInputError
-from ufm.losses.base import Loss
-from ufm.losses.supcon import SupCon
+from ufm.losses.alpha_cl import AlphaCL
+from ufm.losses.base import Loss, as_samples
+from ufm.losses.dhel import DHEL
+from ufm.losses.infonce import DCL, InfoNCE
+from ufm.losses.kcl import KCL
+from ufm.losses.supcon import SupCon, SupConIn
 
-_REGISTRY: dict[str, Loss] = {}
-
-
-def register(loss: Loss) -> Loss:
-    """Add ``loss`` to the registry under ``loss.name``; returns it."""
-    if loss.name in _REGISTRY:
-        raise ValueError(f"loss {loss.name!r} is already registered")
-    _REGISTRY[loss.name] = loss
-    return loss
+#: every registered loss, by its ``--loss`` name
+LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (SupCon, SupConIn, InfoNCE, DCL, DHEL, KCL, AlphaCL)}
 
 
-def get_loss(name: str) -> Loss:
+def loss_class(name: str) -> type[Loss]:
     try:
-        return _REGISTRY[name]
+        return LOSSES[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(LOSSES)
         raise UFMInputError("--loss", f"unknown loss {name!r} (known: {known})") from None
 
 
+def get_loss(name: str, **params) -> Loss:
+    """The loss ``name`` with ``params`` (the rest at their declared defaults)."""
+    return loss_class(name)(**params)
+
+
 def available_losses() -> list[str]:
-    return sorted(_REGISTRY)
+    return list(LOSSES)
 
 
-register(SupCon())
+def all_params():
+    """Every declared parameter, by name, with the losses that take it (for the CLI)."""
+    out: dict = {}
+    for cls in LOSSES.values():
+        for p in cls.params:
+            out.setdefault(p.name, (p, []))[1].append(cls.name)
+    return out
 
-__all__ = ["Loss", "SupCon", "register", "get_loss", "available_losses"]
+
+__all__ = ["Loss", "SupCon", "SupConIn", "InfoNCE", "DCL", "DHEL", "KCL", "AlphaCL", "LOSSES",
+           "get_loss", "loss_class", "available_losses", "all_params", "as_samples"]

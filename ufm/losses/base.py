@@ -1,107 +1,413 @@
-"""What a registered loss provides."""
+"""What a loss is: an object holding its parameters, declared once with its name, formula,
+source, floor, convexity in G and the forms it supplies (DESIGN section 6).
+
+Forms (capabilities), each over a full batch; this base class sums them over mini-batches
+(``samples.batches``) and applies ``reduction``:
+
+* ``rows``: log(f - floor) and its per-entry derivative over rows of G given as a table
+  (``ufm.tables``): the n x n matrix, or a symmetry-reduced G for any n (numpy, float64);
+* ``torch``: log(f - floor) over H and its gradient, in row blocks (any device, batched over
+  restarts: H of shape (n, d) or (R, n, d));
+* ``cvxpy``: the loss as a CVXPY expression of G (convex losses), over the n x n matrix or a
+  reduced vector.
+
+Values are sums over anchors (DESIGN section 2); ``reduction="mean"`` divides by the number of
+anchors (pairs for DHEL and KCL). Every loss declares its floor, a geometry-independent lower
+bound; solvers and certificates work with log(f - floor) (DESIGN section 5).
+"""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
 
-from ufm.structure import GroupGram, Groups
+from ufm.errors import UFMInputError
+from ufm.params import REDUCTION, Param
+from ufm.samples import Samples
+from ufm.tables import NONE, DenseTable, Table
+
+
+def as_samples(samples) -> Samples:
+    """Samples, or class counts (a sequence of integers) taken as classes."""
+    return samples if isinstance(samples, Samples) else Samples.from_counts(samples)
 
 
 class Loss(ABC):
-    """A full-batch contrastive loss over unit embeddings, as a function of H and of G = H H^T.
+    """A contrastive loss over unit embeddings, with its parameters."""
 
-    Conventions (DESIGN section 2): values are sums over anchors; ``reduction="mean"``
-    divides by the number of samples n. Implementations must agree to float64 round-off.
-    Every loss declares its floor; solvers and certificates work with the excess f - floor
-    (in the log domain), which is what the geometry controls.
-    """
+    #: registry key, the ``--loss`` spelling
+    name: ClassVar[str] = ""
+    #: one line: what it is
+    title: ClassVar[str] = ""
+    #: the formula, in the notation of DESIGN section 3
+    formula: ClassVar[str] = ""
+    #: where it comes from
+    source: ClassVar[str] = ""
+    #: declared parameters (besides ``reduction``)
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: "classes" (labels), "views" (instances x views) or "any"
+    samples_kind: ClassVar[str] = "any"
+    #: True if the loss is a convex function of the Gram matrix
+    convex_in_gram: ClassVar[bool] = False
+    #: True if its masks depend on views (then only instances x views permutations keep it)
+    uses_views: ClassVar[bool] = False
+    #: False: no scalar objective has its dynamics as gradient (solved by coordinate-wise dynamics)
+    scalar_objective: ClassVar[bool] = True
+    #: "sum" or "mean" when the loss's own definition is a mean
+    default_reduction: ClassVar[str] = "sum"
+    #: what one anchor is, for reports
+    anchor_word: ClassVar[str] = "sample"
+    #: floor, in words
+    floor_text: ClassVar[str] = ""
+    #: temperature, for losses that have one (set from ``params``)
+    tau: float | None = None
 
-    #: registry key, also the ``--loss`` spelling
-    name: str = ""
-    #: True if the loss is a convex function of the Gram matrix (so the relaxation applies)
-    convex_in_gram: bool = False
-    #: one line for ``--help`` and docs
-    summary: str = ""
+    def __init__(self, **values):
+        known = {p.name: p for p in self.params}
+        for key in values:
+            if key != "reduction" and key not in known:
+                flags = ", ".join(p.flag for p in self.params) or "none"
+                raise UFMInputError("--" + key.replace("_", "-"),
+                                    f"not a parameter of {self.name} (its parameters: {flags})")
+        for p in self.params:
+            v = values.get(p.name)
+            setattr(self, p.name, p.default if v is None else p.parse(v))
+        r = values.get("reduction")
+        self.reduction = self.default_reduction if r is None else REDUCTION.parse(r)
+        self._check()
+
+    def _check(self) -> None:
+        """Checks that involve several parameters."""
+
+    @property
+    def values(self) -> dict:
+        out = {p.name: getattr(self, p.name) for p in self.params}
+        out["reduction"] = self.reduction
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.values == other.values
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(self.values.items())))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "params": self.values}
+
+    # ---- capabilities ----------------------------------------------------------------------
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        caps = ["rows", "torch"]
+        if self.convex_in_gram:
+            caps.append("cvxpy")
+        return tuple(caps)
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def relaxation(self):
+        """The Gram-convex function whose global certificate bounds this loss: itself when
+        convex in G; None when the loss has no convex relaxation (then no certificate exists).
+        A loss may return a convex minorant h <= f that equals f at the optimum (KCL: the
+        energy with views aligned); certificates then add f - h (:meth:`relaxation_gap`)."""
+        return self if self.convex_in_gram else None
+
+    @property
+    def has_relaxation(self) -> bool:
+        return self.relaxation() is not None
+
+    # ---- samples ---------------------------------------------------------------------------
+    def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
+        """A one-line error if this loss cannot be posed on these samples."""
+        if self.samples_kind == "views" and samples.kind != "views":
+            raise UFMInputError(argument, f"{self.name} needs instances seen in views (--instances N "
+                                "[--views V]); positives are the other views of an instance (with class "
+                                "labels use --loss supcon)")
 
     @abstractmethod
-    def torch_value(self, H, counts, tau: float, reduction: str = "sum"):
-        """Loss of embeddings ``H`` of shape (n, d) or batched (R, n, d); differentiable."""
+    def _anchors(self, samples: Samples) -> int:
+        """Number of anchors of a full batch."""
 
-    def torch_value_and_grad(self, H, counts, tau: float):
-        """Value (sum reduction) and gradient in H; autograd unless a loss gives a closed form."""
-        import torch
+    def anchors(self, samples) -> int:
+        samples = as_samples(samples)
+        if samples.batches is not None:
+            return sum(self._anchors(s) for _, s in samples.batch_subsets())
+        return self._anchors(samples)
 
-        H = H.detach().requires_grad_(True)
-        value = self.torch_value(H, counts, tau)
-        (grad,) = torch.autograd.grad(value.sum(), H)
-        return value.detach(), grad
+    def _scale(self, samples: Samples) -> float:
+        """1, or 1 / anchors for reduction "mean"."""
+        if self.reduction == "mean":
+            a = self.anchors(samples)
+            return 1.0 / a if a > 0 else 1.0
+        return 1.0
 
     @abstractmethod
-    def gram_value_and_grad(self, G: np.ndarray, counts, tau: float):
-        """``(f(G), g)`` in float64 with ``g`` the symmetrised gradient (n x n)."""
+    def _floor(self, samples: Samples) -> float:
+        """Floor of a full batch, as a sum."""
 
-    # ---- floor and excess (DESIGN sections 2 and 5) ---------------------------------------
-    @abstractmethod
-    def floor(self, counts) -> float:
-        """Geometry-independent lower bound that the loss approaches as negatives move apart."""
+    def floor(self, samples) -> float:
+        samples = as_samples(samples)
+        if samples.batches is not None:
+            total = math.fsum(self._floor(s) for _, s in samples.batch_subsets())
+        else:
+            total = self._floor(samples)
+        return float(total * self._scale(samples))
 
-    def degenerate(self, counts) -> str | None:
-        """Why the problem has no geometry to optimise (e.g. the loss does not depend on it),
-        or None."""
+    def _degenerate(self, samples: Samples) -> str | None:
         return None
 
+    def degenerate(self, samples) -> str | None:
+        """Why the problem has no geometry to optimise (the loss does not depend on it, or is
+        minimised by collapse alone), or None."""
+        samples = as_samples(samples)
+        if samples.batches is not None:
+            reasons = [self._degenerate(s) for _, s in samples.batch_subsets()]
+            return reasons[0] if all(r is not None for r in reasons) else None
+        return self._degenerate(samples)
+
+    # ---- rows of G (numpy) -------------------------------------------------------------------
+    def kind_of_relation(self) -> np.ndarray:
+        """Term kind (ufm.tables.NONE / POS / NEG) of a pair, indexed by its relation bits."""
+        return np.full(4, NONE, dtype=np.int8)
+
     @abstractmethod
-    def dense_log_excess(self, D: np.ndarray, counts, tau: float):
+    def _rows_log_excess(self, X: np.ndarray, mult: np.ndarray, kind: np.ndarray, weight: np.ndarray):
+        """``(log(f - floor), W)`` for rows X (A, T) of distances 1 - G with ``mult`` entries per
+        term, term kinds and anchor weights; W[a, t] = (d (f - floor) / d G_entry) / (f - floor)
+        for one entry of term t in a row of orbit a. Full batch, sum reduction."""
+
+    def table_log_excess(self, table: Table, dist: np.ndarray, samples=None):
+        """``(log(f - floor), totals)`` of an invariant G given by its distances 1 - x:
+        totals[v] = d (f - floor) / d x_v / (f - floor), summed over the entries of value v.
+        O(A T), whatever n (full batch; ``samples`` for the reduction's scale)."""
+        kind = table.kinds(self.kind_of_relation())
+        lex, W = self._rows_log_excess(table.gather(dist), table.mult, kind, table.anchor_weight)
+        scale = 1.0 if samples is None else self._scale(as_samples(samples))
+        return lex + math.log(scale), table.scatter(W)
+
+    def _dense_full(self, D: np.ndarray, samples: Samples):
+        table = _dense_table(samples)
+        kind = table.kinds(self.kind_of_relation())
+        return self._rows_log_excess(D, table.mult, kind, table.anchor_weight)
+
+    def dense_log_excess(self, D: np.ndarray, samples):
         """``(log(f - floor), Ft)`` at distances D = 1 - G (n x n) with
-        Ft = (d(f - floor) / dG) / (f - floor), rows = anchors, not symmetrised."""
+        Ft = (d (f - floor) / d G) / (f - floor), rows = anchors, not symmetrised."""
+        samples = as_samples(samples)
+        D = np.asarray(D, dtype=np.float64)
+        if samples.batches is None:
+            lex, Ft = self._dense_full(D, samples)
+        else:
+            parts = [(idx, *self._dense_full(D[np.ix_(idx, idx)], s)) for idx, s in samples.batch_subsets()]
+            lex = _logsumexp([p[1] for p in parts])
+            Ft = np.zeros_like(D)
+            if np.isfinite(lex):
+                for idx, lb, Fb in parts:
+                    if np.isfinite(lb):
+                        Ft[np.ix_(idx, idx)] += math.exp(lb - lex) * Fb
+        return lex + math.log(self._scale(samples)), Ft
+
+    def distances(self, H: np.ndarray, samples) -> np.ndarray:
+        """n x n distances 1 - h_i.h_j, same-group entries from group-centred coordinates (full
+        relative precision near collapse, where 1 - h_i.h_j is round-off)."""
+        from ufm.metrics import class_centred
+
+        samples = as_samples(samples)
+        H = np.asarray(H, dtype=np.float64)
+        y = samples.labels
+        D = 1.0 - H @ H.T
+        U = class_centred(H, y, samples.k)
+        sq = np.einsum("ij,ij->i", U, U)
+        Dp = 0.5 * (sq[:, None] + sq[None, :]) - U @ U.T
+        same = y[:, None] == y[None, :]
+        D[same] = np.maximum(Dp[same], 0.0)
+        np.fill_diagonal(D, 0.0)
+        return D
+
+    def gram_value_and_grad(self, G: np.ndarray, samples):
+        """``(f(G), g)`` in float64 with g the symmetrised gradient (n x n)."""
+        G = np.asarray(G, dtype=np.float64)
+        lex, Ft = self.dense_log_excess(1.0 - G, samples)
+        excess = float(np.exp(lex))
+        return self.floor(samples) + excess, 0.5 * excess * (Ft + Ft.T)
+
+    def gram_value(self, G: np.ndarray, samples) -> float:
+        return self.gram_value_and_grad(G, samples)[0]
+
+    def value(self, H: np.ndarray, samples) -> float:
+        """f at unit embeddings H (n, d), float64, distances to full precision."""
+        lex, _ = self.dense_log_excess(self.distances(H, samples), samples)
+        return self.floor(samples) + float(np.exp(lex))
+
+    # ---- over H (torch) ----------------------------------------------------------------------
+    @abstractmethod
+    def _torch_rows(self, H, samples: Samples):
+        """A row-block evaluator of a full batch (see :class:`RowEvaluator`)."""
+
+    def _torch_full(self, H, samples: Samples, block: int, ev: RowEvaluator | None = None):
+        import torch
+
+        n = H.shape[-2]
+        with torch.no_grad():
+            ev = self._torch_rows(H, samples) if ev is None else ev
+            single = n <= block
+            terms = ev.block(0, n) if single else None
+            if single:
+                lex = torch.logsumexp(terms.lex_i, dim=-1)
+            else:
+                lex = torch.logsumexp(torch.cat([ev.block(a, min(a + block, n)).lex_i
+                                                 for a in range(0, n, block)], dim=-1), dim=-1)
+            grad = torch.zeros_like(H)
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                t = terms if single else ev.block(start, stop)
+                F = ev.scaled(t, lex)
+                grad[..., start:stop, :] += F @ H
+                grad += F.transpose(-1, -2) @ H[..., start:stop, :]
+        return lex, grad
+
+    def torch_log_excess_and_grad(self, H, samples, block: int = 4096):
+        """log(f - floor) of H ((n, d) or (R, n, d)) and its gradient in H, in row blocks of
+        ``block`` anchors (memory O(block n)); one pass when n <= block, else two."""
+        import torch
+
+        samples = as_samples(samples)
+        if samples.batches is None:
+            lex, grad = self._torch_full(H, samples, block)
+        else:
+            parts = []
+            for idx, s in samples.batch_subsets():
+                it = torch.as_tensor(idx, device=H.device)
+                parts.append((it, *self._torch_full(H.index_select(-2, it), s, block)))
+            lex = torch.logsumexp(torch.stack([p[1] for p in parts]), dim=0)
+            grad = torch.zeros_like(H)
+            for it, lb, gb in parts:
+                w = torch.exp(lb - lex)
+                w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
+                grad.index_add_(-2, it, gb * w.reshape(w.shape + (1, 1)))
+        return lex + math.log(self._scale(samples)), grad
+
+    def torch_value_and_grad(self, H, samples, block: int = 4096):
+        """Value (floor + excess) and its gradient in H (closed form)."""
+        import torch
+
+        lex, grad = self.torch_log_excess_and_grad(H, samples, block)
+        excess = torch.exp(lex)
+        return self.floor(samples) + excess, grad * excess.reshape(excess.shape + (1, 1))
+
+    def torch_value(self, H, samples, reduction: str | None = None):
+        """Differentiable value of H ((n, d) or (R, n, d)): a plain, independent implementation
+        (autograd, Hessians, tests). ``reduction`` overrides the loss's own."""
+        import torch
+
+        samples = as_samples(samples)
+        if samples.batches is None:
+            total = self._torch_plain(H, samples)
+        else:
+            total = sum(self._torch_plain(H.index_select(-2, torch.as_tensor(idx, device=H.device)), s)
+                        for idx, s in samples.batch_subsets())
+        red = self.reduction if reduction is None else REDUCTION.parse(reduction, "reduction")
+        if red == "mean":
+            a = self.anchors(samples)
+            total = total / (a if a > 0 else 1)
+        return total
 
     @abstractmethod
-    def distances(self, H: np.ndarray, counts) -> np.ndarray:
-        """n x n distances 1 - h_i.h_j, to the precision :meth:`dense_log_excess` needs."""
+    def _torch_plain(self, H, samples: Samples):
+        """The value of a full batch (sum reduction) by the definition, differentiable."""
+
+    def scaled_gradient_blocks(self, H, samples, block: int = 2048):
+        """``(log_excess, blocks)``: ``blocks()`` yields ``(start, stop, Ft)``, row blocks of
+        (d (f - floor) / d G) / (f - floor) at G = H H^T (H a 2-D torch tensor), recomputed on
+        every iteration of ``blocks()`` (matrix-free certificates)."""
+        import torch
+
+        samples = as_samples(samples)
+        n = H.shape[0]
+        if samples.batches is not None:  # mini-batches: dense blocks from the batch sum
+            lex, Ft = self.dense_log_excess(self.distances(H.cpu().numpy(), samples), samples)
+            F = torch.as_tensor(Ft, device=H.device)
+
+            def dense_blocks():
+                for start in range(0, n, block):
+                    yield start, min(start + block, n), F[start:min(start + block, n)]
+
+            return float(lex), dense_blocks
+        with torch.no_grad():
+            ev = self._torch_rows(H, samples)
+            lex_t = torch.logsumexp(torch.cat([ev.block(a, min(a + block, n)).lex_i
+                                               for a in range(0, n, block)]), dim=-1)
+
+        def blocks():
+            with torch.no_grad():
+                for start in range(0, n, block):
+                    stop = min(start + block, n)
+                    yield start, stop, ev.scaled(ev.block(start, stop), lex_t)
+
+        return float(lex_t) + math.log(self._scale(samples)), blocks
+
+    # ---- CVXPY -------------------------------------------------------------------------------
+    def _cvxpy_rows(self, x, table: Table):
+        """CVXPY expression of the full-batch loss (sum reduction) over a table whose values are
+        the affine expression x (convex losses)."""
+        raise NotImplementedError(f"{self.name} has no CVXPY form")
+
+    def cvxpy_table(self, x, table: Table, samples=None):
+        """The loss over an invariant G with values x (CVXPY, full batch), with the reduction."""
+        scale = 1.0 if samples is None else self._scale(as_samples(samples))
+        return self._cvxpy_rows(x, table) * scale
+
+    def cvxpy_gram(self, G, samples):
+        """CVXPY expression of the loss over an n x n Gram variable (convex losses)."""
+        import cvxpy as cp
+
+        samples = as_samples(samples)
+        if samples.batches is None:
+            total = self._cvxpy_rows(cp.vec(G, order="C"), _dense_table(samples))
+        else:
+            total = 0
+            for idx, s in samples.batch_subsets():
+                sub = G[idx, :][:, idx]
+                total = total + self._cvxpy_rows(cp.vec(sub, order="C"), _dense_table(s))
+        return total * self._scale(samples)
+
+
+class RowEvaluator(ABC):
+    """Row blocks of a loss over H (torch): ``block(start, stop)`` returns terms with ``lex_i``
+    (batch, rows): log of each anchor's share of f - floor (-inf where it has none);
+    ``scaled(terms, lex)`` returns (d (f - floor) / d G) / (f - floor) for those rows (batch,
+    rows, n), given the total ``lex``."""
 
     @abstractmethod
-    def torch_log_excess_and_grad(self, H, counts, tau: float, block: int = 4096):
-        """log(f - floor) of H ((n, d) or (R, n, d)) and its gradient in H, blocked."""
+    def block(self, start: int, stop: int): ...
 
     @abstractmethod
-    def scaled_gradient_blocks(self, H, counts, tau: float, block: int = 2048):
-        """``(log_excess, blocks)`` with ``blocks()`` yielding ``(start, stop, Ft)`` row blocks,
-        for matrix-free certificates at large n."""
-
-    @abstractmethod
-    def group_log_excess(self, groups: Groups, dist: GroupGram, tau: float):
-        """``(log(f - floor), gt)`` at a group-symmetric G given by its distances; ``gt`` the
-        symmetrised gradient of log(f - floor) over the n x n G, in group form."""
-
-    @abstractmethod
-    def cvxpy_gram(self, G, counts, tau: float):
-        """CVXPY expression of the loss over an n x n Gram variable (convex losses only)."""
-
-    @abstractmethod
-    def group_value_and_grad(self, groups: Groups, gram: GroupGram, tau: float, excess=False):
-        """``(f, g)`` at a group-symmetric G; ``g`` (a :class:`GroupGram`) holds the entries
-        of the symmetrised n x n gradient. O(q^2) for q groups, whatever n.
-
-        With ``excess=True`` the value is ``f - group_offset(groups)``, computed without
-        cancellation (at small tau f is a large constant plus a tiny geometry-dependent part).
-        """
-
-    def group_offset(self, groups: Groups) -> float:
-        """A constant part of f at the group level, split off by ``excess=True``."""
-        return 0.0
-
-    @abstractmethod
-    def cvxpy_group(self, groups: Groups, within, same, cross, tau: float):
-        """CVXPY expression at a group-symmetric G given by expressions for its entries
-        (``within`` (q,), ``same`` (q,), ``cross`` (q, q) symmetric; diagonal is 1)."""
-
-    def gram_value(self, G: np.ndarray, counts, tau: float) -> float:
-        return self.gram_value_and_grad(G, counts, tau)[0]
+    def scaled(self, terms, lex): ...
 
 
-def check_reduction(reduction: str) -> str:
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    return reduction
+_DENSE_TABLES: dict = {}
+
+
+def _dense_table(samples: Samples) -> DenseTable:
+    key = samples.key
+    table = _DENSE_TABLES.get(key)
+    if table is None:
+        if len(_DENSE_TABLES) > 16:
+            _DENSE_TABLES.clear()
+        table = _DENSE_TABLES[key] = DenseTable(samples)
+    return table
+
+
+def _logsumexp(values) -> float:
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or not np.isfinite(v).any():
+        return -np.inf
+    m = v[np.isfinite(v)].max()
+    return float(m + np.log(np.exp(v - m).sum()))

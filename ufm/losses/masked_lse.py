@@ -1,0 +1,592 @@
+"""The masked log-sum-exp: most of the contrastive family in one form (DESIGN section 3).
+
+For anchor i with positives P(i) and negatives N(i) (masks from the pair relations):
+
+    "out"       l_i = log sum_{P u N} e^{G_il / tau} - (1 / |P|) sum_P G_ij / tau
+    "decoupled" l_i = log sum_{N} e^{G_il / tau} - (a / |P|) sum_P G_ij / tau
+    "in"        l_i = log sum_{P u N} e^{G_il / tau} - log((1 / |P|) sum_P e^{G_ij / tau})
+
+("out" and "decoupled" are convex in G; "in" is not.)
+
+**Floor and excess.** With distances D = 1 - G (D_ij = ||h_i - h_j||^2 / 2), dbar_i the mean
+distance to the positives and x_l = (dbar_i - D_il) / tau (the positive x_j average to 0):
+
+* "out":  l_i = log |P| + log1p(B_i),  B_i = (1/|P|)[sum_P (e^{x_j} - 1 - x_j) + sum_N e^{x_l}] >= 0;
+* "in":   l_i = log |P| + log1p(B_i),  B_i = sum_N e^{-D_il/tau} / sum_P e^{-D_ij/tau};
+* "decoupled": l_i = log |N| - (1 + a)/tau + [log mean_N e^{(2 - D_il)/tau}] + a dbar_i / tau,
+  both brackets >= 0 (G >= -1).
+
+So the floors are sum_i log |P(i)| and sum_i [log |N(i)| - (1 + a) / tau] (approached as negatives
+move apart with positives aligned), and the excess is a sum of non-negative terms, each computed
+in the log domain (``log B_i`` as one log-sum-exp, e^x - 1 - x by its series), so it keeps full
+relative precision even where it underflows float64. Positive distances come from group-centred
+coordinates (``Loss.distances``), so a class collapsed to 1e-12 keeps its spread.
+
+The gradient of log(excess) (what solvers and certificates use, DESIGN section 5) follows without
+cancellation; for "out", with c_i = 1 / (|P| (1 + B_i) tau excess):
+
+    F_il / excess = c_i e^{x_l} (l negative),  c_i (expm1(x_j) - B_i) (j positive).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from ufm.losses.base import Loss, RowEvaluator
+from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
+from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
+from ufm.tables import NEG, NONE, POS, Table
+
+MODES = ("out", "in", "decoupled")
+
+
+def lse_rows(logE, axis=-1):
+    """log sum exp along ``axis`` of an array that may hold -inf entries (all -inf: -inf)."""
+    m = np.max(logE, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (m + np.log(np.exp(logE - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def rows_log_excess(X, mult, kind, weight, tau: float, mode: str = "out", pos_weight: float = 1.0):
+    """``(log excess, W)`` of the masked log-sum-exp over rows (see module docstring).
+
+    X (A, T): distances of each term; mult (A, T): entries per term; kind (A, T): POS, NEG or
+    NONE; weight (A,): anchors per row. W (A, T): per-entry (d excess / d G) / excess.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    pos, neg = kind == POS, kind == NEG
+    mp = np.where(pos, mult, 0.0)
+    mn = np.where(neg, mult, 0.0)
+    npos, nneg = mp.sum(axis=1), mn.sum(axis=1)
+    anchors = (npos > 0) & (weight > 0) & ((mode != "decoupled") | (nneg > 0))
+    W = np.zeros_like(X)
+    if not anchors.any():
+        return -np.inf, W
+    with np.errstate(divide="ignore"):
+        logm = np.log(np.where(pos | neg, mult, 0.0))
+        lnp = np.log(np.maximum(npos, 1.0))
+        log_w = np.log(np.where(anchors, weight, 1.0))
+    dbar = (mp * X).sum(axis=1) / np.maximum(npos, 1.0)
+    ninf = -np.inf
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if mode == "out":
+            Xs = (dbar[:, None] - X) / tau
+            logE = np.where(pos, logm + log_expm1mx(np.where(pos, Xs, 0.0)), np.where(neg, logm + Xs, ninf))
+            logB = lse_rows(logE) - lnp
+            lex_a = log_log1p_exp(logB)
+        elif mode == "in":
+            lse_neg = lse_rows(np.where(neg, logm - X / tau, ninf))
+            lse_pos = lse_rows(np.where(pos, logm - X / tau, ninf))
+            logB = lse_neg - lse_pos
+            lex_a = log_log1p_exp(logB)
+        else:
+            lse_neg = lse_rows(np.where(neg, logm + (2.0 - X) / tau, ninf))
+            ex_a = np.maximum(lse_neg - np.log(np.maximum(nneg, 1.0)), 0.0) + pos_weight * dbar / tau
+            lex_a = np.log(ex_a)
+    lex_a = np.where(anchors, lex_a, ninf)
+    lex = float(lse_rows(log_w + lex_a))
+    if not np.isfinite(lex):
+        return lex, W
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if mode == "out":
+            lc = np.where(anchors, -lnp - np.exp(lex_a) - lex - math.log(tau), ninf)[:, None]
+            e1 = np.expm1(np.where(pos, Xs, 0.0))
+            pos_part = np.sign(e1) * np.exp(np.log(np.abs(e1)) + lc) - np.exp(logB[:, None] + lc)
+            W = np.where(neg, np.exp(np.where(neg, Xs, 0.0) + lc), np.where(pos, pos_part, 0.0))
+        elif mode == "in":
+            lw = (logB - np.logaddexp(0.0, logB) - math.log(tau) - lex)[:, None]  # log(B/(1+B)/tau/ex)
+            W = np.where(neg, np.exp(-X / tau - lse_neg[:, None] + lw),
+                         np.where(pos, -np.exp(-X / tau - lse_pos[:, None] + lw), 0.0))
+        else:
+            W = np.where(neg, np.exp((2.0 - X) / tau - lse_neg[:, None] - math.log(tau) - lex),
+                         np.where(pos, -pos_weight / (np.maximum(npos, 1.0) * tau)[:, None] * math.exp(-lex),
+                                  0.0))
+    W[~anchors] = 0.0
+    W = np.where(np.isfinite(W), W, 0.0)
+    return lex, W
+
+
+def cvxpy_rows(x, table: Table, kind: np.ndarray, tau: float, mode: str, pos_weight: float):
+    """CVXPY expression of the masked log-sum-exp ("out" or "decoupled") over a table whose
+    values are the affine expression x: sum_a weight_a [LSE_t(log m_t + x_t / tau) -
+    (a / |P|) sum_P m_t x_t / tau], one log_sum_exp along an axis per row length."""
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    A, T = table.shape
+    vi = np.asarray(table.value_index)
+    mult = np.asarray(table.mult, dtype=float)
+    pos, neg = kind == POS, kind == NEG
+    den = (pos | neg) if mode == "out" else neg
+    npos = np.where(pos, mult, 0.0).sum(axis=1)
+    nneg = np.where(neg, mult, 0.0).sum(axis=1)
+    anchors = (npos > 0) & ((mode == "out") | (nneg > 0)) & (table.anchor_weight > 0)
+    total = 0
+    # linear positive part: sum_a weight_a (a/|P|) sum_P m x
+    coef = np.zeros(table.nv)
+    rows = np.flatnonzero(anchors)
+    if rows.size:
+        wpos = np.where(pos[rows], mult[rows], 0.0) * (table.anchor_weight[rows] * pos_weight / npos[rows])[:, None]
+        np.add.at(coef, vi[rows].ravel(), wpos.ravel())
+        nz = np.flatnonzero(coef)
+        if nz.size:
+            total = total - (coef[nz] @ x[nz]) / tau
+    lengths = den.sum(axis=1)
+    for L in np.unique(lengths[anchors]):
+        r = rows[lengths[rows] == L]
+        cols = np.argsort(~den[r], axis=1, kind="stable")[:, :L]  # the L denominator terms, in order
+        idx = np.take_along_axis(vi[r], cols, axis=1)
+        m = r.size
+        select = sp.csr_matrix((np.ones(m * L), (np.arange(m * L), idx.ravel())), shape=(m * L, table.nv))
+        terms = cp.reshape(select @ x, (m, L), order="C")
+        logm = np.log(np.take_along_axis(mult[r], cols, axis=1))
+        total = total + table.anchor_weight[r] @ cp.log_sum_exp(logm + terms / tau, axis=1)
+    return total
+
+
+def anchor_types(samples: Samples, same_view: bool):
+    """``(|P|, |N|, how many)`` per type of anchor, without O(n) work where samples come in
+    groups: one type per group (classes, or full instances x views), else one per sample.
+    |P| counts the other samples of the group, |N| the rest (only the anchor's view with
+    ``same_view``)."""
+    c = np.asarray(samples.counts, dtype=float)
+    if not (same_view and samples.views is not None):
+        return c - 1.0, samples.n - c, c
+    if samples.grid is not None:
+        N, V = samples.grid
+        return np.full(N, V - 1.0), np.full(N, N - 1.0), np.full(N, float(V))
+    npos, nneg = _counts_per_sample(samples.key, samples, True)
+    return npos, nneg, np.ones_like(npos)
+
+
+@functools.lru_cache(maxsize=32)
+def _counts_per_sample(key, samples: Samples, same_view: bool):
+    """(|P(i)|, |N(i)|) of every sample (for the torch evaluators)."""
+    del key
+    y = samples.labels
+    c = np.asarray(samples.counts)
+    npos = (c[y] - 1).astype(float)
+    if same_view and samples.views is not None:
+        v = samples.views
+        V = int(v.max()) + 1
+        per_view = np.bincount(v, minlength=V)
+        group_view = np.bincount(y * V + v, minlength=samples.k * V)
+        nneg = (per_view[v] - group_view[y * V + v]).astype(float)
+    else:
+        nneg = (samples.n - c[y]).astype(float)
+    return npos, nneg
+
+
+class MaskedLSE(Loss):
+    """Base of the masked log-sum-exp losses: subclasses set the masks and the mode."""
+
+    #: "out", "decoupled" or "in"
+    mode: ClassVar[str] = "out"
+    #: weight a of the positive term ("decoupled")
+    pos_weight: ClassVar[float] = 1.0
+    #: negatives only among samples of the anchor's view
+    same_view_negatives: ClassVar[bool] = False
+
+    @property
+    def negatives_same_view(self) -> bool:
+        return self.same_view_negatives
+
+    @property
+    def uses_views(self) -> bool:  # noqa: D401 - a property shadowing the class flag
+        return self.negatives_same_view
+
+    @property
+    def loss_mode(self) -> str:
+        return self.mode
+
+    def kind_of_relation(self) -> np.ndarray:
+        k = np.full(4, NONE, dtype=np.int8)
+        for rel in range(4):
+            if rel & SAME_GROUP:
+                k[rel] = POS
+            elif not self.negatives_same_view or rel & SAME_VIEW:
+                k[rel] = NEG
+        return k
+
+    def _counts(self, samples: Samples):
+        """Per-sample |P|, |N| (torch evaluators)."""
+        return _counts_per_sample(samples.key, samples, self.negatives_same_view)
+
+    def _is_anchor(self, npos, nneg):
+        return (npos > 0) & ((self.loss_mode != "decoupled") | (nneg > 0))
+
+    def _anchor_mask(self, samples: Samples) -> np.ndarray:
+        return self._is_anchor(*self._counts(samples))
+
+    def _types(self, samples: Samples):
+        npos, nneg, mult = anchor_types(samples, self.negatives_same_view)
+        return npos, nneg, mult, self._is_anchor(npos, nneg)
+
+    def _anchors(self, samples: Samples) -> int:
+        _, _, mult, a = self._types(samples)
+        return int(mult[a].sum())
+
+    def _floor(self, samples: Samples) -> float:
+        npos, nneg, mult, a = self._types(samples)
+        if self.loss_mode == "decoupled":
+            return math.fsum(mult[a] * (np.log(nneg[a]) - (1.0 + self.pos_weight) / self.tau))
+        return math.fsum(mult[a] * np.log(npos[a]))
+
+    def _degenerate(self, samples: Samples) -> str | None:
+        npos, nneg, _, a = self._types(samples)
+        word = samples.group_word
+        if not a.any():
+            if self.loss_mode == "decoupled" and (npos > 0).any():
+                return (f"no anchor has both a positive and a negative (one {word} only): the decoupled "
+                        "loss is not defined")
+            return (f"no sample has a positive (every {word} is a singleton): the loss is 0 for every "
+                    "geometry, there is nothing to optimise")
+        if not (nneg[a] > 0).any():
+            return (f"no anchor has a negative (a single {word}): the loss is minimised exactly by "
+                    f"collapsing each {word} (value = floor); there is no {word} geometry")
+        return None
+
+    def _rows_log_excess(self, X, mult, kind, weight):
+        return rows_log_excess(X, mult, kind, weight, self.tau, self.loss_mode, self.pos_weight)
+
+    def _cvxpy_rows(self, x, table: Table):
+        if self.loss_mode == "in":
+            raise NotImplementedError(f"{self.name} is not convex in G: no CVXPY form")
+        kind = table.kinds(self.kind_of_relation())
+        return cvxpy_rows(x, table, kind, self.tau, self.loss_mode, self.pos_weight)
+
+    def _torch_rows(self, H, samples: Samples):
+        return MaskedRows(H, samples, self)
+
+    def _torch_plain(self, H, samples: Samples):
+        """Straight from the definition (dense masks, max-shifted log-sum-exp; autograd)."""
+        import torch
+
+        n = H.shape[-2]
+        idx = np.arange(n)
+        rel = samples.relation(idx, idx)
+        kind = self.kind_of_relation()[rel]
+        np.fill_diagonal(kind, NONE)
+        dev = H.device
+        pos = torch.as_tensor(kind == POS, device=dev)
+        neg = torch.as_tensor(kind == NEG, device=dev)
+        npos = pos.sum(-1).to(H.dtype)
+        anchors = torch.as_tensor(self._anchor_mask(samples), device=dev)
+        G = H @ H.transpose(-1, -2)
+        X = G / self.tau
+        ninf = torch.full_like(X, float("-inf"))
+        den = (pos | neg) if self.loss_mode in ("out", "in") else neg
+        lse = _plain_lse(torch.where(den, X, ninf))
+        if self.loss_mode == "in":
+            per = lse - _plain_lse(torch.where(pos, X, ninf)) + torch.log(npos.clamp_min(1))
+        else:
+            w = self.pos_weight if self.loss_mode == "decoupled" else 1.0
+            per = lse - w * torch.where(pos, X, torch.zeros_like(X)).sum(-1) / npos.clamp_min(1)
+        return torch.where(anchors, per, torch.zeros_like(per)).sum(-1)
+
+
+def _plain_lse(x):
+    """log sum exp along the last axis as max + log1p(rest) (keeps a tiny remainder's digits);
+    -inf rows give -inf."""
+    import torch
+
+    m, jmax = x.max(dim=-1, keepdim=True)
+    safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    e = torch.exp(x - safe)
+    tail = e.scatter(-1, jmax, 0.0).sum(-1)
+    return torch.where(torch.isfinite(m.squeeze(-1)), m.squeeze(-1) + torch.log1p(tail), m.squeeze(-1))
+
+
+# =================================================================================================
+# over H, in row blocks (torch, any device, batched over restarts)
+
+
+@functools.lru_cache(maxsize=16)
+def _torch_structure(key, samples: Samples, same_view: bool, decoupled: bool, device: str):
+    """Cached per-sample tensors: labels, views, anchors, log |P|, log |N|."""
+    import torch
+
+    del key
+    npos, nneg = _counts_per_sample(samples.key, samples, same_view)
+    anchors = (npos > 0) & ((not decoupled) | (nneg > 0))
+    views = None if samples.views is None else torch.as_tensor(samples.views, device=device)
+    return (torch.as_tensor(samples.labels, device=device), views, torch.as_tensor(anchors, device=device),
+            torch.as_tensor(np.log(np.maximum(npos, 1.0)), device=device),
+            torch.as_tensor(np.log(np.maximum(nneg, 1.0)), device=device))
+
+
+#: blocks of at most this many entries with many groups list their positives as index pairs
+DENSE_BLOCK_ENTRIES = 1 << 17
+
+
+def _log_sum_expm1mx_pairs(xp, rows, batch):
+    """log sum over each row's pairs of e^x - 1 - x (x given per pair, ``rows`` its row), as
+    :func:`ufm.numerics.log_sum_expm1mx` does for a masked block."""
+    import torch
+
+    xm = torch.full(batch, float("-inf"), dtype=xp.dtype, device=xp.device)
+    xm = xm.scatter_reduce(-1, rows.expand_as(xp), xp, reduce="amax", include_self=True)
+    big = xm > 1.0
+    shift = torch.where(big, xm, torch.zeros_like(xm))
+    sh = shift[..., rows]
+    direct = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
+        -1, rows, expm1mx(torch.clamp(xp, max=1.0)))
+    scaled = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
+        -1, rows, torch.exp(xp - sh) - (1.0 + xp) * torch.exp(-sh))
+    return torch.where(big, shift + torch.log(scaled), torch.log(direct))
+
+
+def _lse_pairs(v, rows, batch):
+    """log sum exp of per-pair values v grouped by ``rows`` (-inf for rows without pairs)."""
+    import torch
+
+    m = torch.full(batch, float("-inf"), dtype=v.dtype, device=v.device)
+    m = m.scatter_reduce(-1, rows.expand_as(v), v, reduce="amax", include_self=True)
+    safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    s = torch.zeros(batch, dtype=v.dtype, device=v.device).index_add(-1, rows, torch.exp(v - safe[..., rows]))
+    return safe + torch.log(s)
+
+
+class _Terms:
+    """Per-block quantities of :class:`MaskedRows` (rows start:stop)."""
+
+    __slots__ = ("start", "stop", "G", "shift", "logB", "lex_i", "positives", "same", "lse_neg",
+                 "lse_pos", "dbar")
+
+    def __init__(self, **kw):
+        for key, value in kw.items():
+            setattr(self, key, value)
+
+
+class MaskedRows(RowEvaluator):
+    """Blocked evaluation of a masked log-sum-exp's log-excess over H (torch, (n, d) or batched
+    (R, n, d), any device). Samples are ordered by group, so a row's positives are one contiguous
+    column range: positives are evaluated on those sub-blocks only (group-centred distances,
+    e^x - 1 - x in the log domain), negatives on the whole block with one matmul and one exp.
+    Memory: about three (rows x n) buffers per block."""
+
+    def __init__(self, H, samples: Samples, loss: MaskedLSE):
+        import torch
+
+        self.H, self.tau = H, loss.tau
+        self.mode, self.a = loss.loss_mode, loss.pos_weight
+        self.same_view = loss.negatives_same_view and samples.views is not None
+        c = np.asarray(samples.counts, dtype=np.int64)
+        self.count, self.starts = c, samples.starts
+        self.y_np = samples.labels
+        y, views, anchors, log_npos, log_nneg = _torch_structure(
+            samples.key, samples, loss.negatives_same_view, self.mode == "decoupled", str(H.device))
+        self.y, self.views, self.anchors = y, views, anchors
+        self.log_npos, self.log_nneg = log_npos.to(H.dtype), log_nneg.to(H.dtype)
+        self._pair_cache: dict = {}
+        if self.mode != "in":
+            axis = H.dim() - 2
+            sums = torch.zeros(H.shape[:-2] + (c.size, H.shape[-1]), dtype=H.dtype, device=H.device)
+            sums = sums.index_add(axis, y, H)
+            norms = sums.norm(dim=-1, keepdim=True)
+            e1 = torch.zeros_like(sums)
+            e1[..., 0] = 1.0
+            ref = torch.where(norms > 0, sums / norms.clamp_min(torch.finfo(H.dtype).tiny), e1)
+            self.U = H - ref.index_select(axis, y)
+            self.usq = (self.U * self.U).sum(-1)
+
+    def segments(self, start: int, stop: int):
+        """(r0, r1, s, e): rows r0:r1 of the block belong to the group occupying columns s:e."""
+        for cls in range(int(self.y_np[start]), int(self.y_np[stop - 1]) + 1):
+            s = int(self.starts[cls])
+            e = s + int(self.count[cls])
+            yield max(start, s), min(stop, e), s, e
+
+    def _pairs(self, start: int, stop: int):
+        """Same-group mask of rows start:stop and the (row, column) index pairs of positives."""
+        import torch
+
+        key = (start, stop)
+        if key not in self._pair_cache:
+            y = self.y_np
+            same = y[start:stop, None] == y[None, :]
+            pos = same.copy()
+            pos[np.arange(stop - start), np.arange(start, stop)] = False
+            r, c = np.nonzero(pos)
+            dev = self.H.device
+            self._pair_cache[key] = (torch.as_tensor(same, device=dev),
+                                     torch.as_tensor(r + start, device=dev), torch.as_tensor(c, device=dev))
+        return self._pair_cache[key]
+
+    def _not_negative(self, start: int, stop: int, same):
+        """Mask of the block's entries that are not negatives (same group; other view)."""
+        out = same
+        if self.same_view:
+            other_view = self.views[start:stop, None] != self.views[None, :]
+            out = other_view if out is None else (out | other_view)
+        return out
+
+    def block(self, start: int, stop: int) -> _Terms:
+        import torch
+
+        H, tau, mode = self.H, self.tau, self.mode
+        G = H[..., start:stop, :] @ H.transpose(-1, -2)
+        batch = G.shape[:-1]
+        ninf = float("-inf")
+        dbar = torch.zeros(batch, dtype=H.dtype, device=H.device)
+        logpos = torch.full(batch, ninf, dtype=H.dtype, device=H.device)
+        positives: list = []
+        segments = list(self.segments(start, stop))
+        same = None
+        if len(segments) > 2 and G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES:
+            # many small groups in a small block: positives as a list of (row, column) pairs
+            same, r_idx, c_idx = self._pairs(start, stop)
+            local = r_idx - start
+            if mode == "in":
+                logpos = _lse_pairs(G[..., local, c_idx] / tau, local, batch)
+                positives.append(("pairs", local, c_idx, None))
+            else:
+                U, usq = self.U, self.usq
+                ui, uj = U[..., r_idx, :], U[..., c_idx, :]
+                Dp = (0.5 * (usq[..., r_idx] + usq[..., c_idx]) - (ui * uj).sum(-1)).clamp_min(0.0)
+                dbar = dbar.index_add(-1, local, Dp) / torch.exp(self.log_npos[start:stop])
+                xp = (dbar[..., local] - Dp) / tau
+                if mode == "out":
+                    logpos = _log_sum_expm1mx_pairs(xp, local, batch)
+                positives.append(("pairs", local, c_idx, xp))
+            segments = []
+        for r0, r1, s, e in segments:
+            if e - s < 2:
+                continue
+            rows = torch.arange(r1 - r0, device=H.device)
+            if mode == "in":
+                Gp = G[..., r0 - start:r1 - start, s:e] / tau
+                Gp = Gp.clone()
+                Gp[..., rows, rows + (r0 - s)] = ninf
+                logpos[..., r0 - start:r1 - start] = torch.logsumexp(Gp, dim=-1)
+                positives.append((r0, r1, s, e, None))
+                continue
+            Dp = 0.5 * (self.usq[..., r0:r1, None] + self.usq[..., None, s:e]) \
+                - self.U[..., r0:r1, :] @ self.U[..., s:e, :].transpose(-1, -2)
+            Dp = Dp.clamp_min(0.0)
+            Dp[..., rows, rows + (r0 - s)] = 0.0
+            db = Dp.sum(-1) / (e - s - 1)
+            dbar[..., r0 - start:r1 - start] = db
+            if mode == "out":
+                Xp = (db.unsqueeze(-1) - Dp) / tau
+                Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
+                logpos[..., r0 - start:r1 - start] = log_sum_expm1mx(Xp, torch.ones_like(Xp, dtype=torch.bool))
+                positives.append((r0, r1, s, e, Xp))
+            else:
+                positives.append((r0, r1, s, e, None))
+        # negatives: the whole block with positives (and other views) masked out
+        if same is not None:
+            masked = G.masked_fill(self._not_negative(start, stop, same), ninf)
+        else:
+            masked = G.clone()
+            for r0, r1, s, e in self.segments(start, stop):
+                masked[..., r0 - start:r1 - start, s:e] = ninf
+            if self.same_view:
+                masked.masked_fill_(self._not_negative(start, stop, None), ninf)
+        m = masked.amax(dim=-1, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        masked.sub_(m).div_(tau).exp_()
+        lse_neg = m.squeeze(-1) / tau + torch.log(masked.sum(-1))  # -inf: no negatives
+        del masked
+        anchors = self.anchors[start:stop]
+        shift = (dbar - 1.0) / tau
+        if mode == "out":
+            logB = torch.logaddexp(lse_neg + shift, logpos) - self.log_npos[start:stop]
+            lex_i = log_log1p_exp(logB)
+        elif mode == "in":
+            logB = lse_neg - logpos
+            lex_i = log_log1p_exp(logB)
+        else:
+            logB = None
+            ex = (lse_neg + 1.0 / tau - self.log_nneg[start:stop]).clamp_min(0.0) + self.a * dbar / tau
+            lex_i = torch.log(ex)
+        lex_i = torch.where(anchors, lex_i, torch.full_like(lex_i, ninf))
+        return _Terms(start=start, stop=stop, G=G, shift=shift, logB=logB, lex_i=lex_i,
+                      positives=positives, same=same, lse_neg=lse_neg, lse_pos=logpos, dbar=dbar)
+
+    def _zero_non_negatives(self, F, t: _Terms):
+        start, stop = t.start, t.stop
+        if t.same is not None:
+            F.masked_fill_(self._not_negative(start, stop, t.same), 0.0)
+        else:
+            for r0, r1, s, e in self.segments(start, stop):
+                F[..., r0 - start:r1 - start, s:e] = 0.0
+            if self.same_view:
+                F.masked_fill_(self._not_negative(start, stop, None), 0.0)
+
+    def scaled(self, t: _Terms, lex):
+        """(d excess / d G) / excess for the block's rows (zero off anchors)."""
+        import torch
+
+        start, stop, tau = t.start, t.stop, self.tau
+        anchors = self.anchors[start:stop]
+        ninf = torch.full_like(t.lex_i, float("-inf"))
+        lexu = lex.unsqueeze(-1)
+        if self.mode == "out":
+            lc = -self.log_npos[start:stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
+            lc = torch.where(anchors, lc, ninf)
+            F = t.G / tau
+            F.add_((t.shift + lc).unsqueeze(-1)).exp_()
+        elif self.mode == "in":
+            lw = t.logB - torch.logaddexp(torch.zeros_like(t.logB), t.logB) - math.log(tau) - lexu
+            lw = torch.where(anchors, lw, ninf)
+            F = t.G / tau
+            F.add_((lw - t.lse_neg).unsqueeze(-1)).exp_()
+        else:
+            lw = torch.where(anchors, -t.lse_neg - math.log(tau) - lexu, ninf)
+            F = t.G / tau
+            F.add_(lw.unsqueeze(-1)).exp_()
+        F = torch.where(torch.isfinite(F), F, torch.zeros_like(F))
+        self._zero_non_negatives(F, t)
+        for entry in t.positives:
+            if entry[0] == "pairs":
+                _, local, c_idx, xp = entry
+                F[..., local, c_idx] = self._positive_part(t, lex, local, xp, t.G[..., local, c_idx], anchors)
+                continue
+            r0, r1, s, e, Xp = entry
+            loc = slice(r0 - start, r1 - start)
+            part = self._positive_part(t, lex, loc, Xp, t.G[..., loc, s:e], anchors, rows=True)
+            rows = torch.arange(r1 - r0, device=F.device)
+            part[..., rows, rows + (r0 - s)] = 0.0
+            F[..., loc, s:e] = part
+        if self.mode == "decoupled":  # positives: -(a / |P|) / tau / excess, for every positive
+            pass
+        return F
+
+    def _positive_part(self, t: _Terms, lex, loc, xp, Gp, anchors, rows: bool = False):
+        """Per-entry derivative on positives; ``loc`` selects rows (an index tensor or a slice),
+        ``rows``: the values are (.., rows, cols) blocks rather than per-pair vectors."""
+        import torch
+
+        tau = self.tau
+        start = t.start
+        expand = (lambda v: v.unsqueeze(-1)) if rows else (lambda v: v)
+        lexu = lex.unsqueeze(-1)
+        if isinstance(loc, slice):
+            sel = lambda v: v[..., loc]  # noqa: E731
+            anc = anchors[loc]
+        else:
+            sel = lambda v: v[..., loc]  # noqa: E731
+            anc = anchors[loc]
+        if self.mode == "out":
+            lc = -self.log_npos[start:t.stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
+            lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf")))
+            lcr = expand(sel(lc))
+            # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
+            # log/exp; e^{lc} alone may overflow where the excess underflows)
+            low = torch.clamp(lcr, max=600.0)
+            return (torch.expm1(xp) * torch.exp(low)) * torch.exp(lcr - low) - torch.exp(expand(sel(t.logB)) + lcr)
+        if self.mode == "in":
+            lw = t.logB - torch.logaddexp(torch.zeros_like(t.logB), t.logB) - math.log(tau) - lexu
+            lw = torch.where(anchors, lw, torch.full_like(lw, float("-inf")))
+            return -torch.exp(Gp / tau - expand(sel(t.lse_pos)) + expand(sel(lw)))
+        coef = -self.a / tau * torch.exp(-self.log_npos[start:t.stop] - lexu)
+        coef = torch.where(anchors, coef, torch.zeros_like(coef))
+        out = expand(sel(coef))
+        del anc
+        return out.expand_as(Gp).clone() if rows else out

@@ -1,0 +1,95 @@
+"""Declared parameters of a loss: one declaration serves the constructor, the command line and the
+docs, so a new parameter needs no CLI code (DESIGN section 6).
+
+Each :class:`Param` parses and checks one value, naming its command-line flag in the error
+(``ufm: error: --tau: must be a finite number > 0, got -1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ufm.errors import UFMInputError
+
+#: smallest temperature accepted by the log-sum-exp losses. Solvers work with log(f - floor),
+#: which float64 holds at any tau, but the certificate's round-off relative to the excess grows as
+#: about 100 eps / tau^2 (measured: 5e-8 at tau = 5e-4, 1e-6 at 2e-4 to 3e-4, where answers stop
+#: being certified and a conic fallback can return a wrong geometry): below this, float64 cannot tell.
+TAU_MIN = 5e-4
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a loss: ``kind`` is "float", "int" or "choice"."""
+
+    name: str
+    default: Any
+    help: str
+    kind: str = "float"
+    choices: tuple = ()
+    minimum: float | None = None
+    strict: bool = True  # value > minimum (else >=)
+    nonzero: bool = False
+    check: Any = None  # extra check(value, argument) -> value, after the range
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, value, argument: str | None = None):
+        """The checked value (from text, a number or a choice string)."""
+        arg = argument or self.flag
+        if self.kind == "choice":
+            text = str(value).strip()
+            if text not in self.choices:
+                raise UFMInputError(arg, f"unknown {self.name} {text!r} (choose from {', '.join(self.choices)})")
+            return text
+        if isinstance(value, bool):
+            raise UFMInputError(arg, f"not a number: {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise UFMInputError(arg, f"not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise UFMInputError(arg, f"must be a finite number, got {value}")
+        if self.kind == "int":
+            if number != int(number):
+                raise UFMInputError(arg, f"must be an integer, got {value}")
+            number = int(number)
+        if self.minimum is not None:
+            low = self.minimum
+            if (number <= low) if self.strict else (number < low):
+                raise UFMInputError(arg, f"must be a finite number {'>' if self.strict else '>='} {low:g}, "
+                                    f"got {value}")
+        if self.nonzero and number == 0:
+            raise UFMInputError(arg, f"must be non-zero, got {value}")
+        return number if self.check is None else self.check(number, arg)
+
+
+def _above_tau_min(t: float, argument: str) -> float:
+    if t < TAU_MIN:
+        raise UFMInputError(argument, f"{t:g} is below {TAU_MIN:g}, where float64 can no longer resolve a "
+                            f"certificate (its round-off grows as 1/tau^2); use tau >= {TAU_MIN:g}")
+    return t
+
+
+def temperature(default: float, source: str = "") -> Param:
+    """tau > 0, at least :data:`TAU_MIN` (float64's limit for a certificate)."""
+    return Param("tau", default, f"temperature > 0 dividing inner products (>= {TAU_MIN:g}; default "
+                 f"{default:g}{', ' + source if source else ''})", minimum=0.0, check=_above_tau_min)
+
+
+def positive_number(value, argument: str) -> float:
+    """A finite number > 0 (tolerances, memory budgets)."""
+    return Param("value", None, "", minimum=0.0).parse(value, argument)
+
+
+REDUCTION = Param("reduction", None, "sum over anchors, or mean (divided by the number of anchors: "
+                  "pairs for DHEL and KCL); default: the loss's own", kind="choice", choices=("sum", "mean"))
+
+
+def check_tau(tau, argument: str = "--tau") -> float:
+    """A temperature: a finite number > 0 and >= :data:`TAU_MIN`."""
+    return temperature(1.0).parse(tau, argument)

@@ -95,3 +95,82 @@ def minimize_factored(loss, symmetry, samples, Z0: np.ndarray, release: np.ndarr
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)
+
+
+@dataclass
+class NewtonRun:
+    Z: np.ndarray
+    steps: int
+    cg_iterations: int
+    seconds: float
+
+
+def newton_polish(loss, symmetry, samples, Z: np.ndarray, release, gap, target: float,
+                  max_steps: int = 4, cg_iters: int = 40) -> NewtonRun:
+    """Newton-CG steps on the factored objective from Z, kept while they lower ``gap(Z)`` (the
+    certificate's gap relative to the excess), until it is at most ``target``.
+
+    Near the optimum log(f - floor) stops moving in float64 long before the first-order condition
+    is met to the accuracy a certificate needs (at k = 1000 classes: a gap of 1e-5 of the excess
+    when L-BFGS stalls): line searches on f cannot see the progress left. A Newton step needs no
+    line search: preconditioned CG on H p = -g with Hessian-vector products from central
+    differences of the gradient (which keeps its accuracy where f does not) converges
+    quadratically (measured there: 4e-6 -> 3e-7 -> 4e-8 of the excess per step).
+    """
+    t0 = time.perf_counter()
+    free = symmetry.free_mask(release)
+    fun = _Objective(loss, symmetry, samples, free)
+    y = (Z * free).ravel()
+    with threadpool_limits(1 if Z.shape[0] < BLAS_THREADS_MIN_Q else None):
+        f0 = fun(y)[0]
+        fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
+        best_gap, cg_total, steps = gap(Z), 0, 0
+        for _ in range(max_steps):
+            if best_gap <= target:
+                break
+            _, g = fun(y)
+            d = fun.hessian_diag().copy()
+            x, cg = _pcg(lambda v: _hessian_vector(fun, y, v), g, d, cg_iters)
+            cg_total += cg
+            y_new = y + x
+            Y = y_new.reshape(Z.shape) * free
+            Z_new = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+            new_gap = gap(Z_new)
+            steps += 1
+            if not new_gap < best_gap:
+                break
+            y, Z, best_gap = y_new, Z_new, new_gap
+    return NewtonRun(Z, steps, cg_total, time.perf_counter() - t0)
+
+
+def _hessian_vector(fun, y, v, rel_step: float = 1e-6):
+    """H v by central differences of the gradient (error O(step^2) + round-off / step)."""
+    s = rel_step / max(float(np.abs(v).max()), 1e-300)
+    return (fun(y + s * v)[1] - fun(y - s * v)[1]) / (2 * s)
+
+
+def _pcg(hv, g, d, max_iter: int, rtol: float = 1e-3):
+    """Preconditioned conjugate gradients for H x = -g (diagonal preconditioner d), stopping at
+    negative curvature (the iterate so far is a descent direction)."""
+    x = np.zeros_like(g)
+    r = -g
+    z = r / d
+    p = z.copy()
+    rz = float(r @ z)
+    gnorm = float(np.linalg.norm(g))
+    k = 0
+    for k in range(1, max_iter + 1):  # noqa: B007 - the count is returned
+        Ap = hv(p)
+        pAp = float(p @ Ap)
+        if pAp <= 0:
+            break
+        a = rz / pAp
+        x = x + a * p
+        r = r - a * Ap
+        if np.linalg.norm(r) <= rtol * gnorm:
+            break
+        z = r / d
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, k

@@ -181,7 +181,7 @@ class ClassSymmetry(Symmetry):
         relation[:, 0] = SAME_GROUP
         transpose = np.concatenate([np.arange(2 * q),
                                     2 * q + (np.arange(q)[None, :] * q + np.arange(q)[:, None]).ravel()])
-        return Table(k_g * n_g, value, mult, relation, transpose, 2 * q + q * q)
+        return _ClassTable(k_g * n_g, value, mult, relation, transpose, 2 * q + q * q)
 
     def expand(self, x, diag=None) -> np.ndarray:
         m = self.to_groupgram(x, diag)
@@ -408,6 +408,23 @@ class ClassSymmetry(Symmetry):
         from ufm.geometry import GroupGeometry
 
         return GroupGeometry(self.groups, self.to_groupgram(x), group_word=self.samples.group_word)
+
+
+class _ClassTable(Table):
+    """The class table's terms are [within_g, same_g, cross_g.] in value order: gather and scatter
+    are slices and reshapes (no index arrays)."""
+
+    def gather(self, x):
+        q = self.shape[0]
+        out = np.empty((q, q + 2))
+        out[:, 0] = x[:q]
+        out[:, 1] = x[q:2 * q]
+        out[:, 2:] = x[2 * q:].reshape(q, q)
+        return out
+
+    def scatter(self, W):
+        wm = self.anchor_weight[:, None] * self.mult * W
+        return np.concatenate([wm[:, 0], wm[:, 1], wm[:, 2:].ravel()])
 
 
 # =================================================================================================

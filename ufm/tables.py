@@ -67,9 +67,19 @@ class Table:
 
     def kinds(self, kind_of_relation: np.ndarray) -> np.ndarray:
         """(A, T) term kinds (NONE, POS, NEG) from a lookup table indexed by relation bits;
-        padding terms are NONE."""
-        k = kind_of_relation[self.relation]
-        return np.where(self.mult > 0, k, NONE).astype(np.int8)
+        padding terms are NONE (cached per lookup table)."""
+        def make():
+            k = kind_of_relation[self.relation]
+            return np.where(self.mult > 0, k, NONE).astype(np.int8)
+
+        return self.cached(("kinds", kind_of_relation.tobytes()), make)
+
+    def cached(self, key, make):
+        """A value derived from the table alone, computed once (per key)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
 
 class DenseTable(Table):

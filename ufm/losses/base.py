@@ -187,15 +187,18 @@ class Loss(ABC):
         """``(log(f - floor), totals)`` of an invariant G given by its distances 1 - x:
         totals[v] = d (f - floor) / d x_v / (f - floor), summed over the entries of value v.
         O(A T), whatever n (full batch; ``samples`` for the reduction's scale)."""
-        kind = table.kinds(self.kind_of_relation())
-        lex, W = self._rows_log_excess(table.gather(dist), table.mult, kind, table.anchor_weight)
+        lex, W = self._table_rows(table, table.gather(dist))
         scale = 1.0 if samples is None else self._scale(as_samples(samples))
         return lex + math.log(scale), table.scatter(W)
 
-    def _dense_full(self, D: np.ndarray, samples: Samples):
-        table = _dense_table(samples)
+    def _table_rows(self, table: Table, X: np.ndarray):
         kind = table.kinds(self.kind_of_relation())
-        return self._rows_log_excess(D, table.mult, kind, table.anchor_weight)
+        if hasattr(self, "_plan"):
+            return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind))
+        return self._rows_log_excess(X, table.mult, kind, table.anchor_weight)
+
+    def _dense_full(self, D: np.ndarray, samples: Samples):
+        return self._table_rows(_dense_table(samples), D)
 
     def dense_log_excess(self, D: np.ndarray, samples):
         """``(log(f - floor), Ft)`` at distances D = 1 - G (n x n) with

@@ -52,62 +52,105 @@ def lse_rows(logE, axis=-1):
         return (m + np.log(np.exp(logE - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def rows_log_excess(X, mult, kind, weight, tau: float, mode: str = "out", pos_weight: float = 1.0):
+class RowsPlan:
+    """What the rows of a table fix once for a masked log-sum-exp: masks, multiplicities and
+    their logs, |P| and |N| per row, the anchors, and the flat indices of the positive terms
+    (few: inside-group entries), which are evaluated as a subset."""
+
+    def __init__(self, mult, kind, weight, mode: str):
+        mult = np.asarray(mult, dtype=float)
+        pos, neg = kind == POS, kind == NEG
+        self.shape = mult.shape
+        self.neg = neg
+        self.pos_idx = np.flatnonzero(pos)
+        self.pos_rows = self.pos_idx // mult.shape[1]
+        self.pos_mult = mult.ravel()[self.pos_idx]
+        self.npos = np.where(pos, mult, 0.0).sum(axis=1)
+        self.nneg = np.where(neg, mult, 0.0).sum(axis=1)
+        self.anchors = (self.npos > 0) & (weight > 0) & ((mode != "decoupled") | (self.nneg > 0))
+        self.inv_mult_neg = np.where(neg, 1.0 / np.where(neg, mult, 1.0), 0.0)
+        with np.errstate(divide="ignore"):
+            self.logm_neg = np.where(neg, np.log(np.where(neg, mult, 1.0)), -np.inf)
+            self.logm_pos = np.log(self.pos_mult)
+            self.lnp = np.log(np.maximum(self.npos, 1.0))
+            self.lnn = np.log(np.maximum(self.nneg, 1.0))
+            self.log_w = np.log(np.where(self.anchors, weight, 1.0))
+
+    def positive_mean(self, X) -> np.ndarray:
+        """Mean of X over each row's positive entries (0 where none)."""
+        sums = np.bincount(self.pos_rows, weights=self.pos_mult * X.ravel()[self.pos_idx], minlength=self.shape[0])
+        return sums / np.maximum(self.npos, 1.0)
+
+    def positive_lse(self, v) -> np.ndarray:
+        """Per row log sum over positive entries of mult e^v, v given per positive term."""
+        logv = self.logm_pos + v
+        A = self.shape[0]
+        m = np.full(A, -np.inf)
+        np.maximum.at(m, self.pos_rows, logv)
+        safe = np.where(np.isfinite(m), m, 0.0)
+        with np.errstate(divide="ignore"):
+            return safe + np.log(np.bincount(self.pos_rows, weights=np.exp(logv - safe[self.pos_rows]), minlength=A))
+
+
+def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight: float = 1.0):
     """``(log excess, W)`` of the masked log-sum-exp over rows (see module docstring).
 
-    X (A, T): distances of each term; mult (A, T): entries per term; kind (A, T): POS, NEG or
-    NONE; weight (A,): anchors per row. W (A, T): per-entry (d excess / d G) / excess.
+    X (A, T): distances of each term; ``plan`` the rows' masks and multiplicities
+    (:class:`RowsPlan`). W (A, T): per-entry (d excess / d G) / excess (rows = anchors).
     """
     X = np.asarray(X, dtype=np.float64)
-    pos, neg = kind == POS, kind == NEG
-    mp = np.where(pos, mult, 0.0)
-    mn = np.where(neg, mult, 0.0)
-    npos, nneg = mp.sum(axis=1), mn.sum(axis=1)
-    anchors = (npos > 0) & (weight > 0) & ((mode != "decoupled") | (nneg > 0))
+    anchors, neg, pidx = plan.anchors, plan.neg, plan.pos_idx
     W = np.zeros_like(X)
     if not anchors.any():
         return -np.inf, W
-    with np.errstate(divide="ignore"):
-        logm = np.log(np.where(pos | neg, mult, 0.0))
-        lnp = np.log(np.maximum(npos, 1.0))
-        log_w = np.log(np.where(anchors, weight, 1.0))
-    dbar = (mp * X).sum(axis=1) / np.maximum(npos, 1.0)
+    dbar = plan.positive_mean(X)
     ninf = -np.inf
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         if mode == "out":
             Xs = (dbar[:, None] - X) / tau
-            logE = np.where(pos, logm + log_expm1mx(np.where(pos, Xs, 0.0)), np.where(neg, logm + Xs, ninf))
-            logB = lse_rows(logE) - lnp
+            xp = Xs.ravel()[pidx]
+            logE = plan.logm_neg + Xs
+            logE.ravel()[pidx] = plan.logm_pos + log_expm1mx(xp)
+            m = logE.max(axis=1)
+            m = np.where(np.isfinite(m), m, 0.0)
+            E = np.exp(logE - m[:, None])  # reused for the gradient on negatives
+            logB = m + np.log(E.sum(axis=1)) - plan.lnp
             lex_a = log_log1p_exp(logB)
         elif mode == "in":
-            lse_neg = lse_rows(np.where(neg, logm - X / tau, ninf))
-            lse_pos = lse_rows(np.where(pos, logm - X / tau, ninf))
+            lse_neg = lse_rows(plan.logm_neg - X / tau)
+            lse_pos = plan.positive_lse(-X.ravel()[pidx] / tau)
             logB = lse_neg - lse_pos
             lex_a = log_log1p_exp(logB)
         else:
-            lse_neg = lse_rows(np.where(neg, logm + (2.0 - X) / tau, ninf))
-            ex_a = np.maximum(lse_neg - np.log(np.maximum(nneg, 1.0)), 0.0) + pos_weight * dbar / tau
+            lse_neg = lse_rows(plan.logm_neg + (2.0 - X) / tau)
+            ex_a = np.maximum(lse_neg - plan.lnn, 0.0) + pos_weight * dbar / tau
             lex_a = np.log(ex_a)
     lex_a = np.where(anchors, lex_a, ninf)
-    lex = float(lse_rows(log_w + lex_a))
+    lex = float(lse_rows(plan.log_w + lex_a))
     if not np.isfinite(lex):
         return lex, W
+    rows = plan.pos_rows
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if mode == "out":
-            lc = np.where(anchors, -lnp - np.exp(lex_a) - lex - math.log(tau), ninf)[:, None]
-            e1 = np.expm1(np.where(pos, Xs, 0.0))
-            pos_part = np.sign(e1) * np.exp(np.log(np.abs(e1)) + lc) - np.exp(logB[:, None] + lc)
-            W = np.where(neg, np.exp(np.where(neg, Xs, 0.0) + lc), np.where(pos, pos_part, 0.0))
+            lc = np.where(anchors, -plan.lnp - np.exp(lex_a) - lex - math.log(tau), ninf)
+            # c_i e^{x_l} = E_il e^{m_i + lc_i} / mult_il: the exponentials of the log-sum-exp again
+            rowf = np.exp(m + lc)
+            rowf = np.where(np.isfinite(rowf), rowf, 0.0)
+            W = E * rowf[:, None] * plan.inv_mult_neg
+            e1 = np.expm1(xp)
+            lcp = lc[rows]
+            pos_part = np.sign(e1) * np.exp(np.log(np.abs(e1)) + lcp) - np.exp(logB[rows] + lcp)
         elif mode == "in":
-            lw = (logB - np.logaddexp(0.0, logB) - math.log(tau) - lex)[:, None]  # log(B/(1+B)/tau/ex)
-            W = np.where(neg, np.exp(-X / tau - lse_neg[:, None] + lw),
-                         np.where(pos, -np.exp(-X / tau - lse_pos[:, None] + lw), 0.0))
+            lw = logB - np.logaddexp(0.0, logB) - math.log(tau) - lex  # log(B/(1+B)/tau/ex)
+            W = np.exp(-X / tau + (lw - lse_neg)[:, None])
+            pos_part = -np.exp(-X.ravel()[pidx] / tau + (lw - lse_pos)[rows])
         else:
-            W = np.where(neg, np.exp((2.0 - X) / tau - lse_neg[:, None] - math.log(tau) - lex),
-                         np.where(pos, -pos_weight / (np.maximum(npos, 1.0) * tau)[:, None] * math.exp(-lex),
-                                  0.0))
-    W[~anchors] = 0.0
-    W = np.where(np.isfinite(W), W, 0.0)
+            W = np.exp((2.0 - X) / tau + (-lse_neg - math.log(tau) - lex)[:, None])
+            pos_part = np.broadcast_to(-pos_weight / (np.maximum(plan.npos, 1.0) * tau) * math.exp(-lex),
+                                       plan.npos.shape)[rows]
+    if mode != "out":
+        W = np.where(neg & anchors[:, None] & np.isfinite(W), W, 0.0)
+    W.ravel()[pidx] = np.where(anchors[rows] & np.isfinite(pos_part), pos_part, 0.0)
     return lex, W
 
 
@@ -251,8 +294,14 @@ class MaskedLSE(Loss):
                     f"collapsing each {word} (value = floor); there is no {word} geometry")
         return None
 
-    def _rows_log_excess(self, X, mult, kind, weight):
-        return rows_log_excess(X, mult, kind, weight, self.tau, self.loss_mode, self.pos_weight)
+    def _rows_log_excess(self, X, mult, kind, weight, plan=None):
+        if plan is None:
+            plan = RowsPlan(mult, kind, weight, self.loss_mode)
+        return rows_log_excess(X, plan, self.tau, self.loss_mode, self.pos_weight)
+
+    def _plan(self, table: Table, kind) -> RowsPlan:
+        return table.cached(("masked_lse", kind.tobytes(), self.loss_mode),
+                            lambda: RowsPlan(table.mult, kind, table.anchor_weight, self.loss_mode))
 
     def _cvxpy_rows(self, x, table: Table):
         if self.loss_mode == "in":

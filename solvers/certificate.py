@@ -135,10 +135,11 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
     relax = loss.relaxation()
     lex_h, g, diag = reduced_certificate_matrix(loss, symmetry, dist, samples)
     values, _ = symmetry.spectrum(g, diag)
+    lam_min = float(np.min(values))
     lex_f = lex_h if relax is loss else loss.table_log_excess(symmetry.table, dist, samples)[0]
     how = f"exact spectrum of the invariant S, group-level ({symmetry.describe()})"
     floor = loss.floor(samples)
-    return decide(floor, lex_f, values[0], symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
+    return decide(floor, lex_f, lam_min, symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
                   log_excess_relaxed=None if relax is loss else lex_h)
 
 

@@ -226,3 +226,77 @@ def test_verify_bad_input(args, name):
     r = ufm("verify", "--counts", "3,3", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert name in r.stderr.splitlines()[-1]
+
+
+# ---- the loss family on the command line (issue 8) ---------------------------------------------------
+
+
+def test_every_loss_solves_from_the_command_line():
+    for args in (["--loss", "infonce", "--instances", "5", "--views", "3", "--negatives", "same_view"],
+                 ["--loss", "dcl", "--instances", "4"], ["--loss", "dhel", "--tau", "0.3"],
+                 ["--loss", "kcl", "--kernel", "riesz", "--s", "1", "--instances", "6"],
+                 ["--loss", "alpha_cl", "--weight", "quadratic", "--instances", "5"]):
+        r = ufm("solve", *args, "--dim", "3", "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert SOLVE_KEYS <= set(out) and out["certificate"]["certified"], args
+        assert out["loss"] == args[1] and out["samples"]["kind"] == "views"
+        assert out["relaxation_tight"] == (out["rank"] <= 3) and out["dim"] == 3
+    r = ufm("solve", "--loss", "kcl", "--instances", "4")
+    assert r.returncode == 0 and "convex minorant" in r.stdout and "kernel gaussian" in r.stdout
+
+
+@pytest.mark.parametrize("args,name", [
+    (["--loss", "supcon", "--t", "2"], "--t"),
+    (["--loss", "kcl", "--tau", "0.1"], "--tau"),
+    (["--loss", "dhel", "--instances", "4", "--views", "3"], "--views"),
+    (["--loss", "infonce", "--counts", "3,3"], "--loss"),
+    (["--loss", "kcl", "--kernel", "cubic"], "--kernel"),
+    (["--loss", "kcl", "--s", "0"], "--s"),
+    (["--loss", "alpha_cl", "--eps", "-1"], "--eps"),
+    (["--views", "2"], "--views"),
+    (["--loss", "supcon_in"], "--loss"),
+    (["--loss", "dhel", "--reduction", "median"], "--reduction"),
+])
+def test_family_bad_input_one_line_error(args, name):
+    r = ufm("solve", *args, "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    err = [line for line in r.stderr.splitlines() if line.startswith("ufm: error")]
+    assert len(err) == 1 and err[0].startswith(f"ufm: error: {name}:"), r.stderr
+
+
+def test_verify_non_convex_loss_says_no_certificate_exists():
+    r = ufm("verify", "--loss", "supcon_in", "--counts", "4,3,3", "--dim", "2", "--restarts", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["certifiable"] is False and out["fraction_global"] is None
+    assert "no global certificate exists" in out["claim"]
+    assert all(x["certified"] is None for x in out["restarts"])
+    table = ufm("verify", "--loss", "supcon_in", "--counts", "4,3,3", "--dim", "2", "--restarts", "2")
+    assert "no global certificate exists" in table.stdout
+    cert = ufm("certify", "--loss", "supcon_in", "--embeddings", "x.npy", "--labels", "y.txt")
+    assert cert.returncode == 2 and "--loss" in cert.stderr
+
+
+def test_verify_and_certify_views_losses(tmp_path):
+    r = ufm("verify", "--loss", "alpha_cl", "--instances", "4", "--restarts", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["optimizer"] == "coordinate" and out["fraction_global"] == 1.0
+    from solvers import solve
+    from ufm import Problem, Samples, get_loss
+
+    H = solve(Problem(get_loss("dhel"), Samples.instances_views(5, 2))).embeddings(lift=True)
+    np.save(tmp_path / "H.npy", H)
+    c = ufm("certify", "--loss", "dhel", "--instances", "5", "--embeddings", str(tmp_path / "H.npy"), "--json")
+    assert c.returncode == 0, c.stderr
+    assert json.loads(c.stdout)["certified"]
+    bad = ufm("certify", "--loss", "dhel", "--instances", "4", "--embeddings", str(tmp_path / "H.npy"))
+    assert bad.returncode == 2 and "--instances" in bad.stderr
+
+
+def test_help_lists_every_loss_parameter():
+    r = ufm("solve", "--help")
+    for flag in ("--tau", "--negatives", "--kernel", "--t", "--gamma", "--s", "--weight", "--p", "--eps", "--q",
+                 "--reduction", "--instances", "--views", "--batches"):
+        assert flag in r.stdout

@@ -66,7 +66,7 @@ class Symmetry(ABC):
 
     @abstractmethod
     def spectrum(self, x: np.ndarray, diag: np.ndarray):
-        """(eigenvalues ascending, multiplicities) of the invariant matrix (x, diag)."""
+        """(eigenvalues in ascending order, multiplicities) of the invariant matrix (x, diag)."""
 
     def row_scale(self, x: np.ndarray, diag: np.ndarray) -> float:
         """Largest absolute row sum of the invariant matrix (x, diag)."""
@@ -375,7 +375,7 @@ class ClassSymmetry(Symmetry):
         k_g, n_g = g.size.astype(float), g.count.astype(float)
         C = cp.Variable((q, q), PSD=True)
         same = cp.Variable(q)
-        d = cp.diag(C) - cp.multiply(k_g - 1, same)
+        d = C[np.arange(q), np.arange(q)] - cp.multiply(k_g - 1, same)  # (cp.diag of 1 x 1 is 2-D)
         cons = [d <= 1]
         single = np.flatnonzero(g.count == 1)
         if single.size:
@@ -520,7 +520,9 @@ class InstanceViewSymmetry(Symmetry):
 
     def spectrum(self, x, diag):
         d = float(np.asarray(diag).ravel()[0])
-        return d + x @ self.P, self.m.astype(np.int64)
+        values = d + x @ self.P
+        order = np.argsort(values, kind="stable")
+        return values[order], self.m.astype(np.int64)[order]
 
     # ---- factors -------------------------------------------------------------------------------
     @property
@@ -562,7 +564,7 @@ class InstanceViewSymmetry(Symmetry):
         return g[None, :], np.array([2.0 * np.abs(totals).sum() + 1e-300])
 
     def unit_eigenvalues(self, x, diag) -> np.ndarray:
-        values, _ = self.spectrum(x, diag)
+        values = float(np.asarray(diag).ravel()[0]) + x @ self.P  # per kept space, in order
         spread = values[self._spread]
         return np.array([spread.min() if spread.size else 0.0])
 

@@ -578,64 +578,60 @@ class MaskedRows(RowEvaluator):
         lexu = lex.unsqueeze(-1)
         if self.mode == "out":
             lc = -self.log_npos[start:stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
-            lc = torch.where(anchors, lc, ninf)
-            F = t.G / tau
-            F.add_((t.shift + lc).unsqueeze(-1)).exp_()
+            offset = t.shift + torch.where(anchors, lc, ninf)
         elif self.mode == "in":
             lw = t.logB - torch.logaddexp(torch.zeros_like(t.logB), t.logB) - math.log(tau) - lexu
-            lw = torch.where(anchors, lw, ninf)
-            F = t.G / tau
-            F.add_((lw - t.lse_neg).unsqueeze(-1)).exp_()
+            offset = torch.where(anchors, lw, ninf) - t.lse_neg
         else:
-            lw = torch.where(anchors, -t.lse_neg - math.log(tau) - lexu, ninf)
-            F = t.G / tau
-            F.add_(lw.unsqueeze(-1)).exp_()
-        F = torch.where(torch.isfinite(F), F, torch.zeros_like(F))
+            offset = torch.where(anchors, -t.lse_neg - math.log(tau) - lexu, ninf)
+        # rows without a term (no anchor, no negative) get -inf: their entries exp to 0
+        offset = torch.where(torch.isnan(offset) | ~anchors, ninf, offset)
+        F = t.G / tau
+        F.add_(offset.unsqueeze(-1)).exp_()
         self._zero_non_negatives(F, t)
+        rowvec = self._positive_rows(t, lex, anchors)
         for entry in t.positives:
             if entry[0] == "pairs":
                 _, local, c_idx, xp = entry
-                F[..., local, c_idx] = self._positive_part(t, lex, local, xp, t.G[..., local, c_idx], anchors)
+                F[..., local, c_idx] = self._positive_part(rowvec, local, xp, t.G[..., local, c_idx], False)
                 continue
             r0, r1, s, e, Xp = entry
             loc = slice(r0 - start, r1 - start)
-            part = self._positive_part(t, lex, loc, Xp, t.G[..., loc, s:e], anchors, rows=True)
+            part = self._positive_part(rowvec, loc, Xp, t.G[..., loc, s:e], True)
             rows = torch.arange(r1 - r0, device=F.device)
             part[..., rows, rows + (r0 - s)] = 0.0
             F[..., loc, s:e] = part
-        if self.mode == "decoupled":  # positives: -(a / |P|) / tau / excess, for every positive
-            pass
         return F
 
-    def _positive_part(self, t: _Terms, lex, loc, xp, Gp, anchors, rows: bool = False):
-        """Per-entry derivative on positives; ``loc`` selects rows (an index tensor or a slice),
-        ``rows``: the values are (.., rows, cols) blocks rather than per-pair vectors."""
+    def _positive_rows(self, t: _Terms, lex, anchors):
+        """Per-row factors of the positives' derivative (once per block)."""
         import torch
 
-        tau = self.tau
-        start = t.start
-        expand = (lambda v: v.unsqueeze(-1)) if rows else (lambda v: v)
+        start, tau = t.start, self.tau
         lexu = lex.unsqueeze(-1)
-        if isinstance(loc, slice):
-            sel = lambda v: v[..., loc]  # noqa: E731
-            anc = anchors[loc]
-        else:
-            sel = lambda v: v[..., loc]  # noqa: E731
-            anc = anchors[loc]
+        ninf = torch.full_like(t.lex_i, float("-inf"))
         if self.mode == "out":
             lc = -self.log_npos[start:t.stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
-            lc = torch.where(anchors, lc, torch.full_like(lc, float("-inf")))
-            lcr = expand(sel(lc))
-            # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
-            # log/exp; e^{lc} alone may overflow where the excess underflows)
-            low = torch.clamp(lcr, max=600.0)
-            return (torch.expm1(xp) * torch.exp(low)) * torch.exp(lcr - low) - torch.exp(expand(sel(t.logB)) + lcr)
+            return torch.where(anchors, lc, ninf), t.logB
         if self.mode == "in":
             lw = t.logB - torch.logaddexp(torch.zeros_like(t.logB), t.logB) - math.log(tau) - lexu
-            lw = torch.where(anchors, lw, torch.full_like(lw, float("-inf")))
-            return -torch.exp(Gp / tau - expand(sel(t.lse_pos)) + expand(sel(lw)))
+            return torch.where(anchors, lw, ninf) - t.lse_pos, None
         coef = -self.a / tau * torch.exp(-self.log_npos[start:t.stop] - lexu)
-        coef = torch.where(anchors, coef, torch.zeros_like(coef))
-        out = expand(sel(coef))
-        del anc
-        return out.expand_as(Gp).clone() if rows else out
+        return torch.where(anchors, coef, torch.zeros_like(coef)), None
+
+    def _positive_part(self, rowvec, loc, xp, Gp, block: bool):
+        """Per-entry derivative on positives; ``loc`` selects rows (an index tensor or a slice);
+        ``block``: the values are (.., rows, cols) blocks rather than per-pair vectors."""
+        import torch
+
+        expand = (lambda v: v.unsqueeze(-1)) if block else (lambda v: v)
+        a, logB = rowvec
+        a = expand(a[..., loc])
+        if self.mode == "out":
+            # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
+            # log/exp; e^{lc} alone may overflow where the excess underflows)
+            low = torch.clamp(a, max=600.0)
+            return (torch.expm1(xp) * torch.exp(low)) * torch.exp(a - low) - torch.exp(expand(logB[..., loc]) + a)
+        if self.mode == "in":
+            return -torch.exp(Gp / self.tau + a)
+        return a.expand_as(Gp).clone() if block else a

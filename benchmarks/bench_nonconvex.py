@@ -66,7 +66,7 @@ def bench_loss_grad(ns, d, device):
             H0 = random_start(1, n, d, 0, dt, device)[0]
 
             def ours(H0=H0, p=p):
-                p.loss_fn.torch_value_and_grad(H0, p.counts, p.tau)
+                p.loss.torch_value_and_grad(H0, p.samples)
 
             def naive(H0=H0, p=p, y=y):
                 H = H0.clone().requires_grad_(True)
@@ -100,7 +100,7 @@ def run_pymanopt(p, d, tol, max_time):
 
     @pymanopt.function.pytorch(manifold)
     def cost(Y):
-        return p.loss_fn.torch_value(Y, p.counts, p.tau)
+        return p.loss.torch_value(Y, p.samples)
 
     problem = pymanopt.Problem(manifold, cost)
     opt = TrustRegions(verbosity=0, min_gradient_norm=tol, max_time=max_time, max_iterations=10_000)
@@ -117,7 +117,7 @@ def run_adam(p, d, max_time, lr=1e-2):
     while time.perf_counter() - t0 < max_time:
         opt.zero_grad()
         H = V / V.norm(dim=1, keepdim=True)
-        loss = p.loss_fn.torch_value(H, p.counts, p.tau)
+        loss = p.loss.torch_value(H, p.samples)
         loss.backward()
         opt.step()
         steps += 1
@@ -133,16 +133,16 @@ def bench_certified(ns, d, pymanopt_max_n, max_time):
         for precision in ("float64", "mixed"):
             t0 = time.perf_counter()
             H = optimize(p, d, restarts=1, seed=0, device="cpu", precision=precision).H[0]
-            cert = certify_embeddings(p.loss_fn, H, p.counts, p.tau)
+            cert = certify_embeddings(p.loss, H, p.samples)
             results[f"ufm {precision}"] = (time.perf_counter() - t0, cert, "")
         if n <= pymanopt_max_n:
             t0 = time.perf_counter()
             H = run_pymanopt(p, d, tol, max_time)
-            cert = certify_embeddings(p.loss_fn, H, p.counts, p.tau)
+            cert = certify_embeddings(p.loss, H, p.samples)
             results["pymanopt"] = (time.perf_counter() - t0, cert, "")
         t0 = time.perf_counter()
         H, steps = run_adam(p, d, min(max_time, 10 * results["ufm float64"][0] + 5))
-        cert = certify_embeddings(p.loss_fn, H, p.counts, p.tau)
+        cert = certify_embeddings(p.loss, H, p.samples)
         results["adam"] = (time.perf_counter() - t0, cert, f"{steps} steps")
         t_ufm = results["ufm float64"][0]
         for name, (t, c, extra) in results.items():
@@ -162,7 +162,7 @@ def bench_gpu_certified(ns, d, k=128):
         t0 = time.perf_counter()
         run = optimize(p, d, restarts=1, seed=0, device="cuda")
         t1 = time.perf_counter()
-        cert = certify_embeddings(p.loss_fn, run.H[0], p.counts, p.tau, device="cuda")
+        cert = certify_embeddings(p.loss, run.H[0], p.samples, device="cuda")
         t2 = time.perf_counter()
         rows.append([str(n), f"{t1 - t0:.1f}", f"{t2 - t1:.1f}", str(int(run.iterations[0])),
                      f"{cert.relative_gap_bound:.1e}", str(cert.certified)])

@@ -39,7 +39,7 @@ class DynamicsRun:
     Z: np.ndarray
     iterations: int
     converged: bool
-    reason: str
+    reason: StopReason
     seconds: float
 
 
@@ -61,14 +61,14 @@ def _run_factored(loss, sym, samples, Z0, release, max_iter: int, gtol: float):
     step = 1e-2
     g_prev = y_prev = None
     it = 0
-    reason = "iteration_limit"
+    reason = StopReason.ITERATION_LIMIT
     stall = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
         dist_alpha = sym.distances_from_factors(Z)
         f, g, _ = _frozen(loss, sym, samples, free, Y, dist_alpha)
         if np.max(np.abs(g)) <= gtol:
-            reason = "gradient_tolerance"
+            reason = StopReason.GRADIENT_TOL
             break
         if g_prev is not None:
             s_vec, y_vec = (Y - y_prev).ravel(), (g - g_prev).ravel()
@@ -86,7 +86,7 @@ def _run_factored(loss, sym, samples, Z0, release, max_iter: int, gtol: float):
         if not accepted:
             stall += 1
             if stall >= 3:
-                reason = "stalled"
+                reason = StopReason.STALLED
                 break
             continue
         stall = 0
@@ -115,12 +115,20 @@ def coordinate_factored(loss, sym, samples, Z0, max_iter: int = 20000, gtol: flo
             break
         release |= newly
         Z = sym.perturb_released(Z, newly)
-    return DynamicsRun(Z, total, reason == "gradient_tolerance", reason, time.perf_counter() - t0)
+    return DynamicsRun(Z, total, reason.converged, reason, time.perf_counter() - t0)
 
 
-def coordinate_restarts(problem, dim: int, restarts: int = 8, seed: int = 0, tol: float | None = None,
-                        max_iter: int = 5000, device: str = "auto", H0=None,
-                        progress=None) -> RestartsResult:
+def coordinate_restarts(
+    problem,
+    dim: int,
+    restarts: int = 8,
+    seed: int = 0,
+    tol: float | None = None,
+    max_iter: int = 5000,
+    device: str = "auto",
+    H0=None,
+    progress=None,
+) -> RestartsResult:
     """Batched coordinate-wise dynamics over H (R, n, d) in float64: alpha from each restart's
     current point, a Riemannian gradient step on its frozen E_alpha with Barzilai-Borwein sizes and
     Armijo backtracking, per restart. Stops on the Riemannian gradient norm of the frozen
@@ -165,8 +173,12 @@ def coordinate_restarts(problem, dim: int, restarts: int = 8, seed: int = 0, tol
                 return point, ft, rgt
 
             (H_new, _, _), pending, t = _backtrack(
-                active, step.clone(), trial,
-                lambda c, t, f=f, sq=sq: track.armijo(c[1], f, 1e-4 * t * sq), (H, f, rg))
+                active,
+                step.clone(),
+                trial,
+                lambda c, t, f=f, sq=sq: track.armijo(c[1], f, 1e-4 * t * sq),
+                (H, f, rg),
+            )
             stalled |= pending
             moved = active & ~pending
             f_new, rg_new = frozen(H_new, H_new)  # alpha moves to the new point
@@ -175,8 +187,11 @@ def coordinate_restarts(problem, dim: int, restarts: int = 8, seed: int = 0, tol
             sy = (s * y).sum(1)
             bb = (s * s).sum(1) / sy.clamp_min(1e-300)
             step = torch.where(moved & (sy > 0), bb, torch.where(moved, 2 * t, step))
-            H, f, rg = torch.where(moved[:, None, None], H_new, H), torch.where(moved, f_new, f), \
-                torch.where(moved[:, None, None], rg_new, rg)
+            H, f, rg = (
+                torch.where(moved[:, None, None], H_new, H),
+                torch.where(moved, f_new, f),
+                torch.where(moved[:, None, None], rg_new, rg),
+            )
             gn = rg.flatten(1).norm(dim=1)
             iters += moved.long()
             stalled |= active & track.stalled(gn, f)
@@ -185,9 +200,19 @@ def coordinate_restarts(problem, dim: int, restarts: int = 8, seed: int = 0, tol
                 progress(it + 1, int(active.sum()))
     reasons = _reasons(gn, tol, stalled)
     lex = f.double().cpu().numpy()
-    return RestartsResult(H.cpu().numpy(), loss.floor(samples) + np.exp(lex), lex, gn.cpu().numpy(),
-                          iters.cpu().numpy(), reasons, "coordinate", str(dev), "float64",
-                          {"optimize": time.perf_counter() - t0}, snap=False)
+    return RestartsResult(
+        H.cpu().numpy(),
+        loss.floor(samples) + np.exp(lex),
+        lex,
+        gn.cpu().numpy(),
+        iters.cpu().numpy(),
+        reasons,
+        "coordinate",
+        str(dev),
+        "float64",
+        {"optimize": time.perf_counter() - t0},
+        snap=False,
+    )
 
 
 __all__ = ["coordinate_factored", "coordinate_restarts", "DynamicsRun", "StopReason"]

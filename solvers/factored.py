@@ -130,7 +130,7 @@ def newton_polish(loss, symmetry, samples, Z: np.ndarray, release, gap, target: 
                 break
             _, g = fun(y)
             d = fun.hessian_diag().copy()
-            x, cg = _pcg(lambda v: _hessian_vector(fun, y, v), g, d, cg_iters)
+            x, cg = _pcg(lambda v, y=y: _hessian_vector(fun, y, v), g, d, cg_iters)
             cg_total += cg
             y_new = y + x
             Y = y_new.reshape(Z.shape) * free

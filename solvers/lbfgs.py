@@ -14,21 +14,13 @@ positive definite.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-
-class StopReason(enum.Enum):
-    GRADIENT = "gradient_tolerance"  # preconditioned gradient norm below gtol
-    NO_PROGRESS = "no_progress"  # for `patience` iterations: relative decrease below ftol and
-    # the scaled gradient norm not 0.1% below its best
-    LINE_SEARCH = "line_search_failed"  # no decrease along the direction at float64 precision
-    ITERATION_LIMIT = "iteration_limit"
-    TARGET = "target_reached"  # the caller's ``done(x)`` said so (e.g. a certificate holds)
+from solvers.stop import StopReason
 
 
 @dataclass
@@ -41,7 +33,7 @@ class LBFGSResult:
 
     @property
     def converged(self) -> bool:
-        return self.reason in (StopReason.GRADIENT, StopReason.NO_PROGRESS, StopReason.TARGET)
+        return self.reason.converged
 
 
 def lbfgs(
@@ -78,7 +70,7 @@ def lbfgs(
     it = 0
     while it < max_iter:
         if np.max(np.abs(inv_d(g))) <= gtol:
-            reason = StopReason.GRADIENT
+            reason = StopReason.GRADIENT_TOL
             break
         if done is not None and it > 0 and it % done_every == 0 and done(x):
             reason = StopReason.TARGET
@@ -124,7 +116,7 @@ def lbfgs(
                 break
             step *= 0.3
         if not accepted:
-            reason = StopReason.LINE_SEARCH
+            reason = StopReason.STALLED
             break
         s, y = x_new - x, g_new - g
         sy = s @ y

@@ -20,23 +20,15 @@ Dimension 1 is refused: the sphere is {-1, +1}, where no gradient method can mov
 from __future__ import annotations
 
 import contextlib
-import enum
 import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.stop import StopReason
 from ufm.errors import UFMInputError, check_choice
 from ufm.problem import Problem
-
-
-class StopReason(enum.Enum):
-    GRADIENT_TOL = "gradient_tolerance"
-    STALLED = "stalled"  # at working precision: no step decreases f, or neither f nor the
-    # gradient norm has improved for STALL_PATIENCE iterations
-    ITERATION_LIMIT = "iteration_limit"
-
 
 METHODS = ("lbfgs", "rgd")
 PRECISIONS = ("auto", "float64", "mixed")

@@ -23,8 +23,8 @@ import numpy as np
 from solvers.certificate import CERTIFY_TOL, Certificate, certify_reduced, decide, reduced_certificate_matrix
 from solvers.convex import CONIC_SOLVERS, solve_full, solve_reduced
 from solvers.factored import minimize_factored, newton_polish
-from solvers.lbfgs import StopReason
 from solvers.result import SolveResult, SolveStatus
+from solvers.stop import StopReason
 from ufm.errors import UFMInputError, check_choice
 from ufm.problem import Problem, require_relaxation
 
@@ -58,10 +58,6 @@ def resolve_method(problem: Problem, method: str) -> str:
     return method
 
 
-def _symmetry(problem: Problem, method: str):
-    return None if method == "full" else problem.symmetry(method)
-
-
 # ---- the reduced route ----------------------------------------------------------------------------
 
 
@@ -81,7 +77,8 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
         return c.certified and c.gap_relative_to_excess <= 0.5 * tol
 
     for _ in range(4):
-        run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter, done=certified_with_margin)
+        run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter,
+                                done=certified_with_margin)
         iterations += run.iterations
         seconds += run.seconds
         dist = sym.distances_from_factors(run.Z)
@@ -111,10 +108,10 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
     best = (run, dist, cert)
     run, dist, cert = best
     status = {
-        StopReason.GRADIENT: SolveStatus.CONVERGED,
+        StopReason.GRADIENT_TOL: SolveStatus.CONVERGED,
         StopReason.NO_PROGRESS: SolveStatus.CONVERGED,
         StopReason.TARGET: SolveStatus.CONVERGED,
-        StopReason.LINE_SEARCH: SolveStatus.STALLED,
+        StopReason.STALLED: SolveStatus.STALLED,
         StopReason.ITERATION_LIMIT: SolveStatus.ITERATION_LIMIT,
     }[run.reason]
     return run.Z, dist, cert, cert_seconds, status, iterations, seconds
@@ -155,17 +152,18 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
         timings.update(dynamics=run.seconds, certify=time.perf_counter() - t1)
         status = SolveStatus.CONVERGED if run.converged else SolveStatus.ITERATION_LIMIT
         notes.append(f"coordinate-wise dynamics (alpha from the current geometry): {run.iterations} steps, "
-                     f"stopped on {run.reason}; certified means a global optimum of its own fixed-alpha program")
+                     f"stopped on {run.reason.value}; certified means a global optimum of its own "
+                     "fixed-alpha program")
         Z, its = run.Z, run.iterations
     else:
         Z, dist, cert, cert_secs, status, its, secs = _polish(loss, sym, samples, Z0, tol, max_iter)
         timings["factored"] = secs
         timings["certify"] = cert_secs
     iterations += its
-    if not cert.certified and solver == "factored" and loss.scalar_objective and Z.shape[0] <= CONIC_FALLBACK_MAX_Q \
-            and _cvxpy_available():
-        notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); retried from a clarabel "
-                     "solution")
+    small = Z.shape[0] <= CONIC_FALLBACK_MAX_Q
+    if not cert.certified and solver == "factored" and loss.scalar_objective and small and _cvxpy_available():
+        notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); retried from a "
+                     "clarabel solution")
         fallback = solve(problem, method, "clarabel", tol, seed, max_iter)
         fallback.notes[:0] = notes
         return fallback
@@ -246,8 +244,8 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         d = min(n, 2 * d)
     timings["factored"] = time.perf_counter() - t0
     H, cert, stop = best
-    notes.append(f"Burer-Monteiro over H in dimension(s) {', '.join(map(str, dims))} (float64 L-BFGS), best end "
-                 f"point stopped on {stop}")
+    notes.append(f"Burer-Monteiro over H in dimension(s) {', '.join(map(str, dims))} (float64 L-BFGS), "
+                 f"best end point stopped on {stop}")
     status = SolveStatus.CONVERGED if stop in ("gradient_tolerance", "stalled") or cert.certified \
         else SolveStatus.ITERATION_LIMIT
     geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
@@ -288,7 +286,7 @@ def solve(
     reason = problem.degenerate()
     if reason is not None:
         return _degenerate(problem, reason, tol, t_start)
-    sym = _symmetry(problem, method)
+    sym = None if method == "full" else problem.symmetry(method)
     if sym is None and natural is not None and solver in CONIC_SOLVERS:
         G, sol = solve_full(problem, solver)
         if G is None:
@@ -329,8 +327,8 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     status = SolveStatus.CONVERGED if stop == "gradient_tolerance" else SolveStatus.ITERATION_LIMIT
     return SolveResult(problem, "full", "dynamics", status, cert.value, geometry, cert,
                        int(run.iterations.sum()), timings, None,
-                       [f"coordinate-wise dynamics from 4 restarts in dimension {d}; certified means a global "
-                        "optimum of its own fixed-alpha program"], symmetry="none (the n x n program)")
+                       [f"coordinate-wise dynamics from 4 restarts in dimension {d}; certified means a "
+                        "global optimum of its own fixed-alpha program"], symmetry="none (the n x n program)")
 
 
 def _compare_full_batch(problem: Problem, res: SolveResult, tol: float) -> dict:

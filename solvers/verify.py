@@ -208,7 +208,8 @@ class VerifyResult:
             else:
                 claim = f"no restart certified global (0 of {R})"
             if not self.problem.loss.scalar_objective:
-                claim += " (fixed points of the coordinate-wise dynamics, certified on their own fixed-alpha program)"
+                claim += (" (fixed points of the coordinate-wise dynamics, certified on their own "
+                          "fixed-alpha program)")
         if unconverged:
             claim += f"; {unconverged} did not converge (iteration limit or stalled)"
         return claim

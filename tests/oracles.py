@@ -44,7 +44,9 @@ def infonce(H, instances, views, tau, negatives="all"):
         if not pos or (negatives == "decoupled" and not neg):
             continue
         den_set = neg if negatives == "decoupled" else pos + neg
-        total += np.log(sum(np.exp(G[i, j] / tau) for j in den_set)) - sum(G[i, j] for j in pos) / (len(pos) * tau)
+        total += np.log(sum(np.exp(G[i, j] / tau) for j in den_set)) - sum(G[i, j] for j in pos) / (
+            len(pos) * tau
+        )
     return float(total)
 
 

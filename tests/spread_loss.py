@@ -25,8 +25,10 @@ class Spread(Loss):
     title = "squared distance to target cosines (test only)"
     formula = "(1/2) sum_i [sum_P (G_ij - rho)^2 + sum_N (G_il - sigma)^2]"
     source = "tests"
-    params = (Param("rho", 0.4, "target cosine inside a class"),
-              Param("sigma", -0.9, "target cosine between classes"))
+    params = (
+        Param("rho", 0.4, "target cosine inside a class"),
+        Param("sigma", -0.9, "target cosine between classes"),
+    )
     convex_in_gram = True
 
     def kind_of_relation(self) -> np.ndarray:

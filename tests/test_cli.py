@@ -288,7 +288,8 @@ def test_verify_and_certify_views_losses(tmp_path):
 
     H = solve(Problem(get_loss("dhel"), Samples.instances_views(5, 2))).embeddings(lift=True)
     np.save(tmp_path / "H.npy", H)
-    c = ufm("certify", "--loss", "dhel", "--instances", "5", "--embeddings", str(tmp_path / "H.npy"), "--json")
+    c = ufm("certify", "--loss", "dhel", "--instances", "5", "--embeddings", str(tmp_path / "H.npy"),
+            "--json")
     assert c.returncode == 0, c.stderr
     assert json.loads(c.stdout)["certified"]
     bad = ufm("certify", "--loss", "dhel", "--instances", "4", "--embeddings", str(tmp_path / "H.npy"))
@@ -297,6 +298,6 @@ def test_verify_and_certify_views_losses(tmp_path):
 
 def test_help_lists_every_loss_parameter():
     r = ufm("solve", "--help")
-    for flag in ("--tau", "--negatives", "--kernel", "--t", "--gamma", "--s", "--weight", "--p", "--eps", "--q",
-                 "--reduction", "--instances", "--views", "--batches"):
+    for flag in ("--tau", "--negatives", "--kernel", "--t", "--gamma", "--s", "--weight", "--p", "--eps",
+                 "--q", "--reduction", "--instances", "--views", "--batches"):
         assert flag in r.stdout

@@ -26,10 +26,18 @@ CASES = [
     ("supcon", {"tau": 0.2}, CLASSES, lambda H: oracles.supcon(H, CLASSES.labels, 0.2)),
     ("supcon_in", {"tau": 0.2}, CLASSES, lambda H: oracles.supcon(H, CLASSES.labels, 0.2, "in")),
     ("infonce", {"tau": 0.3}, VIEWS, lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "all")),
-    ("infonce", {"tau": 0.3, "negatives": "same_view"}, VIEWS,
-     lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "same_view")),
-    ("infonce", {"tau": 0.3, "negatives": "decoupled"}, VIEWS,
-     lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "decoupled")),
+    (
+        "infonce",
+        {"tau": 0.3, "negatives": "same_view"},
+        VIEWS,
+        lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "same_view"),
+    ),
+    (
+        "infonce",
+        {"tau": 0.3, "negatives": "decoupled"},
+        VIEWS,
+        lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "decoupled"),
+    ),
     ("dcl", {"tau": 0.3}, VIEWS, lambda H: oracles.infonce(H, VIEWS.labels, VIEWS.views, 0.3, "decoupled")),
     ("dhel", {}, PAIRS, lambda H: oracles.dhel(H[0::2], H[1::2], 0.3)),
     ("kcl", {}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "gaussian")),
@@ -38,9 +46,18 @@ CASES = [
     ("kcl", {"kernel": "riesz"}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "riesz", s=1.0)),
     ("kcl", {"kernel": "riesz", "s": -1.0}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "riesz", s=-1.0)),
     ("alpha_cl", {}, PAIRS, lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5)),
-    ("alpha_cl", {"weight": "quadratic"}, PAIRS, lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5, "quadratic")),
-    ("alpha_cl", {"weight": "inverse", "q": 2.0}, PAIRS,
-     lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5, "inverse", q=2.0)),
+    (
+        "alpha_cl",
+        {"weight": "quadratic"},
+        PAIRS,
+        lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5, "quadratic"),
+    ),
+    (
+        "alpha_cl",
+        {"weight": "inverse", "q": 2.0},
+        PAIRS,
+        lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5, "inverse", q=2.0),
+    ),
 ]
 IDS = [f"{c[0]}-{'-'.join(f'{v}' for v in c[1].values())}" for c in CASES]
 
@@ -79,8 +96,11 @@ def test_gradients_agree(rng, name, params, samples, oracle):
 
 
 def test_gram_gradient_matches_finite_differences(rng):
-    for name, params, samples in [("dhel", {}, PAIRS), ("kcl", {"kernel": "imq"}, PAIRS),
-                                  ("infonce", {"negatives": "same_view", "tau": 0.5}, VIEWS)]:
+    for name, params, samples in [
+        ("dhel", {}, PAIRS),
+        ("kcl", {"kernel": "imq"}, PAIRS),
+        ("infonce", {"negatives": "same_view", "tau": 0.5}, VIEWS),
+    ]:
         loss = get_loss(name, **params)
         H = random_unit(rng, samples.n, 5)
         G = H @ H.T
@@ -92,8 +112,11 @@ def test_gram_gradient_matches_finite_differences(rng):
         assert np.sum(g * E) == pytest.approx(fd, rel=1e-6)
 
 
-@pytest.mark.parametrize("name,params,samples,oracle", [c for c in CASES if c[0] != "supcon_in"],
-                         ids=[i for i, c in zip(IDS, CASES, strict=True) if c[0] != "supcon_in"])
+@pytest.mark.parametrize(
+    "name,params,samples,oracle",
+    [c for c in CASES if c[0] != "supcon_in"],
+    ids=[i for i, c in zip(IDS, CASES, strict=True) if c[0] != "supcon_in"],
+)
 def test_cvxpy_form_matches(rng, name, params, samples, oracle):
     """The CVXPY expression of the convex relaxation equals the G form at a random feasible G:
     the loss itself; KCL's energy minorant (equal to KCL where views align); alpha-CL's
@@ -228,9 +251,16 @@ def test_alpha_cl_dynamics_is_tau_times_dcl_with_exp_p1_eps0(rng):
 # ---- reduced programs = the n x n program -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,params", [("infonce", {"negatives": "same_view", "tau": 0.5}),
-                                         ("dhel", {"tau": 0.5}), ("kcl", {"kernel": "imq"}),
-                                         ("dcl", {"tau": 0.5}), ("infonce", {"tau": 0.3})])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("infonce", {"negatives": "same_view", "tau": 0.5}),
+        ("dhel", {"tau": 0.5}),
+        ("kcl", {"kernel": "imq"}),
+        ("dcl", {"tau": 0.5}),
+        ("infonce", {"tau": 0.3}),
+    ],
+)
 def test_reduced_program_equals_the_full_program(name, params):
     """Instances x views (and class-symmetric losses on instances): the n x n program through
     CLARABEL, the reduced conic program and the factored reduced solve agree."""
@@ -270,8 +300,9 @@ def test_reduced_certificate_equals_the_dense_one():
         assert dense.certified
 
 
-@pytest.mark.parametrize("name,params", [("dhel", {"tau": 0.5}), ("kcl", {}),
-                                         ("infonce", {"tau": 0.5, "negatives": "same_view"})])
+@pytest.mark.parametrize(
+    "name,params", [("dhel", {"tau": 0.5}), ("kcl", {}), ("infonce", {"tau": 0.5, "negatives": "same_view"})]
+)
 def test_perturbed_symmetric_point_is_refuted_by_both_certificates(name, params):
     """A feasible invariant point off the optimum (views apart, instances not a simplex): the
     reduced certificate and the dense one of its lifted embeddings agree, and neither certifies."""

@@ -47,10 +47,13 @@ def test_supcon_mini_batch_value_is_the_sum_over_batches(rng):
     assert loss.floor(samples) == pytest.approx(floor, rel=1e-14)
 
 
-@pytest.mark.parametrize("name,oracle", [
-    ("infonce", lambda H, y, v: oracles.infonce(H, y, v, 0.1, "all")),
-    ("dhel", None),
-])
+@pytest.mark.parametrize(
+    "name,oracle",
+    [
+        ("infonce", lambda H, y, v: oracles.infonce(H, y, v, 0.1, "all")),
+        ("dhel", None),
+    ],
+)
 def test_views_mini_batch_value_is_the_sum_over_batches(rng, name, oracle):
     base = Samples.instances_views(6, 2)
     batches = [np.r_[0:4, 8:10], np.r_[4:8, 10:12], np.r_[2:6]]
@@ -91,8 +94,12 @@ def test_batch_files_in_the_users_order(tmp_path):
     assert [b.tolist() for b in got.batches] == [[2, 3, 4], [0, 1]]
     (tmp_path / "b.txt").write_text("0 2 4\n1,3\n")
     assert [b.tolist() for b in read_batches(str(tmp_path / "b.txt"), samples).batches] == [[2, 3, 4], [0, 1]]
-    for text, what in (("0 9\n", "out of range"), ("0 0 1\n", "twice"), ("1\n", "at least two"),
-                       ("0 x\n", "not an integer")):
+    for text, what in (
+        ("0 9\n", "out of range"),
+        ("0 0 1\n", "twice"),
+        ("1\n", "at least two"),
+        ("0 x\n", "not an integer"),
+    ):
         (tmp_path / "bad.txt").write_text(text)
         with pytest.raises(UFMInputError, match=what):
             read_batches(str(tmp_path / "bad.txt"), samples)
@@ -117,7 +124,9 @@ def test_mini_batch_optimum_is_certified_and_compared():
     res = solve(problem)
     assert res.certificate.certified and res.symmetry.startswith("none")
     mb = res.to_dict()["minibatch"]
-    assert {"collapsed", "gram_distance_to_full_batch", "class_cosine_difference", "full_batch_value"} <= set(mb)
+    assert {"collapsed", "gram_distance_to_full_batch", "class_cosine_difference", "full_batch_value"} <= set(
+        mb
+    )
     fact = solve(problem, solver="factored", compare_full_batch=False)  # Burer-Monteiro restarts alone
     assert fact.certificate.certified and fact.value == pytest.approx(res.value, rel=1e-7)
     H = res.embeddings(lift=True)

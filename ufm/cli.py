@@ -115,7 +115,8 @@ def _loss_arguments(p: argparse.ArgumentParser) -> None:
         defaults = sorted({f"{o} {LOSSES[o].params[[q.name for q in LOSSES[o].params].index(name)].default}"
                            for o in owners})
         p.add_argument(param.flag, dest=name, default=None,
-                       help=f"{param.help.split(' (')[0]} [{', '.join(owners)}; defaults: {', '.join(defaults)}]")
+                       help=f"{param.help.split(' (')[0]} [{', '.join(owners)}; "
+                       f"defaults: {', '.join(defaults)}]")
     p.add_argument("--reduction", default=None, help=REDUCTION.help)
 
 
@@ -249,7 +250,8 @@ def cmd_solve(args) -> int:
     _check_solve_memory(problem, args)
     out = prepare_out(args.out)
     tau = "" if problem.tau is None else f", tau = {problem.tau:g}"
-    print(f"ufm solve: {problem.loss.name}, {problem.samples.kind}: k = {problem.k}, n = {problem.n}{tau} ...",
+    print(f"ufm solve: {problem.loss.name}, {problem.samples.kind}: k = {problem.k}, n = {problem.n}"
+          f"{tau} ...",
           file=sys.stderr)
     res = solve(problem, method=args.method, solver=args.solver, tol=tol, seed=seed)
     payload = res.to_dict()
@@ -408,7 +410,8 @@ def cmd_verify(args) -> int:
               f"degenerate problem: {reason}\noptimal value      {floor:.12g}   (= the floor)")
         return 0
     _check_verify_memory(problem, dim, restarts, device, args)
-    print(f"ufm verify: {problem.loss.name}, k = {problem.k}, n = {problem.n}, d = {dim}, {restarts} restarts ...",
+    print(f"ufm verify: {problem.loss.name}, k = {problem.k}, n = {problem.n}, d = {dim}, "
+          f"{restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
                  max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap)

@@ -8,7 +8,7 @@ symmetry such as mini-batch losses).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -213,7 +213,6 @@ class EmbeddingGeometry(Geometry):
     rank_tol: float = RANK_TOL
     collapse_tol: float = COLLAPSE_TOL
     group_word: str = "class"
-    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def class_mean_gram(self) -> np.ndarray:
         from ufm.metrics import class_means

@@ -359,7 +359,8 @@ def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--
         make = random_batches if m.group(1) == "random" else balanced_batches
         batches = make(samples, size, seed, argument)
         return samples.with_batches(batches, f"{m.group(1)}:{size} (seed {seed})")
-    if ":" in text and not Path(text).exists() and text.split(":")[0] in ("rand", "random", "balance", "balanced"):
+    head = text.split(":")[0]
+    if ":" in text and not Path(text).exists() and head in ("rand", "random", "balance", "balanced"):
         raise UFMInputError(argument, f"expected random:B, balanced:B or a file, got {spec!r}")
     p = existing_file(text, argument)
     raw = _read_text(p, argument)
@@ -389,7 +390,8 @@ def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--
                 raise UFMInputError(argument, f"{p}: batch {b}: index {t!r} is not an integer")
             v = int(t)
             if not 0 <= v < samples.n:
-                raise UFMInputError(argument, f"{p}: batch {b}: index {v} out of range (0 to {samples.n - 1})")
+                raise UFMInputError(argument, f"{p}: batch {b}: index {v} out of range "
+                                    f"(0 to {samples.n - 1})")
             idx.append(v)
         if len(set(idx)) != len(idx):
             raise UFMInputError(argument, f"{p}: batch {b}: a sample appears twice")

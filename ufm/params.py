@@ -44,7 +44,9 @@ class Param:
         if self.kind == "choice":
             text = str(value).strip()
             if text not in self.choices:
-                raise UFMInputError(arg, f"unknown {self.name} {text!r} (choose from {', '.join(self.choices)})")
+                raise UFMInputError(
+                    arg, f"unknown {self.name} {text!r} (choose from {', '.join(self.choices)})"
+                )
             return text
         if isinstance(value, bool):
             raise UFMInputError(arg, f"not a number: {value!r}")
@@ -61,8 +63,9 @@ class Param:
         if self.minimum is not None:
             low = self.minimum
             if (number <= low) if self.strict else (number < low):
-                raise UFMInputError(arg, f"must be a finite number {'>' if self.strict else '>='} {low:g}, "
-                                    f"got {value}")
+                raise UFMInputError(
+                    arg, f"must be a finite number {'>' if self.strict else '>='} {low:g}, got {value}"
+                )
         if self.nonzero and number == 0:
             raise UFMInputError(arg, f"must be non-zero, got {value}")
         return number if self.check is None else self.check(number, arg)
@@ -70,15 +73,24 @@ class Param:
 
 def _above_tau_min(t: float, argument: str) -> float:
     if t < TAU_MIN:
-        raise UFMInputError(argument, f"{t:g} is below {TAU_MIN:g}, where float64 can no longer resolve a "
-                            f"certificate (its round-off grows as 1/tau^2); use tau >= {TAU_MIN:g}")
+        raise UFMInputError(
+            argument,
+            f"{t:g} is below {TAU_MIN:g}, where float64 can no longer resolve a "
+            f"certificate (its round-off grows as 1/tau^2); use tau >= {TAU_MIN:g}",
+        )
     return t
 
 
 def temperature(default: float, source: str = "") -> Param:
     """tau > 0, at least :data:`TAU_MIN` (float64's limit for a certificate)."""
-    return Param("tau", default, f"temperature > 0 dividing inner products (>= {TAU_MIN:g}; default "
-                 f"{default:g}{', ' + source if source else ''})", minimum=0.0, check=_above_tau_min)
+    return Param(
+        "tau",
+        default,
+        f"temperature > 0 dividing inner products (>= {TAU_MIN:g}; default "
+        f"{default:g}{', ' + source if source else ''})",
+        minimum=0.0,
+        check=_above_tau_min,
+    )
 
 
 def positive_number(value, argument: str) -> float:
@@ -86,8 +98,14 @@ def positive_number(value, argument: str) -> float:
     return Param("value", None, "", minimum=0.0).parse(value, argument)
 
 
-REDUCTION = Param("reduction", None, "sum over anchors, or mean (divided by the number of anchors: "
-                  "pairs for DHEL and KCL); default: the loss's own", kind="choice", choices=("sum", "mean"))
+REDUCTION = Param(
+    "reduction",
+    None,
+    "sum over anchors, or mean (divided by the number of anchors: "
+    "pairs for DHEL and KCL); default: the loss's own",
+    kind="choice",
+    choices=("sum", "mean"),
+)
 
 
 def check_tau(tau, argument: str = "--tau") -> float:

@@ -25,7 +25,8 @@ def header(p: dict) -> str:
         who = f"{s['instances']} instances x {s['views']} views"
     else:
         who = f"k = {len(p['counts'])} classes"
-    line = f"loss {p['loss']}" + (f"   tau {tau:g}" if tau is not None else "") + extra + f"   {who}   n = {n} samples"
+    line = (f"loss {p['loss']}" + (f"   tau {tau:g}" if tau is not None else "") + extra
+            + f"   {who}   n = {n} samples")
     if s.get("batches"):
         line += f"   {s['batches']} mini-batches ({s.get('batch_spec')})"
     return line
@@ -63,7 +64,7 @@ def format_solve(payload: dict, res=None) -> str:
         f"{p['iterations']} iterations, {p['time_s']:.3f} s",
         f"optimal value      {p['optimal_value']:.12g}",
         *certificate_lines(cert),
-        f"rank               {p['rank']}   (class-mean eigenvalues > "
+        f"rank               {p['rank']}   (of G: eigenvalues > "
         f"{p['thresholds']['rank_rel_eig']:g} x largest)",
         f"collapsed          {'yes' if p['collapsed'] else 'no'}   "
         f"(within-class cosine >= 1 - {p['thresholds']['collapse_within_cosine']:g})",
@@ -77,22 +78,24 @@ def format_solve(payload: dict, res=None) -> str:
         lines.append(f"tight in dim {p['dim']:<5} {tight}")
     geo = p.get("geometry") or {}
     if geo:
-        lines.append("geometry           " + ", ".join(f"{k2.replace('_', ' ')} {v:.6f}" for k2, v in geo.items()))
+        shown = ", ".join(f"{k2.replace('_', ' ')} {v:.6f}" for k2, v in geo.items())
+        lines.append(f"geometry           {shown}")
     mb = p.get("minibatch")
     if mb:
         gd = mb.get("gram_distance_to_full_batch")
         lines.append(f"mini-batches       {mb['batches']} ({mb['batch_spec']}); optimum "
                      f"{'collapsed' if mb['collapsed'] else 'NOT collapsed'}; full-batch optimum "
                      f"{mb['full_batch_value']:.12g}"
-                     + ("" if gd is None else f", Gram distance to it {gd:.3e}, class cosines differ by up to "
-                        f"{mb['class_cosine_difference']:.3e}"))
+                     + ("" if gd is None else f", Gram distance to it {gd:.3e}, class cosines differ "
+                        f"by up to {mb['class_cosine_difference']:.3e}"))
     counts = p["counts"]
     norms = np.asarray(p["class_mean_norms"])
     cos = None if p["class_gram"] is None else np.asarray(p["class_gram"])
-    groups = res.geometry.groups if res is not None and res.method == "orbit" and hasattr(res.geometry, "groups") \
-        else None
+    orbit = res is not None and res.method == "orbit" and hasattr(res.geometry, "groups")
+    groups = res.geometry.groups if orbit else None
     if cos is not None and k <= 12:
-        lines.append("class-mean cosines (rows/cols: class: count), norms of class means:")
+        word = "instance" if (p.get("samples") or {}).get("kind") == "views" else "class"
+        lines.append(f"{word}-mean cosines (rows/cols: {word}: count), norms of {word} means:")
         lines.append("            " + "".join(f"{c:>9}" for c in range(k)) + "     norm")
         for c in range(k):
             row = "".join(f"{v:9.4f}" for v in cos[c])
@@ -141,7 +144,8 @@ def format_verify(p: dict) -> str:
         for i, r in enumerate(p["restarts"]):
             hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
             cl = "-" if r["cluster"] is None else str(r["cluster"])
-            lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  {r['stop_reason']}")
+            lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  "
+                         f"{r['stop_reason']}")
         return "\n".join(lines)
     lines.append("   #   excess gap  Gram dist   grad norm   gap/excess  certified  Hessian min  stop")
     for i, r in enumerate(p["restarts"]):

@@ -124,8 +124,9 @@ class Samples:
         values, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
         order = np.argsort(inverse, kind="stable")
         identity = bool(np.array_equal(order, np.arange(y.size)))
-        return cls(tuple(int(c) for c in counts), None, tuple(values.tolist()),
-                   order=None if identity else order)
+        return cls(
+            tuple(int(c) for c in counts), None, tuple(values.tolist()), order=None if identity else order
+        )
 
     @classmethod
     def instances_views(cls, instances: int, views: int = 2) -> Samples:
@@ -135,7 +136,9 @@ class Samples:
         if int(views) != views or views < 1:
             raise UFMInputError("--views", f"must be an integer >= 1, got {views}")
         if instances * views > MAX_SAMPLES:
-            raise UFMInputError("--instances", f"{instances * views} samples; ufm handles at most {MAX_SAMPLES}")
+            raise UFMInputError(
+                "--instances", f"{instances * views} samples; ufm handles at most {MAX_SAMPLES}"
+            )
         return cls((int(views),) * int(instances), (int(instances), int(views)))
 
     # ---- who is who -----------------------------------------------------------------------
@@ -231,8 +234,9 @@ class Samples:
                 grid = (int(present.size), V)
             else:
                 # partial instances: keep the view of each sample in a private grid-less form
-                return _ViewedSubset(tuple(int(c) for c in counts), None, labels,
-                                     sample_views=self.views[idx])
+                return _ViewedSubset(
+                    tuple(int(c) for c in counts), None, labels, sample_views=self.views[idx]
+                )
         return Samples(tuple(int(c) for c in counts), grid, labels)
 
     def batch_subsets(self) -> list[tuple[np.ndarray, Samples]]:
@@ -283,7 +287,7 @@ def random_batches(samples: Samples, size: int, seed: int, argument: str = "--ba
     units = _units(samples)
     perm = np.random.default_rng(seed).permutation(len(units))
     per = size // unit
-    return [np.concatenate([units[u] for u in perm[s:s + per]]) for s in range(0, len(units), per)]
+    return [np.concatenate([units[u] for u in perm[s : s + per]]) for s in range(0, len(units), per)]
 
 
 def balanced_batches(samples: Samples, size: int, seed: int, argument: str = "--batches") -> list[np.ndarray]:
@@ -313,7 +317,10 @@ def _check_size(samples: Samples, size: int, unit: int, argument: str) -> None:
     if size < 2:
         raise UFMInputError(argument, f"batch size must be >= 2, got {size}")
     if size % unit:
-        raise UFMInputError(argument, f"batch size {size} must be a multiple of the {unit} views of an "
-                            "instance (instances stay whole in a batch)")
+        raise UFMInputError(
+            argument,
+            f"batch size {size} must be a multiple of the {unit} views of an "
+            "instance (instances stay whole in a batch)",
+        )
     if size > samples.n:
         raise UFMInputError(argument, f"batch size {size} exceeds the {samples.n} samples")

@@ -60,12 +60,6 @@ class GroupGram:
     cross: np.ndarray
 
 
-def distances_of(gram: GroupGram) -> GroupGram:
-    """1 - G entries of a group-symmetric Gram (diagonal 0). Round-off where G is near 1: callers
-    that can compute the distances without cancellation pass them instead."""
-    return GroupGram(np.zeros_like(gram.diag), 1.0 - gram.within, 1.0 - gram.same, 1.0 - gram.cross)
-
-
 def block_spectrum(groups: Groups, m: GroupGram):
     """Eigenvalues and multiplicities of a group-symmetric n x n matrix, in O(q^3).
 

@@ -157,7 +157,7 @@ class ClassSymmetry(Symmetry):
     def to_groupgram(self, x: np.ndarray, diag=None) -> GroupGram:
         q = self.q
         d = np.ones(q) if diag is None else np.asarray(diag, dtype=float)
-        return GroupGram(d, x[:q], x[q:2 * q], x[2 * q:].reshape(q, q))
+        return GroupGram(d, x[:q], x[q : 2 * q], x[2 * q :].reshape(q, q))
 
     def from_groupgram(self, m: GroupGram) -> np.ndarray:
         return np.concatenate([m.within, m.same, np.asarray(m.cross).ravel()])
@@ -179,8 +179,9 @@ class ClassSymmetry(Symmetry):
         mult[:, 2:][np.eye(q, dtype=bool)] = 0.0
         relation = np.zeros((q, T), dtype=np.int8)
         relation[:, 0] = SAME_GROUP
-        transpose = np.concatenate([np.arange(2 * q),
-                                    2 * q + (np.arange(q)[None, :] * q + np.arange(q)[:, None]).ravel()])
+        transpose = np.concatenate(
+            [np.arange(2 * q), 2 * q + (np.arange(q)[None, :] * q + np.arange(q)[:, None]).ravel()]
+        )
         return _ClassTable(k_g * n_g, value, mult, relation, transpose, 2 * q + q * q)
 
     def expand(self, x, diag=None) -> np.ndarray:
@@ -188,8 +189,11 @@ class ClassSymmetry(Symmetry):
         c = np.asarray(self.samples.counts)
         y = np.repeat(np.arange(c.size), c)
         gi = self.groups.of_class[y]
-        G = np.where(y[:, None] == y[None, :], m.within[gi][:, None],
-                     np.where(gi[:, None] == gi[None, :], m.same[gi][:, None], m.cross[np.ix_(gi, gi)]))
+        G = np.where(
+            y[:, None] == y[None, :],
+            m.within[gi][:, None],
+            np.where(gi[:, None] == gi[None, :], m.same[gi][:, None], m.cross[np.ix_(gi, gi)]),
+        )
         np.fill_diagonal(G, m.diag[gi])
         return G
 
@@ -225,8 +229,9 @@ class ClassSymmetry(Symmetry):
         y = np.repeat(np.arange(c.size), c)
         E = np.zeros((y.size, c.size))
         E[np.arange(y.size), y] = 1.0
-        return self.from_groupgram(self._class_level(E.T @ G @ E,
-                                                     np.bincount(y, weights=np.diag(G), minlength=c.size)))
+        return self.from_groupgram(
+            self._class_level(E.T @ G @ E, np.bincount(y, weights=np.diag(G), minlength=c.size))
+        )
 
     def average_embeddings(self, H):
         from ufm.metrics import class_centred
@@ -335,8 +340,8 @@ class ClassSymmetry(Symmetry):
         q = g.q
         k_g, n_g = g.size.astype(float), g.count.astype(float)
         X, s, t = Z[:, :-2], Z[:, -2], Z[:, -1]
-        d_within, d_same = totals[:q], totals[q:2 * q]
-        cr = totals[2 * q:].reshape(q, q)
+        d_within, d_same = totals[:q], totals[q : 2 * q]
+        cr = totals[2 * q :].reshape(q, q)
         Gam = 0.5 * (cr + cr.T)
         np.fill_diagonal(Gam, d_within + d_same)
         gZ = np.empty_like(Z)
@@ -418,8 +423,8 @@ class _ClassTable(Table):
         q = self.shape[0]
         out = np.empty((q, q + 2))
         out[:, 0] = x[:q]
-        out[:, 1] = x[q:2 * q]
-        out[:, 2:] = x[2 * q:].reshape(q, q)
+        out[:, 1] = x[q : 2 * q]
+        out[:, 2:] = x[2 * q :].reshape(q, q)
         return out
 
     def scatter(self, W):
@@ -460,9 +465,10 @@ class InstanceViewSymmetry(Symmetry):
         self.samples = samples
         N, V = samples.grid
         self.N, self.V = N, V
-        P = np.array([[-1, V - 1, -1, V - 1],
-                      [-1, -1, N - 1, N - 1],
-                      [1, -(V - 1), -(N - 1), (N - 1) * (V - 1)]], dtype=float)
+        P = np.array(
+            [[-1, V - 1, -1, V - 1], [-1, -1, N - 1, N - 1], [1, -(V - 1), -(N - 1), (N - 1) * (V - 1)]],
+            dtype=float,
+        )
         m = np.array([(N - 1) * (V - 1), N - 1, V - 1, 1], dtype=float)
         keep = m > 0
         self.spaces = np.flatnonzero(keep)
@@ -471,8 +477,10 @@ class InstanceViewSymmetry(Symmetry):
         self.coef = np.where(self.valency[:, None] > 0, self.P / np.maximum(self.valency, 1)[:, None], 0.0)
 
     def describe(self) -> str:
-        return (f"instances permuted together in every view and views together in every instance "
-                f"(S_{self.N} x S_{self.V}): 3 values (positive, same-view negative, other)")
+        return (
+            f"instances permuted together in every view and views together in every instance "
+            f"(S_{self.N} x S_{self.V}): 3 values (positive, same-view negative, other)"
+        )
 
     @cached_property
     def table(self) -> Table:

@@ -68,6 +68,7 @@ class Table:
     def kinds(self, kind_of_relation: np.ndarray) -> np.ndarray:
         """(A, T) term kinds (NONE, POS, NEG) from a lookup table indexed by relation bits;
         padding terms are NONE (cached per lookup table)."""
+
         def make():
             k = kind_of_relation[self.relation]
             return np.where(self.mult > 0, k, NONE).astype(np.int8)

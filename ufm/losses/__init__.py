@@ -17,7 +17,9 @@ from ufm.losses.kcl import KCL
 from ufm.losses.supcon import SupCon, SupConIn
 
 #: every registered loss, by its ``--loss`` name
-LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (SupCon, SupConIn, InfoNCE, DCL, DHEL, KCL, AlphaCL)}
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls for cls in (SupCon, SupConIn, InfoNCE, DCL, DHEL, KCL, AlphaCL)
+}
 
 
 def loss_class(name: str) -> type[Loss]:
@@ -46,5 +48,19 @@ def all_params():
     return out
 
 
-__all__ = ["Loss", "SupCon", "SupConIn", "InfoNCE", "DCL", "DHEL", "KCL", "AlphaCL", "LOSSES",
-           "get_loss", "loss_class", "available_losses", "all_params", "as_samples"]
+__all__ = [
+    "Loss",
+    "SupCon",
+    "SupConIn",
+    "InfoNCE",
+    "DCL",
+    "DHEL",
+    "KCL",
+    "AlphaCL",
+    "LOSSES",
+    "get_loss",
+    "loss_class",
+    "available_losses",
+    "all_params",
+    "as_samples",
+]

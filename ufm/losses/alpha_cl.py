@@ -80,18 +80,35 @@ def sparsemax_weights(x, mult, tau: float):
 
 class AlphaCL(Loss):
     name = "alpha_cl"
-    title = "alpha-CL: pairwise importance alpha from the geometry (stop-gradient), fixed-alpha linear program"
+    title = (
+        "alpha-CL: pairwise importance alpha from the geometry (stop-gradient), fixed-alpha linear program"
+    )
     formula = "sum_i sum_{j in N(i)} alpha_ij (s_ij - s_ii'), alpha_ij = w_ij / (sum_j w_ij + eps |N(i)|)"
-    source = ("Tian 2022, Understanding Deep Contrastive Learning via Coordinate-wise Optimization "
-              "(NeurIPS); code: facebookresearch/luckmatters ssl/real-dataset")
-    params = (temperature(0.5, "as in the authors' code"),
-              Param("weight", "exp", "alpha-CL weight g: exp | quadratic | inverse (default exp)",
-                    kind="choice", choices=WEIGHTS),
-              Param("p", 2.0, "alpha-CL exponent p of w = g(r^p), r = 1 - cosine (> 0; default 2, the authors' "
-                    "alpha_exponent = 2, p = 4 in the paper's distance)", minimum=0.0),
-              Param("eps", 0.1, "alpha-CL normalisation eps >= 0 (default 0.1)", minimum=0.0, strict=False),
-              Param("q", 1.0, "alpha-CL exponent q of the inverse weight 1/(x + tau)^q (> 0; default 1)",
-                    minimum=0.0))
+    source = (
+        "Tian 2022, Understanding Deep Contrastive Learning via Coordinate-wise Optimization "
+        "(NeurIPS); code: facebookresearch/luckmatters ssl/real-dataset"
+    )
+    params = (
+        temperature(0.5, "as in the authors' code"),
+        Param(
+            "weight",
+            "exp",
+            "alpha-CL weight g: exp | quadratic | inverse (default exp)",
+            kind="choice",
+            choices=WEIGHTS,
+        ),
+        Param(
+            "p",
+            2.0,
+            "alpha-CL exponent p of w = g(r^p), r = 1 - cosine (> 0; default 2, the authors' "
+            "alpha_exponent = 2, p = 4 in the paper's distance)",
+            minimum=0.0,
+        ),
+        Param("eps", 0.1, "alpha-CL normalisation eps >= 0 (default 0.1)", minimum=0.0, strict=False),
+        Param(
+            "q", 1.0, "alpha-CL exponent q of the inverse weight 1/(x + tau)^q (> 0; default 1)", minimum=0.0
+        ),
+    )
     samples_kind = "views"
     convex_in_gram = True  # the fixed-alpha program: linear in G
     scalar_objective = False
@@ -175,8 +192,9 @@ class AlphaCL(Loss):
     def frozen_table_log_excess(self, table: Table, dist, dist_alpha, samples=None):
         """:meth:`table_log_excess` with alpha frozen at the geometry ``dist_alpha``."""
         kind = table.kinds(self.kind_of_relation())
-        lex, W = self._rows_log_excess(table.gather(dist), table.mult, kind, table.anchor_weight,
-                                       table.gather(dist_alpha))
+        lex, W = self._rows_log_excess(
+            table.gather(dist), table.mult, kind, table.anchor_weight, table.gather(dist_alpha)
+        )
         scale = 1.0 if samples is None else self._scale(samples)
         return lex + math.log(scale), table.scatter(W)
 
@@ -184,8 +202,10 @@ class AlphaCL(Loss):
         """The fixed-alpha program over a table (linear in x), alpha from ``X_alpha`` (distances
         per term of the point that sets it); the value equals E_alpha."""
         if X_alpha is None:
-            raise NotImplementedError("alpha-CL's CVXPY form is the fixed-alpha program: give the "
-                                      "geometry that sets alpha (X_alpha)")
+            raise NotImplementedError(
+                "alpha-CL's CVXPY form is the fixed-alpha program: give the "
+                "geometry that sets alpha (X_alpha)"
+            )
         kind = table.kinds(self.kind_of_relation())
         alpha = self.alpha(X_alpha, table.mult, kind)
         pos, neg = kind == POS, kind == NEG
@@ -211,8 +231,9 @@ class AlphaCL(Loss):
             raise NotImplementedError("alpha-CL's CVXPY form is the fixed-alpha program: pass at=G0")
         if samples.batches is not None:
             raise NotImplementedError("the fixed-alpha program of a mini-batch loss is not provided")
-        return self._cvxpy_rows(cp.vec(G, order="C"), _dense_table(samples), 1.0 - np.asarray(at)) \
-            * self._scale(samples)
+        return self._cvxpy_rows(
+            cp.vec(G, order="C"), _dense_table(samples), 1.0 - np.asarray(at)
+        ) * self._scale(samples)
 
     # ---- torch ---------------------------------------------------------------------------------
     def _torch_rows(self, H, samples: Samples, H_alpha=None):
@@ -285,13 +306,15 @@ class AlphaRows(RowEvaluator):
         ex = (alpha * (rbar.unsqueeze(-1) + 2.0 - D)).sum(-1) + 2.0 * (1.0 - a_sum)
         anchors = self.anchors[start:stop]
         lex_i = torch.where(anchors, torch.log(ex.clamp_min(0.0)), torch.full_like(ex, float("-inf")))
-        return SimpleNamespace(start=start, stop=stop, alpha=alpha, pos=pos, a_sum=a_sum, lex_i=lex_i,
-                               anchors=anchors)
+        return SimpleNamespace(
+            start=start, stop=stop, alpha=alpha, pos=pos, a_sum=a_sum, lex_i=lex_i, anchors=anchors
+        )
 
     def scaled(self, t, lex):
         import torch
 
-        F = t.alpha + torch.where(t.pos, -(t.a_sum / self.npos[t.start:t.stop]).unsqueeze(-1),
-                                  torch.zeros_like(t.alpha))
+        F = t.alpha + torch.where(
+            t.pos, -(t.a_sum / self.npos[t.start : t.stop]).unsqueeze(-1), torch.zeros_like(t.alpha)
+        )
         F = torch.where(t.anchors[:, None], F, torch.zeros_like(F))
         return F * torch.exp(-lex).reshape(lex.shape + (1, 1))

@@ -79,7 +79,7 @@ class Loss(ABC):
         self.reduction = self.default_reduction if r is None else REDUCTION.parse(r)
         self._check()
 
-    def _check(self) -> None:
+    def _check(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Checks that involve several parameters."""
 
     @property
@@ -255,25 +255,37 @@ class Loss(ABC):
         """A row-block evaluator of a full batch (see :class:`RowEvaluator`)."""
 
     def _torch_full(self, H, samples: Samples, block: int, ev: RowEvaluator | None = None):
+        """One pass over row blocks: each block's derivative is normalised by its own share of
+        the excess, and the blocks are combined by a running log-sum-exp (rescaling what is
+        accumulated when a larger share appears), so nothing is evaluated twice and nothing
+        underflows where the excess does."""
         import torch
 
         n = H.shape[-2]
+        batch = H.shape[:-2]
         with torch.no_grad():
             ev = self._torch_rows(H, samples) if ev is None else ev
-            single = n <= block
-            terms = ev.block(0, n) if single else None
-            if single:
-                lex = torch.logsumexp(terms.lex_i, dim=-1)
-            else:
-                lex = torch.logsumexp(torch.cat([ev.block(a, min(a + block, n)).lex_i
-                                                 for a in range(0, n, block)], dim=-1), dim=-1)
             grad = torch.zeros_like(H)
+            ref = torch.full(batch, float("-inf"), dtype=H.dtype, device=H.device)  # running max share
+            total = torch.zeros(batch, dtype=H.dtype, device=H.device)  # sum of exp(share - ref)
             for start in range(0, n, block):
                 stop = min(start + block, n)
-                t = terms if single else ev.block(start, stop)
-                F = ev.scaled(t, lex)
+                t = ev.block(start, stop)
+                lb = torch.logsumexp(t.lex_i, dim=-1)
+                if not bool(torch.isfinite(lb).any()):
+                    continue
+                new_ref = torch.maximum(ref, lb)
+                shrink = torch.where(torch.isfinite(ref), torch.exp(ref - new_ref), torch.zeros_like(ref))
+                grad.mul_(shrink.reshape(batch + (1, 1)))
+                w = torch.where(torch.isfinite(lb), torch.exp(lb - new_ref), torch.zeros_like(lb))
+                safe = torch.where(torch.isfinite(lb), lb, torch.zeros_like(lb))
+                F = ev.scaled(t, safe) * w.reshape(batch + (1, 1))
                 grad[..., start:stop, :] += F @ H
                 grad += F.transpose(-1, -2) @ H[..., start:stop, :]
+                total = total * shrink + w
+                ref = new_ref
+            lex = ref + torch.log(total)
+            grad = grad / torch.where(total > 0, total, torch.ones_like(total)).reshape(batch + (1, 1))
         return lex, grad
 
     def torch_log_excess_and_grad(self, H, samples, block: int = 4096):

@@ -18,8 +18,10 @@ class DHEL(MaskedLSE):
     name = "dhel"
     title = "decoupled hyperspherical energy loss, M pairs"
     formula = "-u_i.v_i/tau + log sum_{j != i} e^{u_i.u_j/tau} + log sum_{j != i} e^{v_i.v_j/tau}, per pair"
-    source = ("Koromilas et al. 2024, Bridging Mini-Batch and Asymptotic Analysis in Contrastive "
-              "Learning: From InfoNCE to Kernel-Based Losses (code default tau = 0.3)")
+    source = (
+        "Koromilas et al. 2024, Bridging Mini-Batch and Asymptotic Analysis in Contrastive "
+        "Learning: From InfoNCE to Kernel-Based Losses (code default tau = 0.3)"
+    )
     params = (temperature(0.3, "as in the authors' code"),)
     samples_kind = "views"
     convex_in_gram = True
@@ -32,7 +34,9 @@ class DHEL(MaskedLSE):
     def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
         super().check_samples(samples, argument)
         if samples.grid is not None and samples.grid[1] != 2:
-            raise UFMInputError("--views", f"dhel is defined on pairs: --views must be 2, got {samples.grid[1]}")
+            raise UFMInputError(
+                "--views", f"dhel is defined on pairs: --views must be 2, got {samples.grid[1]}"
+            )
 
     def _anchors(self, samples: Samples) -> int:
         """Pairs with a negative: half the anchoring samples."""

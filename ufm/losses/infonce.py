@@ -16,13 +16,24 @@ class InfoNCE(MaskedLSE):
 
     name = "infonce"
     title = "InfoNCE / NT-Xent over N instances x V views"
-    formula = ("log sum_{l in P(i) u N(i)} e^{G_il/tau} - (1/|P(i)|) sum_{j in P(i)} G_ij/tau "
-               "(decoupled: the sum over N(i) only)")
-    source = ("Oord et al. 2018 (InfoNCE); Chen et al. 2020, SimCLR (NT-Xent); Yeh et al. 2022, "
-              "Decoupled Contrastive Learning")
-    params = (temperature(0.1),
-              Param("negatives", "all", "InfoNCE negatives: all (SimCLR) | same_view | decoupled (DCL) "
-                    "(default all)", kind="choice", choices=NEGATIVES))
+    formula = (
+        "log sum_{l in P(i) u N(i)} e^{G_il/tau} - (1/|P(i)|) sum_{j in P(i)} G_ij/tau "
+        "(decoupled: the sum over N(i) only)"
+    )
+    source = (
+        "Oord et al. 2018 (InfoNCE); Chen et al. 2020, SimCLR (NT-Xent); Yeh et al. 2022, "
+        "Decoupled Contrastive Learning"
+    )
+    params = (
+        temperature(0.1),
+        Param(
+            "negatives",
+            "all",
+            "InfoNCE negatives: all (SimCLR) | same_view | decoupled (DCL) (default all)",
+            kind="choice",
+            choices=NEGATIVES,
+        ),
+    )
     samples_kind = "views"
     convex_in_gram = True
     anchor_word = "sample"

@@ -55,24 +55,27 @@ class Kernel:
     def __init__(self, kind: str, t: float, s: float):
         self.kind, self.t, self.s = kind, t, s
 
-    # energy: phi(D) = k(2D) - k(4) >= 0 and dphi/dD
+    # energy: phi(D) = k(2D) - k(4) >= 0 and dphi/dD (one transcendental pass each)
     def energy(self, D):
         xp = _xp(D)
         t, s = self.t, self.s
         if self.kind == "gaussian":
-            return math.exp(-4 * t) * xp.expm1(2 * t * (2.0 - D)), -2 * t * xp.exp(-2 * t * D)
+            c = math.exp(-4 * t)
+            phi = c * xp.expm1(2 * t * (2.0 - D))
+            return phi, -2 * t * (phi + c)
         if self.kind == "imq":
             c2 = t * t
             a = (1 + 2 * D / c2) ** -0.5
             return a - (1 + 4 / c2) ** -0.5, -(1 / c2) * a**3
         if self.kind == "log":
-            return 0.5 * xp.log1p(2 * t * (2.0 - D) / (2 * t * D + 1)), -t / (2 * t * D + 1)
+            den = 2 * t * D + 1
+            return 0.5 * xp.log1p(2 * t * (2.0 - D) / den), -t / den
         # riesz
-        r2 = 2 * D
         if s > 0:
-            return r2 ** (-s / 2) - 2.0 ** (-s), -s * r2 ** (-s / 2) / (2 * D)
-        p = -s / 2
-        return 2.0 ** (-s) - r2**p, -p * r2**p / D
+            k = (2 * D) ** (-s / 2)
+            return k - 2.0 ** (-s), -(s / 2) * k / D
+        k = (2 * D) ** (-s / 2)
+        return 2.0 ** (-s) - k, (s / 2) * k / D
 
     # alignment: psi(D) = k_a(0) - k_a(2D) >= 0 and dpsi/dD
     def alignment(self, D):
@@ -115,16 +118,29 @@ class KCL(Loss):
     name = "kcl"
     title = "kernel contrastive loss, M pairs (no temperature)"
     formula = "-2 mean_i k_a(u_i, v_i) + gamma [mean_{i<j} k(u_i, u_j) + mean_{i<j} k(v_i, v_j)]"
-    source = ("Koromilas et al. 2024, Bridging Mini-Batch and Asymptotic Analysis in Contrastive "
-              "Learning: From InfoNCE to Kernel-Based Losses (code defaults t = 2, gamma = 16)")
+    source = (
+        "Koromilas et al. 2024, Bridging Mini-Batch and Asymptotic Analysis in Contrastive "
+        "Learning: From InfoNCE to Kernel-Based Losses (code defaults t = 2, gamma = 16)"
+    )
     from ufm.params import Param as _P
 
-    params = (_P("kernel", "gaussian", "KCL kernel: gaussian | imq | log | riesz (default gaussian)",
-                 kind="choice", choices=KERNELS),
-              _P("t", 2.0, "KCL kernel parameter t (> 0; imq: c = t; riesz: of the gaussian alignment; "
-                 "default 2)", minimum=0.0),
-              _P("gamma", 16.0, "KCL weight of the energy (> 0; default 16)", minimum=0.0),
-              _P("s", 1.0, "KCL riesz exponent: energy r^-s (s > 0) or -r^|s| (s < 0; default 1)", nonzero=True))
+    params = (
+        _P(
+            "kernel",
+            "gaussian",
+            "KCL kernel: gaussian | imq | log | riesz (default gaussian)",
+            kind="choice",
+            choices=KERNELS,
+        ),
+        _P(
+            "t",
+            2.0,
+            "KCL kernel parameter t (> 0; imq: c = t; riesz: of the gaussian alignment; default 2)",
+            minimum=0.0,
+        ),
+        _P("gamma", 16.0, "KCL weight of the energy (> 0; default 16)", minimum=0.0),
+        _P("s", 1.0, "KCL riesz exponent: energy r^-s (s > 0) or -r^|s| (s < 0; default 1)", nonzero=True),
+    )
     del _P
     samples_kind = "views"
     convex_in_gram = False
@@ -140,7 +156,9 @@ class KCL(Loss):
     def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
         super().check_samples(samples, argument)
         if samples.grid is not None and samples.grid[1] != 2:
-            raise UFMInputError("--views", f"kcl is defined on pairs: --views must be 2, got {samples.grid[1]}")
+            raise UFMInputError(
+                "--views", f"kcl is defined on pairs: --views must be 2, got {samples.grid[1]}"
+            )
 
     @property
     def energy_convex(self) -> bool:
@@ -235,8 +253,10 @@ class KCL(Loss):
         npos = np.where(pos, table.mult, 0.0).sum(1)
         anchors = (npos > 0) & (nneg > 0) & (table.anchor_weight > 0)
         coef = np.zeros(table.nv)
-        w = np.where(neg & anchors[:, None], table.mult, 0.0) * (table.anchor_weight * self.gamma
-                                                                 / np.maximum(nneg, 1.0))[:, None]
+        w = (
+            np.where(neg & anchors[:, None], table.mult, 0.0)
+            * (table.anchor_weight * self.gamma / np.maximum(nneg, 1.0))[:, None]
+        )
         np.add.at(coef, np.asarray(table.value_index).ravel(), w.ravel())
         nz = np.flatnonzero(coef)
         ka0, k4 = self.k.floor_terms()
@@ -277,8 +297,10 @@ class KCL(Loss):
         ka = self.k.k_align(torch.where(pos, r2, one))
         ke = self.k.k_energy(torch.where(neg, r2, one))
         npos, nneg = pos.sum(-1).clamp_min(1), neg.sum(-1).clamp_min(1)
-        per = -torch.where(pos, ka, torch.zeros_like(ka)).sum(-1) / npos \
+        per = (
+            -torch.where(pos, ka, torch.zeros_like(ka)).sum(-1) / npos
             + self.gamma * torch.where(neg, ke, torch.zeros_like(ke)).sum(-1) / nneg
+        )
         return torch.where(anchors, per, torch.zeros_like(per)).sum(-1)
 
 
@@ -300,7 +322,9 @@ class KernelRows(RowEvaluator):
         self.anchors = torch.as_tensor(loss._anchor_mask(samples), device=dev)
         k = samples.k
         axis = H.dim() - 2
-        sums = torch.zeros(H.shape[:-2] + (k, H.shape[-1]), dtype=H.dtype, device=dev).index_add(axis, self.y, H)
+        sums = torch.zeros(H.shape[:-2] + (k, H.shape[-1]), dtype=H.dtype, device=dev).index_add(
+            axis, self.y, H
+        )
         ref = sums / sums.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(H.dtype).tiny)
         self.U = H - ref.index_select(axis, self.y)
         self.usq = (self.U * self.U).sum(-1)
@@ -315,27 +339,35 @@ class KernelRows(RowEvaluator):
 
         H = self.H
         G = H[..., start:stop, :] @ H.transpose(-1, -2)
-        Dp = 0.5 * (self.usq[..., start:stop, None] + self.usq[..., None, :]) \
-            - self.U[..., start:stop, :] @ self.U.transpose(-1, -2)
         pos, neg = self._masks(start, stop)
-        D = torch.where(pos, Dp.clamp_min(0.0), 1.0 - G)
-        phi, dphi = self.loss.k.energy(torch.where(neg, D, torch.ones_like(D)))
+        phi, dphi = self.loss.k.energy(torch.where(neg, 1.0 - G, torch.ones_like(G)))
         ex = torch.where(neg, phi, torch.zeros_like(phi)).sum(-1) * self.wn[start:stop]
+        # positives (the other view), pair by pair, from instance-centred coordinates
+        r, c = torch.nonzero(pos, as_tuple=True)
         dpsi = None
         if not self.loss.minorant:
-            psi, dpsi = self.loss.k.alignment(torch.where(pos, D, torch.zeros_like(D)))
-            ex = ex + torch.where(pos, psi, torch.zeros_like(psi)).sum(-1) * self.wp[start:stop]
+            ui, uj = self.U[..., r + start, :], self.U[..., c, :]
+            Dp = (0.5 * (self.usq[..., r + start] + self.usq[..., c]) - (ui * uj).sum(-1)).clamp_min(0.0)
+            psi, dpsi = self.loss.k.alignment(Dp)
+            shape = ex.shape
+            ex = ex + torch.zeros(shape, dtype=ex.dtype, device=ex.device).index_add(
+                -1, r, psi * self.wp[r + start]
+            )
         anchors = self.anchors[start:stop]
         lex_i = torch.where(anchors, torch.log(ex), torch.full_like(ex, float("-inf")))
-        return SimpleNamespace(start=start, stop=stop, pos=pos, neg=neg, dphi=dphi, dpsi=dpsi,
-                               lex_i=lex_i, anchors=anchors)
+        return SimpleNamespace(
+            start=start, stop=stop, r=r, c=c, neg=neg, dphi=dphi, dpsi=dpsi, lex_i=lex_i, anchors=anchors
+        )
 
     def scaled(self, t, lex):
         import torch
 
-        start, stop, pos, neg, dphi, dpsi, anchors = t.start, t.stop, t.pos, t.neg, t.dphi, t.dpsi, t.anchors
-        F = torch.where(neg, -dphi * self.wn[start:stop, None], torch.zeros_like(dphi))
-        if dpsi is not None:
-            F = F + torch.where(pos, -dpsi * self.wp[start:stop, None], torch.zeros_like(dpsi))
-        F = torch.where(anchors[:, None] & torch.isfinite(F), F, torch.zeros_like(F))
+        start, stop = t.start, t.stop
+        F = torch.where(
+            t.neg & t.anchors[:, None], -t.dphi * self.wn[start:stop, None], torch.zeros_like(t.dphi)
+        )
+        if t.dpsi is not None:
+            keep = t.anchors[t.r]
+            F[..., t.r, t.c] = torch.where(keep, -t.dpsi * self.wp[t.r + start], torch.zeros_like(t.dpsi))
+        F = torch.where(torch.isfinite(F), F, torch.zeros_like(F))
         return F * torch.exp(-lex).reshape(lex.shape + (1, 1))

@@ -78,7 +78,9 @@ class RowsPlan:
 
     def positive_mean(self, X) -> np.ndarray:
         """Mean of X over each row's positive entries (0 where none)."""
-        sums = np.bincount(self.pos_rows, weights=self.pos_mult * X.ravel()[self.pos_idx], minlength=self.shape[0])
+        sums = np.bincount(
+            self.pos_rows, weights=self.pos_mult * X.ravel()[self.pos_idx], minlength=self.shape[0]
+        )
         return sums / np.maximum(self.npos, 1.0)
 
     def positive_lse(self, v) -> np.ndarray:
@@ -89,7 +91,9 @@ class RowsPlan:
         np.maximum.at(m, self.pos_rows, logv)
         safe = np.where(np.isfinite(m), m, 0.0)
         with np.errstate(divide="ignore"):
-            return safe + np.log(np.bincount(self.pos_rows, weights=np.exp(logv - safe[self.pos_rows]), minlength=A))
+            return safe + np.log(
+                np.bincount(self.pos_rows, weights=np.exp(logv - safe[self.pos_rows]), minlength=A)
+            )
 
 
 def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight: float = 1.0):
@@ -146,8 +150,9 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
             pos_part = -np.exp(-X.ravel()[pidx] / tau + (lw - lse_pos)[rows])
         else:
             W = np.exp((2.0 - X) / tau + (-lse_neg - math.log(tau) - lex)[:, None])
-            pos_part = np.broadcast_to(-pos_weight / (np.maximum(plan.npos, 1.0) * tau) * math.exp(-lex),
-                                       plan.npos.shape)[rows]
+            pos_part = np.broadcast_to(
+                -pos_weight / (np.maximum(plan.npos, 1.0) * tau) * math.exp(-lex), plan.npos.shape
+            )[rows]
     if mode != "out":
         W = np.where(neg & anchors[:, None] & np.isfinite(W), W, 0.0)
     W.ravel()[pidx] = np.where(anchors[rows] & np.isfinite(pos_part), pos_part, 0.0)
@@ -174,7 +179,10 @@ def cvxpy_rows(x, table: Table, kind: np.ndarray, tau: float, mode: str, pos_wei
     coef = np.zeros(table.nv)
     rows = np.flatnonzero(anchors)
     if rows.size:
-        wpos = np.where(pos[rows], mult[rows], 0.0) * (table.anchor_weight[rows] * pos_weight / npos[rows])[:, None]
+        wpos = (
+            np.where(pos[rows], mult[rows], 0.0)
+            * (table.anchor_weight[rows] * pos_weight / npos[rows])[:, None]
+        )
         np.add.at(coef, vi[rows].ravel(), wpos.ravel())
         nz = np.flatnonzero(coef)
         if nz.size:
@@ -285,13 +293,19 @@ class MaskedLSE(Loss):
         word = samples.group_word
         if not a.any():
             if self.loss_mode == "decoupled" and (npos > 0).any():
-                return (f"no anchor has both a positive and a negative (one {word} only): the decoupled "
-                        "loss is not defined")
-            return (f"no sample has a positive (every {word} is a singleton): the loss is 0 for every "
-                    "geometry, there is nothing to optimise")
+                return (
+                    f"no anchor has both a positive and a negative (one {word} only): the decoupled "
+                    "loss is not defined"
+                )
+            return (
+                f"no sample has a positive (every {word} is a singleton): the loss is 0 for every "
+                "geometry, there is nothing to optimise"
+            )
         if not (nneg[a] > 0).any():
-            return (f"no anchor has a negative (a single {word}): the loss is minimised exactly by "
-                    f"collapsing each {word} (value = floor); there is no {word} geometry")
+            return (
+                f"no anchor has a negative (a single {word}): the loss is minimised exactly by "
+                f"collapsing each {word} (value = floor); there is no {word} geometry"
+            )
         return None
 
     def _rows_log_excess(self, X, mult, kind, weight, plan=None):
@@ -300,8 +314,10 @@ class MaskedLSE(Loss):
         return rows_log_excess(X, plan, self.tau, self.loss_mode, self.pos_weight)
 
     def _plan(self, table: Table, kind) -> RowsPlan:
-        return table.cached(("masked_lse", kind.tobytes(), self.loss_mode),
-                            lambda: RowsPlan(table.mult, kind, table.anchor_weight, self.loss_mode))
+        return table.cached(
+            ("masked_lse", kind.tobytes(), self.loss_mode),
+            lambda: RowsPlan(table.mult, kind, table.anchor_weight, self.loss_mode),
+        )
 
     def _cvxpy_rows(self, x, table: Table):
         if self.loss_mode == "in":
@@ -364,13 +380,19 @@ def _torch_structure(key, samples: Samples, same_view: bool, decoupled: bool, de
     npos, nneg = _counts_per_sample(samples.key, samples, same_view)
     anchors = (npos > 0) & ((not decoupled) | (nneg > 0))
     views = None if samples.views is None else torch.as_tensor(samples.views, device=device)
-    return (torch.as_tensor(samples.labels, device=device), views, torch.as_tensor(anchors, device=device),
-            torch.as_tensor(np.log(np.maximum(npos, 1.0)), device=device),
-            torch.as_tensor(np.log(np.maximum(nneg, 1.0)), device=device))
+    return (
+        torch.as_tensor(samples.labels, device=device),
+        views,
+        torch.as_tensor(anchors, device=device),
+        torch.as_tensor(np.log(np.maximum(npos, 1.0)), device=device),
+        torch.as_tensor(np.log(np.maximum(nneg, 1.0)), device=device),
+    )
 
 
-#: blocks of at most this many entries with many groups list their positives as index pairs
+#: blocks of at most this many entries with many groups list their positives as index pairs, and
+#: so does any block spanning more than MANY_SEGMENTS groups (instances of a few views)
 DENSE_BLOCK_ENTRIES = 1 << 17
+MANY_SEGMENTS = 32
 
 
 def _log_sum_expm1mx_pairs(xp, rows, batch):
@@ -384,9 +406,11 @@ def _log_sum_expm1mx_pairs(xp, rows, batch):
     shift = torch.where(big, xm, torch.zeros_like(xm))
     sh = shift[..., rows]
     direct = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
-        -1, rows, expm1mx(torch.clamp(xp, max=1.0)))
+        -1, rows, expm1mx(torch.clamp(xp, max=1.0))
+    )
     scaled = torch.zeros(batch, dtype=xp.dtype, device=xp.device).index_add(
-        -1, rows, torch.exp(xp - sh) - (1.0 + xp) * torch.exp(-sh))
+        -1, rows, torch.exp(xp - sh) - (1.0 + xp) * torch.exp(-sh)
+    )
     return torch.where(big, shift + torch.log(scaled), torch.log(direct))
 
 
@@ -404,8 +428,19 @@ def _lse_pairs(v, rows, batch):
 class _Terms:
     """Per-block quantities of :class:`MaskedRows` (rows start:stop)."""
 
-    __slots__ = ("start", "stop", "G", "shift", "logB", "lex_i", "positives", "same", "lse_neg",
-                 "lse_pos", "dbar")
+    __slots__ = (
+        "start",
+        "stop",
+        "G",
+        "shift",
+        "logB",
+        "lex_i",
+        "positives",
+        "same",
+        "lse_neg",
+        "lse_pos",
+        "dbar",
+    )
 
     def __init__(self, **kw):
         for key, value in kw.items():
@@ -429,7 +464,8 @@ class MaskedRows(RowEvaluator):
         self.count, self.starts = c, samples.starts
         self.y_np = samples.labels
         y, views, anchors, log_npos, log_nneg = _torch_structure(
-            samples.key, samples, loss.negatives_same_view, self.mode == "decoupled", str(H.device))
+            samples.key, samples, loss.negatives_same_view, self.mode == "decoupled", str(H.device)
+        )
         self.y, self.views, self.anchors = y, views, anchors
         self.log_npos, self.log_nneg = log_npos.to(H.dtype), log_nneg.to(H.dtype)
         self._pair_cache: dict = {}
@@ -463,8 +499,11 @@ class MaskedRows(RowEvaluator):
             pos[np.arange(stop - start), np.arange(start, stop)] = False
             r, c = np.nonzero(pos)
             dev = self.H.device
-            self._pair_cache[key] = (torch.as_tensor(same, device=dev),
-                                     torch.as_tensor(r + start, device=dev), torch.as_tensor(c, device=dev))
+            self._pair_cache[key] = (
+                torch.as_tensor(same, device=dev),
+                torch.as_tensor(r + start, device=dev),
+                torch.as_tensor(c, device=dev),
+            )
         return self._pair_cache[key]
 
     def _not_negative(self, start: int, stop: int, same):
@@ -487,8 +526,10 @@ class MaskedRows(RowEvaluator):
         positives: list = []
         segments = list(self.segments(start, stop))
         same = None
-        if len(segments) > 2 and G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES:
-            # many small groups in a small block: positives as a list of (row, column) pairs
+        if len(segments) > 2 and (
+            G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES or len(segments) > MANY_SEGMENTS
+        ):
+            # many small groups: positives as a list of (row, column) pairs
             same, r_idx, c_idx = self._pairs(start, stop)
             local = r_idx - start
             if mode == "in":
@@ -509,22 +550,25 @@ class MaskedRows(RowEvaluator):
                 continue
             rows = torch.arange(r1 - r0, device=H.device)
             if mode == "in":
-                Gp = G[..., r0 - start:r1 - start, s:e] / tau
+                Gp = G[..., r0 - start : r1 - start, s:e] / tau
                 Gp = Gp.clone()
                 Gp[..., rows, rows + (r0 - s)] = ninf
-                logpos[..., r0 - start:r1 - start] = torch.logsumexp(Gp, dim=-1)
+                logpos[..., r0 - start : r1 - start] = torch.logsumexp(Gp, dim=-1)
                 positives.append((r0, r1, s, e, None))
                 continue
-            Dp = 0.5 * (self.usq[..., r0:r1, None] + self.usq[..., None, s:e]) \
-                - self.U[..., r0:r1, :] @ self.U[..., s:e, :].transpose(-1, -2)
+            Dp = 0.5 * (self.usq[..., r0:r1, None] + self.usq[..., None, s:e]) - self.U[
+                ..., r0:r1, :
+            ] @ self.U[..., s:e, :].transpose(-1, -2)
             Dp = Dp.clamp_min(0.0)
             Dp[..., rows, rows + (r0 - s)] = 0.0
             db = Dp.sum(-1) / (e - s - 1)
-            dbar[..., r0 - start:r1 - start] = db
+            dbar[..., r0 - start : r1 - start] = db
             if mode == "out":
                 Xp = (db.unsqueeze(-1) - Dp) / tau
                 Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
-                logpos[..., r0 - start:r1 - start] = log_sum_expm1mx(Xp, torch.ones_like(Xp, dtype=torch.bool))
+                logpos[..., r0 - start : r1 - start] = log_sum_expm1mx(
+                    Xp, torch.ones_like(Xp, dtype=torch.bool)
+                )
                 positives.append((r0, r1, s, e, Xp))
             else:
                 positives.append((r0, r1, s, e, None))
@@ -534,7 +578,7 @@ class MaskedRows(RowEvaluator):
         else:
             masked = G.clone()
             for r0, r1, s, e in self.segments(start, stop):
-                masked[..., r0 - start:r1 - start, s:e] = ninf
+                masked[..., r0 - start : r1 - start, s:e] = ninf
             if self.same_view:
                 masked.masked_fill_(self._not_negative(start, stop, None), ninf)
         m = masked.amax(dim=-1, keepdim=True)
@@ -555,8 +599,19 @@ class MaskedRows(RowEvaluator):
             ex = (lse_neg + 1.0 / tau - self.log_nneg[start:stop]).clamp_min(0.0) + self.a * dbar / tau
             lex_i = torch.log(ex)
         lex_i = torch.where(anchors, lex_i, torch.full_like(lex_i, ninf))
-        return _Terms(start=start, stop=stop, G=G, shift=shift, logB=logB, lex_i=lex_i,
-                      positives=positives, same=same, lse_neg=lse_neg, lse_pos=logpos, dbar=dbar)
+        return _Terms(
+            start=start,
+            stop=stop,
+            G=G,
+            shift=shift,
+            logB=logB,
+            lex_i=lex_i,
+            positives=positives,
+            same=same,
+            lse_neg=lse_neg,
+            lse_pos=logpos,
+            dbar=dbar,
+        )
 
     def _zero_non_negatives(self, F, t: _Terms):
         start, stop = t.start, t.stop
@@ -564,7 +619,7 @@ class MaskedRows(RowEvaluator):
             F.masked_fill_(self._not_negative(start, stop, t.same), 0.0)
         else:
             for r0, r1, s, e in self.segments(start, stop):
-                F[..., r0 - start:r1 - start, s:e] = 0.0
+                F[..., r0 - start : r1 - start, s:e] = 0.0
             if self.same_view:
                 F.masked_fill_(self._not_negative(start, stop, None), 0.0)
 
@@ -611,12 +666,12 @@ class MaskedRows(RowEvaluator):
         lexu = lex.unsqueeze(-1)
         ninf = torch.full_like(t.lex_i, float("-inf"))
         if self.mode == "out":
-            lc = -self.log_npos[start:t.stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
+            lc = -self.log_npos[start : t.stop] - torch.exp(t.lex_i) - lexu - math.log(tau)
             return torch.where(anchors, lc, ninf), t.logB
         if self.mode == "in":
             lw = t.logB - torch.logaddexp(torch.zeros_like(t.logB), t.logB) - math.log(tau) - lexu
             return torch.where(anchors, lw, ninf) - t.lse_pos, None
-        coef = -self.a / tau * torch.exp(-self.log_npos[start:t.stop] - lexu)
+        coef = -self.a / tau * torch.exp(-self.log_npos[start : t.stop] - lexu)
         return torch.where(anchors, coef, torch.zeros_like(coef)), None
 
     def _positive_part(self, rowvec, loc, xp, Gp, block: bool):
@@ -631,7 +686,9 @@ class MaskedRows(RowEvaluator):
             # c_i (expm1(x_j) - B_i), c_i = e^{lc_i} applied as two row factors (no block-wide
             # log/exp; e^{lc} alone may overflow where the excess underflows)
             low = torch.clamp(a, max=600.0)
-            return (torch.expm1(xp) * torch.exp(low)) * torch.exp(a - low) - torch.exp(expand(logB[..., loc]) + a)
+            return (torch.expm1(xp) * torch.exp(low)) * torch.exp(a - low) - torch.exp(
+                expand(logB[..., loc]) + a
+            )
         if self.mode == "in":
             return -torch.exp(Gp / self.tau + a)
         return a.expand_as(Gp).clone() if block else a

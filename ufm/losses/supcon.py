@@ -13,8 +13,10 @@ class SupCon(MaskedLSE):
     name = "supcon"
     title = "supervised contrastive, Khosla 'out' (the SC-UFM loss)"
     formula = "log sum_{l != i} e^{G_il/tau} - (1/|P(i)|) sum_{j in P(i)} G_ij/tau"
-    source = ("Khosla et al. 2020, Supervised Contrastive Learning; Behnia & Thrampoulidis 2024, "
-              "Supervised Contrastive Representation Learning: Landscape Analysis with Unconstrained Features")
+    source = (
+        "Khosla et al. 2020, Supervised Contrastive Learning; Behnia & Thrampoulidis 2024, "
+        "Supervised Contrastive Representation Learning: Landscape Analysis with Unconstrained Features"
+    )
     params = (temperature(0.1),)
     samples_kind = "any"
     convex_in_gram = True

@@ -1,6 +1,7 @@
 """Shared output helpers of the benchmark scripts."""
 
 import sys
+import time
 
 
 def table(title, header, rows):
@@ -11,3 +12,18 @@ def table(title, header, rows):
     for r in rows:
         print("| " + " | ".join(r) + " |")
     sys.stdout.flush()
+
+
+def timeit(fn, repeats: int = 3) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up call (CUDA synchronised)."""
+    import torch
+
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best

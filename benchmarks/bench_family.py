@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from _common import table  # benchmarks/ is on sys.path when run as a script
+from _common import table, timeit  # benchmarks/ is on sys.path when run as a script
 
 from solvers import solve
 from solvers.nonconvex import random_start
@@ -48,18 +48,6 @@ def samples_of(kind: str, n: int) -> Samples:
         return Samples.instances_views(n // 2, 2)
     counts = np.random.default_rng(n).multinomial(n - 20, np.ones(20) / 20) + 1
     return Samples.from_counts(tuple(int(c) for c in counts))
-
-
-def timeit(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def bench_loss_grad(n: int, d: int, device: str, repeats: int):

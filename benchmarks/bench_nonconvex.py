@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from _common import table  # benchmarks/ is on sys.path when run as a script
+from _common import table, timeit  # benchmarks/ is on sys.path when run as a script
 
 from solvers.certificate import certify_embeddings
 from solvers.nonconvex import optimize, random_start
@@ -41,18 +41,6 @@ def naive_supcon(H, y, tau):
     npos = pos.sum(1)
     has = npos > 0
     return -((log_prob.masked_fill(~pos, 0).sum(1)[has]) / npos[has]).sum()
-
-
-def timeit(fn, repeats=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def bench_loss_grad(ns, d, device):

@@ -27,9 +27,9 @@ from solvers.nonconvex import (
     _reasons,
     check_dim,
     cpu_threads_for,
-    random_start,
     resolve_device,
     riemannian_grad,
+    starting_points,
 )
 from ufm.errors import UFMInputError
 
@@ -143,10 +143,7 @@ def coordinate_restarts(
     dev = resolve_device(device)
     tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
-    if H0 is None:
-        H = random_start(restarts, n, dim, seed, torch.float64, dev)
-    else:
-        H = _normalise(torch.as_tensor(np.asarray(H0), dtype=torch.float64, device=dev))
+    H = starting_points(n, dim, restarts, seed, H0, dev)
     R = H.shape[0]
 
     def frozen(Hx, Ha):
@@ -193,11 +190,7 @@ def coordinate_restarts(
                 torch.where(moved[:, None, None], rg_new, rg),
             )
             gn = rg.flatten(1).norm(dim=1)
-            iters += moved.long()
-            stalled |= active & track.stalled(gn, f)
-            active = active & ~stalled & (gn > tol)
-            if progress is not None:
-                progress(it + 1, int(active.sum()))
+            active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
     lex = f.double().cpu().numpy()
     return RestartsResult(

@@ -55,6 +55,16 @@ class _Progress:
 
         return torch.isfinite(f_new) & (f_new <= f - decrease + self.fuzz_scale * f.abs())
 
+    def end_iteration(self, it, active, stalled, iters, moved, gn, f, tol, progress):
+        """Count the iteration of restarts that moved, mark stalls, report progress; returns the
+        restarts still running."""
+        iters += moved.long()
+        stalled |= active & self.stalled(gn, f)
+        active = active & ~stalled & (gn > tol)
+        if progress is not None:
+            progress(it + 1, int(active.sum()))
+        return active
+
     def stalled(self, gn, f):
         """True where neither the objective (by more than round-off) nor the gradient norm
         (by 0.1%) has improved for STALL_PATIENCE iterations."""
@@ -283,11 +293,7 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
             rho[:, snapped] = 0.0
             gamma[snapped] = 1.0
             fresh |= snapped
-        iters += moved.long()
-        stalled |= active & track.stalled(gn, f)
-        active = active & ~stalled & (gn > tol)
-        if progress is not None:
-            progress(it + 1, int(active.sum()))
+        active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     H = _normalise(x.reshape(shape))
     reasons = _reasons(gn, tol, stalled)
     return H, f, gn, iters, reasons
@@ -342,11 +348,7 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
         x, f, rgf, gn, reset = snap(H.reshape(R, -1), f, rg.reshape(R, -1), gn, active)
         H, rg = x.reshape(shape), rgf.reshape(shape)
         step = torch.where(reset, 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300), step)
-        iters += moved.long()
-        stalled |= active & track.stalled(gn, f)
-        active = active & ~stalled & (gn > tol)
-        if progress is not None:
-            progress(it + 1, int(active.sum()))
+        active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
     return H, f, gn, iters, reasons
 
@@ -378,6 +380,15 @@ def random_start(R: int, n: int, d: int, seed: int, dtype, device):
     gen = torch.Generator().manual_seed(int(seed))
     H = torch.randn((R, n, d), generator=gen, dtype=torch.float64)
     return _normalise(H).to(device=device, dtype=dtype)
+
+
+def starting_points(n: int, dim: int, restarts: int, seed: int, H0, device):
+    """``H0`` (normalised, float64) or ``restarts`` seeded random points, on ``device``."""
+    import torch
+
+    if H0 is None:
+        return random_start(restarts, n, dim, seed, torch.float64, device)
+    return _normalise(torch.as_tensor(np.asarray(H0), dtype=torch.float64, device=device))
 
 
 def optimize(
@@ -418,10 +429,7 @@ def optimize(
                             "coordinate-wise dynamics (solvers.dynamics.coordinate_restarts)")
     tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
-    if H0 is None:
-        H = random_start(restarts, n, dim, seed, torch.float64, dev)
-    else:
-        H = _normalise(torch.as_tensor(np.asarray(H0), dtype=torch.float64, device=dev))
+    H = starting_points(n, dim, restarts, seed, H0, dev)
     bar = _progress_bar(max_iter) if progress else None
     mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
     stages = [torch.float32, torch.float64] if mixed else [torch.float64]

@@ -26,6 +26,27 @@ from ufm.samples import Samples
 NONE, POS, NEG = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class RowParts:
+    """Positive and negative terms of table rows: masks, their multiplicities, |P| and |N| per
+    row, and the rows that anchor a term (a positive and a negative, weight > 0)."""
+
+    pos: np.ndarray
+    neg: np.ndarray
+    mp: np.ndarray
+    mn: np.ndarray
+    npos: np.ndarray
+    nneg: np.ndarray
+    anchors: np.ndarray
+
+    @classmethod
+    def of(cls, mult, kind, weight) -> RowParts:
+        pos, neg = kind == POS, kind == NEG
+        mp, mn = np.where(pos, mult, 0.0), np.where(neg, mult, 0.0)
+        npos, nneg = mp.sum(axis=1), mn.sum(axis=1)
+        return cls(pos, neg, mp, mn, npos, nneg, (npos > 0) & (nneg > 0) & (weight > 0))
+
+
 @dataclass(eq=False)
 class Table:
     anchor_weight: np.ndarray  # (A,) anchors in each orbit

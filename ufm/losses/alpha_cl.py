@@ -37,7 +37,7 @@ import numpy as np
 from ufm.losses.base import Loss, RowEvaluator
 from ufm.params import Param, temperature
 from ufm.samples import SAME_GROUP, Samples
-from ufm.tables import NEG, NONE, POS, Table
+from ufm.tables import NEG, POS, RowParts, Table
 
 WEIGHTS = ("exp", "quadratic", "inverse")
 
@@ -120,26 +120,11 @@ class AlphaCL(Loss):
         k[SAME_GROUP | 2] = POS
         return k
 
-    def _counts(self, samples: Samples):
-        from ufm.losses.masked_lse import _counts_per_sample
-
-        return _counts_per_sample(samples.key, samples, False)
-
-    def _anchor_mask(self, samples: Samples) -> np.ndarray:
-        npos, nneg = self._counts(samples)
-        return (npos > 0) & (nneg > 0)
-
-    def _anchors(self, samples: Samples) -> int:
-        from ufm.losses.masked_lse import anchor_types
-
-        npos, nneg, mult = anchor_types(samples, False)
-        return int(mult[(npos > 0) & (nneg > 0)].sum())
-
     def _floor(self, samples: Samples) -> float:
         return -2.0 * self._anchors(samples)
 
     def _degenerate(self, samples: Samples) -> str | None:
-        if self._anchors(samples) == 0:
+        if self._anchor_count(samples) == 0:
             return "no anchor has both a positive and a negative: alpha-CL is constant"
         return None
 
@@ -171,10 +156,8 @@ class AlphaCL(Loss):
         """Excess of E_alpha with alpha from ``X_alpha`` (default X: alpha-CL's own value), and
         the gradient of the fixed-alpha program (linear in G) divided by the excess."""
         alpha = self.alpha(X if X_alpha is None else X_alpha, mult, kind)
-        pos, neg = kind == POS, kind == NEG
-        mp, mn = np.where(pos, mult, 0.0), np.where(neg, mult, 0.0)
-        npos, nneg = mp.sum(1), mn.sum(1)
-        anchors = (npos > 0) & (nneg > 0) & (weight > 0)
+        rp = RowParts.of(mult, kind, weight)
+        pos, neg, mp, mn, npos, anchors = rp.pos, rp.neg, rp.mp, rp.mn, rp.npos, rp.anchors
         W = np.zeros_like(X)
         if not anchors.any():
             return -np.inf, W
@@ -208,10 +191,8 @@ class AlphaCL(Loss):
             )
         kind = table.kinds(self.kind_of_relation())
         alpha = self.alpha(X_alpha, table.mult, kind)
-        pos, neg = kind == POS, kind == NEG
-        mp, mn = np.where(pos, table.mult, 0.0), np.where(neg, table.mult, 0.0)
-        npos, nneg = mp.sum(1), mn.sum(1)
-        anchors = (npos > 0) & (nneg > 0) & (table.anchor_weight > 0)
+        rp = RowParts.of(table.mult, kind, table.anchor_weight)
+        pos, neg, mp, mn, npos, anchors = rp.pos, rp.neg, rp.mp, rp.mn, rp.npos, rp.anchors
         a_sum = (mn * alpha).sum(1)
         # E = sum_a w_a [sum_neg m alpha G_t - a_sum * mean_pos G]
         per = np.where(neg, mn * alpha, np.where(pos, -mp * (a_sum / np.maximum(npos, 1.0))[:, None], 0.0))
@@ -252,12 +233,7 @@ class AlphaCL(Loss):
         """By the definition: alpha from H without gradient, then sum alpha (s_ij - s_ii')."""
         import torch
 
-        n = H.shape[-2]
-        idx = np.arange(n)
-        kind = self.kind_of_relation()[samples.relation(idx, idx)]
-        np.fill_diagonal(kind, NONE)
-        pos = torch.as_tensor(kind == POS, device=H.device)
-        neg = torch.as_tensor(kind == NEG, device=H.device)
+        pos, neg = self._dense_masks(samples, H.device)
         G = H @ H.transpose(-1, -2)
         with torch.no_grad():
             r = (1.0 - G).clamp_min(0.0) ** self.p

@@ -18,6 +18,7 @@ bound; solvers and certificates work with log(f - floor) (DESIGN section 5).
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
@@ -27,7 +28,7 @@ import numpy as np
 from ufm.errors import UFMInputError
 from ufm.params import REDUCTION, Param
 from ufm.samples import Samples
-from ufm.tables import NONE, DenseTable, Table
+from ufm.tables import NEG, NONE, POS, DenseTable, Table
 
 
 def as_samples(samples) -> Samples:
@@ -131,9 +132,35 @@ class Loss(ABC):
                                 "[--views V]); positives are the other views of an instance (with class "
                                 "labels use --loss supcon)")
 
-    @abstractmethod
+    #: negatives only among samples of the anchor's view (masks and anchor counts)
+    negatives_same_view: ClassVar[bool] = False
+    #: samples per anchor (2 where an anchor is a pair)
+    anchor_size: ClassVar[int] = 1
+
+    def _is_anchor(self, npos, nneg):
+        """Which samples anchor a term: by default those with a positive and a negative."""
+        return (npos > 0) & (nneg > 0)
+
+    def _counts(self, samples: Samples):
+        """Per-sample |P|, |N| (torch evaluators)."""
+        return counts_per_sample(samples.key, samples, self.negatives_same_view)
+
+    def _anchor_mask(self, samples: Samples) -> np.ndarray:
+        return self._is_anchor(*self._counts(samples))
+
+    def _types(self, samples: Samples):
+        """(|P|, |N|, how many, is anchor) per type of sample (``anchor_types``)."""
+        npos, nneg, mult = anchor_types(samples, self.negatives_same_view)
+        return npos, nneg, mult, self._is_anchor(npos, nneg)
+
+    def _anchor_count(self, samples: Samples) -> float:
+        """Anchoring samples of a full batch."""
+        _, _, mult, a = self._types(samples)
+        return float(mult[a].sum())
+
     def _anchors(self, samples: Samples) -> int:
-        """Number of anchors of a full batch."""
+        """Number of anchors of a full batch (pairs count once)."""
+        return int(self._anchor_count(samples)) // self.anchor_size
 
     def anchors(self, samples) -> int:
         samples = as_samples(samples)
@@ -279,9 +306,10 @@ class Loss(ABC):
                 grad.mul_(shrink.reshape(batch + (1, 1)))
                 w = torch.where(torch.isfinite(lb), torch.exp(lb - new_ref), torch.zeros_like(lb))
                 safe = torch.where(torch.isfinite(lb), lb, torch.zeros_like(lb))
-                F = ev.scaled(t, safe) * w.reshape(batch + (1, 1))
-                grad[..., start:stop, :] += F @ H
-                grad += F.transpose(-1, -2) @ H[..., start:stop, :]
+                F = ev.scaled(t, safe)
+                wb = w.reshape(batch + (1, 1))
+                grad[..., start:stop, :] += wb * (F @ H)
+                grad += wb * (F.transpose(-1, -2) @ H[..., start:stop, :])
                 total = total * shrink + w
                 ref = new_ref
             lex = ref + torch.log(total)
@@ -337,6 +365,15 @@ class Loss(ABC):
     @abstractmethod
     def _torch_plain(self, H, samples: Samples):
         """The value of a full batch (sum reduction) by the definition, differentiable."""
+
+    def _dense_masks(self, samples: Samples, device):
+        """(positives, negatives) of every pair as dense boolean tensors (plain implementations)."""
+        import torch
+
+        idx = np.arange(samples.n)
+        kind = self.kind_of_relation()[samples.relation(idx, idx)]
+        np.fill_diagonal(kind, NONE)
+        return torch.as_tensor(kind == POS, device=device), torch.as_tensor(kind == NEG, device=device)
 
     def scaled_gradient_blocks(self, H, samples, block: int = 2048):
         """``(log_excess, blocks)``: ``blocks()`` yields ``(start, stop, Ft)``, row blocks of
@@ -405,6 +442,39 @@ class RowEvaluator(ABC):
 
     @abstractmethod
     def scaled(self, terms, lex): ...
+
+
+def anchor_types(samples: Samples, same_view: bool):
+    """``(|P|, |N|, how many)`` per type of anchor, without O(n) work where samples come in
+    groups: one type per group (classes, or full instances x views), else one per sample.
+    |P| counts the other samples of the group, |N| the rest (only the anchor's view with
+    ``same_view``)."""
+    c = np.asarray(samples.counts, dtype=float)
+    if not (same_view and samples.views is not None):
+        return c - 1.0, samples.n - c, c
+    if samples.grid is not None:
+        N, V = samples.grid
+        return np.full(N, V - 1.0), np.full(N, N - 1.0), np.full(N, float(V))
+    npos, nneg = counts_per_sample(samples.key, samples, True)
+    return npos, nneg, np.ones_like(npos)
+
+
+@functools.lru_cache(maxsize=32)
+def counts_per_sample(key, samples: Samples, same_view: bool):
+    """(|P(i)|, |N(i)|) of every sample (for the torch evaluators)."""
+    del key
+    y = samples.labels
+    c = np.asarray(samples.counts)
+    npos = (c[y] - 1).astype(float)
+    if same_view and samples.views is not None:
+        v = samples.views
+        V = int(v.max()) + 1
+        per_view = np.bincount(v, minlength=V)
+        group_view = np.bincount(y * V + v, minlength=samples.k * V)
+        nneg = (per_view[v] - group_view[y * V + v]).astype(float)
+    else:
+        nneg = (samples.n - c[y]).astype(float)
+    return npos, nneg
 
 
 _DENSE_TABLES: dict = {}

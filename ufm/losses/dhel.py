@@ -29,6 +29,7 @@ class DHEL(MaskedLSE):
     pos_weight = 0.5
     same_view_negatives = True
     anchor_word = "pair"
+    anchor_size = 2
     floor_text = "sum over pairs of 2 log(M - 1) - 3/tau"
 
     def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
@@ -37,7 +38,3 @@ class DHEL(MaskedLSE):
             raise UFMInputError(
                 "--views", f"dhel is defined on pairs: --views must be 2, got {samples.grid[1]}"
             )
-
-    def _anchors(self, samples: Samples) -> int:
-        """Pairs with a negative: half the anchoring samples."""
-        return super()._anchors(samples) // 2

@@ -35,7 +35,7 @@ import numpy as np
 from ufm.errors import UFMInputError
 from ufm.losses.base import Loss, RowEvaluator
 from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
-from ufm.tables import NEG, NONE, POS, Table
+from ufm.tables import NEG, NONE, POS, RowParts, Table
 
 KERNELS = ("gaussian", "imq", "log", "riesz")
 
@@ -147,6 +147,8 @@ class KCL(Loss):
     uses_views = True
     default_reduction = "mean"
     anchor_word = "pair"
+    anchor_size = 2
+    negatives_same_view = True
     floor_text = "-2 k_a(0) + 2 gamma k(r^2 = 4) (mean form)"
 
     def _check(self) -> None:
@@ -185,24 +187,6 @@ class KCL(Loss):
         k[SAME_VIEW] = NEG
         return k
 
-    def _counts(self, samples: Samples):
-        from ufm.losses.masked_lse import _counts_per_sample
-
-        return _counts_per_sample(samples.key, samples, True)
-
-    def _anchor_mask(self, samples: Samples) -> np.ndarray:
-        npos, nneg = self._counts(samples)
-        return (npos > 0) & (nneg > 0)
-
-    def _anchor_count(self, samples: Samples) -> float:
-        from ufm.losses.masked_lse import anchor_types
-
-        npos, nneg, mult = anchor_types(samples, True)
-        return float(mult[(npos > 0) & (nneg > 0)].sum())
-
-    def _anchors(self, samples: Samples) -> int:
-        return int(self._anchor_count(samples)) // 2
-
     def _floor(self, samples: Samples) -> float:
         ka0, k4 = self.k.floor_terms()
         return self._anchor_count(samples) * (-ka0 + self.gamma * k4)
@@ -214,10 +198,8 @@ class KCL(Loss):
 
     # ---- rows ---------------------------------------------------------------------------------
     def _rows_log_excess(self, X, mult, kind, weight):
-        pos, neg = kind == POS, kind == NEG
-        mp, mn = np.where(pos, mult, 0.0), np.where(neg, mult, 0.0)
-        npos, nneg = mp.sum(1), mn.sum(1)
-        anchors = (npos > 0) & (nneg > 0) & (weight > 0)
+        rp = RowParts.of(mult, kind, weight)
+        pos, neg, mp, mn, npos, nneg, anchors = rp.pos, rp.neg, rp.mp, rp.mn, rp.npos, rp.nneg, rp.anchors
         W = np.zeros_like(X)
         if not anchors.any():
             return -np.inf, W
@@ -247,11 +229,8 @@ class KCL(Loss):
 
         if not self.minorant:
             raise NotImplementedError("kcl is not convex in G: CVXPY form of its relaxation only")
-        kind = table.kinds(self.kind_of_relation())
-        neg, pos = kind == NEG, kind == POS
-        nneg = np.where(neg, table.mult, 0.0).sum(1)
-        npos = np.where(pos, table.mult, 0.0).sum(1)
-        anchors = (npos > 0) & (nneg > 0) & (table.anchor_weight > 0)
+        rp = RowParts.of(table.mult, table.kinds(self.kind_of_relation()), table.anchor_weight)
+        neg, nneg, anchors = rp.neg, rp.nneg, rp.anchors
         coef = np.zeros(table.nv)
         w = (
             np.where(neg & anchors[:, None], table.mult, 0.0)
@@ -285,12 +264,7 @@ class KCL(Loss):
         """By the definition: per sample -mean_P k_a + gamma mean_N k (+ nothing else), as sums."""
         import torch
 
-        n = H.shape[-2]
-        idx = np.arange(n)
-        kind = self.kind_of_relation()[samples.relation(idx, idx)]
-        np.fill_diagonal(kind, NONE)
-        pos = torch.as_tensor(kind == POS, device=H.device)
-        neg = torch.as_tensor(kind == NEG, device=H.device)
+        pos, neg = self._dense_masks(samples, H.device)
         anchors = torch.as_tensor(self._anchor_mask(samples), device=H.device)
         r2 = (2.0 - 2.0 * H @ H.transpose(-1, -2)).clamp_min(0.0)  # unit rows: a function of G
         one = torch.ones_like(r2)

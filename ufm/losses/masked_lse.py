@@ -36,7 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ufm.losses.base import Loss, RowEvaluator
+from ufm.losses.base import Loss, RowEvaluator, counts_per_sample
 from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
 from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
 from ufm.tables import NEG, NONE, POS, Table
@@ -65,6 +65,9 @@ class RowsPlan:
         self.pos_idx = np.flatnonzero(pos)
         self.pos_rows = self.pos_idx // mult.shape[1]
         self.pos_mult = mult.ravel()[self.pos_idx]
+        # one positive term per row (a reduced table: every positive at the same distance): its
+        # x = (dbar - D) / tau is exactly 0, so it adds nothing to B and e^x - 1 - x need not run
+        self.single_pos = bool(np.all(pos.sum(axis=1) <= 1))
         self.npos = np.where(pos, mult, 0.0).sum(axis=1)
         self.nneg = np.where(neg, mult, 0.0).sum(axis=1)
         self.anchors = (self.npos > 0) & (weight > 0) & ((mode != "decoupled") | (self.nneg > 0))
@@ -114,7 +117,8 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
             Xs = (dbar[:, None] - X) / tau
             xp = Xs.ravel()[pidx]
             logE = plan.logm_neg + Xs
-            logE.ravel()[pidx] = plan.logm_pos + log_expm1mx(xp)
+            if not plan.single_pos:
+                logE.ravel()[pidx] = plan.logm_pos + log_expm1mx(xp)
             m = logE.max(axis=1)
             m = np.where(np.isfinite(m), m, 0.0)
             E = np.exp(logE - m[:, None])  # reused for the gradient on negatives
@@ -141,9 +145,11 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
             rowf = np.exp(m + lc)
             rowf = np.where(np.isfinite(rowf), rowf, 0.0)
             W = E * rowf[:, None] * plan.inv_mult_neg
-            e1 = np.expm1(xp)
             lcp = lc[rows]
-            pos_part = np.sign(e1) * np.exp(np.log(np.abs(e1)) + lcp) - np.exp(logB[rows] + lcp)
+            pos_part = -np.exp(logB[rows] + lcp)
+            if not plan.single_pos:
+                e1 = np.expm1(xp)
+                pos_part = pos_part + np.sign(e1) * np.exp(np.log(np.abs(e1)) + lcp)
         elif mode == "in":
             lw = logB - np.logaddexp(0.0, logB) - math.log(tau) - lex  # log(B/(1+B)/tau/ex)
             W = np.exp(-X / tau + (lw - lse_neg)[:, None])
@@ -200,39 +206,6 @@ def cvxpy_rows(x, table: Table, kind: np.ndarray, tau: float, mode: str, pos_wei
     return total
 
 
-def anchor_types(samples: Samples, same_view: bool):
-    """``(|P|, |N|, how many)`` per type of anchor, without O(n) work where samples come in
-    groups: one type per group (classes, or full instances x views), else one per sample.
-    |P| counts the other samples of the group, |N| the rest (only the anchor's view with
-    ``same_view``)."""
-    c = np.asarray(samples.counts, dtype=float)
-    if not (same_view and samples.views is not None):
-        return c - 1.0, samples.n - c, c
-    if samples.grid is not None:
-        N, V = samples.grid
-        return np.full(N, V - 1.0), np.full(N, N - 1.0), np.full(N, float(V))
-    npos, nneg = _counts_per_sample(samples.key, samples, True)
-    return npos, nneg, np.ones_like(npos)
-
-
-@functools.lru_cache(maxsize=32)
-def _counts_per_sample(key, samples: Samples, same_view: bool):
-    """(|P(i)|, |N(i)|) of every sample (for the torch evaluators)."""
-    del key
-    y = samples.labels
-    c = np.asarray(samples.counts)
-    npos = (c[y] - 1).astype(float)
-    if same_view and samples.views is not None:
-        v = samples.views
-        V = int(v.max()) + 1
-        per_view = np.bincount(v, minlength=V)
-        group_view = np.bincount(y * V + v, minlength=samples.k * V)
-        nneg = (per_view[v] - group_view[y * V + v]).astype(float)
-    else:
-        nneg = (samples.n - c[y]).astype(float)
-    return npos, nneg
-
-
 class MaskedLSE(Loss):
     """Base of the masked log-sum-exp losses: subclasses set the masks and the mode."""
 
@@ -264,23 +237,9 @@ class MaskedLSE(Loss):
                 k[rel] = NEG
         return k
 
-    def _counts(self, samples: Samples):
-        """Per-sample |P|, |N| (torch evaluators)."""
-        return _counts_per_sample(samples.key, samples, self.negatives_same_view)
-
     def _is_anchor(self, npos, nneg):
+        """Coupled forms: a positive suffices (no negatives leaves the loss at its floor)."""
         return (npos > 0) & ((self.loss_mode != "decoupled") | (nneg > 0))
-
-    def _anchor_mask(self, samples: Samples) -> np.ndarray:
-        return self._is_anchor(*self._counts(samples))
-
-    def _types(self, samples: Samples):
-        npos, nneg, mult = anchor_types(samples, self.negatives_same_view)
-        return npos, nneg, mult, self._is_anchor(npos, nneg)
-
-    def _anchors(self, samples: Samples) -> int:
-        _, _, mult, a = self._types(samples)
-        return int(mult[a].sum())
 
     def _floor(self, samples: Samples) -> float:
         npos, nneg, mult, a = self._types(samples)
@@ -332,16 +291,9 @@ class MaskedLSE(Loss):
         """Straight from the definition (dense masks, max-shifted log-sum-exp; autograd)."""
         import torch
 
-        n = H.shape[-2]
-        idx = np.arange(n)
-        rel = samples.relation(idx, idx)
-        kind = self.kind_of_relation()[rel]
-        np.fill_diagonal(kind, NONE)
-        dev = H.device
-        pos = torch.as_tensor(kind == POS, device=dev)
-        neg = torch.as_tensor(kind == NEG, device=dev)
+        pos, neg = self._dense_masks(samples, H.device)
         npos = pos.sum(-1).to(H.dtype)
-        anchors = torch.as_tensor(self._anchor_mask(samples), device=dev)
+        anchors = torch.as_tensor(self._anchor_mask(samples), device=H.device)
         G = H @ H.transpose(-1, -2)
         X = G / self.tau
         ninf = torch.full_like(X, float("-inf"))
@@ -377,7 +329,7 @@ def _torch_structure(key, samples: Samples, same_view: bool, decoupled: bool, de
     import torch
 
     del key
-    npos, nneg = _counts_per_sample(samples.key, samples, same_view)
+    npos, nneg = counts_per_sample(samples.key, samples, same_view)
     anchors = (npos > 0) & ((not decoupled) | (nneg > 0))
     views = None if samples.views is None else torch.as_tensor(samples.views, device=device)
     return (

@@ -283,7 +283,15 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
         S[slot] = torch.where(store[:, None], s_vec, torch.zeros_like(s_vec))
         Y[slot] = torch.where(store[:, None], y_vec, torch.zeros_like(y_vec))
         rho[slot] = torch.where(store, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
-        gamma = torch.where(store, sy / (y_vec * y_vec).sum(1).clamp_min(1e-300), gamma)
+        # initial inverse-Hessian scale: s'y / y'y from a pair with positive curvature; where the
+        # curvature is negative (log(f - floor) far from the optimum is not convex) the pair is
+        # skipped but the scale still follows the step, |s| / |y|: a scale left at 1 made every
+        # later step as small as the gradient of the log (2000 samples with random labels, k = 20,
+        # d = 20, tau 0.5: log(f - floor) went from 8.73 to 8.72 in 800 iterations; now the
+        # optimum, 7.785, in 22)
+        yy = (y_vec * y_vec).sum(1).clamp_min(1e-300)
+        fallback = torch.sqrt((s_vec * s_vec).sum(1) / yy)
+        gamma = torch.where(store, sy / yy, torch.where(moved & (yy > 1e-300), fallback, gamma))
         slot = (slot + 1) % memory
         x, f, g, gn = x_new, f_new, g_new, gn_new
         x, f, g, gn, snapped = snap(x, f, g, gn, active)

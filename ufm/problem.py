@@ -28,15 +28,16 @@ __all__ = ["Problem", "DEFAULT_COUNTS", "DEFAULT_TAU", "DEFAULT_INSTANCES", "MAX
 class Problem:
     """A contrastive UFM over free unit embeddings (DESIGN section 6: loss + samples + dimension)."""
 
-    def __init__(self, loss, samples=None, name=None, class_labels=(), *, dim: int | None = None):
+    def __init__(self, loss, samples=None, name=None, class_labels=(), *, dim: int | None = None,
+                 tau: float | None = None):
         if isinstance(loss, Loss):
             if samples is None:
                 raise TypeError("Problem(loss, samples): samples are missing")
             self.loss = loss
             self.samples = samples if isinstance(samples, Samples) else Samples.from_counts(samples)
-        else:  # shorthand: Problem(counts, tau, loss name)
+        else:  # shorthand: Problem(counts, tau, loss name), tau also as a keyword
             counts = parse_counts(loss)
-            tau = samples
+            tau = samples if tau is None else tau
             self.loss = get_loss(name or "supcon", **({} if tau is None else {"tau": tau}))
             self.samples = Samples(counts, None, tuple(class_labels))
         self.loss.check_samples(self.samples)

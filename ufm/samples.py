@@ -239,13 +239,10 @@ class Samples:
                 )
         return Samples(tuple(int(c) for c in counts), grid, labels)
 
+    @cached_property
     def batch_subsets(self) -> list[tuple[np.ndarray, Samples]]:
         """(positions, samples of the batch) for every batch."""
-        cache = self.__dict__.setdefault("_batch_subsets", None)
-        if cache is None:
-            cache = [(b, self.subset(b)) for b in self.batches]
-            object.__setattr__(self, "_batch_subsets", cache)
-        return cache
+        return [(b, self.subset(b)) for b in self.batches]
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,8 +302,7 @@ def balanced_batches(samples: Samples, size: int, seed: int, argument: str = "--
             bins[j % m].append(units[u])
     else:
         slot = 0
-        for g, (s, c) in enumerate(zip(samples.starts, samples.counts, strict=True)):
-            del g
+        for s, c in zip(samples.starts, samples.counts, strict=True):
             for i in rng.permutation(c):
                 bins[slot % m].append(np.array([s + i]))
                 slot += 1

@@ -45,10 +45,8 @@ class Symmetry(ABC):
         """One line for reports."""
 
     # ---- reduced values x (the distinct off-diagonal entries of an invariant G) ---------------
-    @cached_property
-    @abstractmethod
-    def table(self) -> Table:
-        """Rows of an invariant G, one per anchor orbit (``ufm.tables``)."""
+    #: rows of an invariant G, one per anchor orbit (``ufm.tables``); subclasses build it once
+    table: Table
 
     @abstractmethod
     def expand(self, x: np.ndarray, diag=None) -> np.ndarray:

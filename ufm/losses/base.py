@@ -165,7 +165,7 @@ class Loss(ABC):
     def anchors(self, samples) -> int:
         samples = as_samples(samples)
         if samples.batches is not None:
-            return sum(self._anchors(s) for _, s in samples.batch_subsets())
+            return sum(self._anchors(s) for _, s in samples.batch_subsets)
         return self._anchors(samples)
 
     def _scale(self, samples: Samples) -> float:
@@ -182,7 +182,7 @@ class Loss(ABC):
     def floor(self, samples) -> float:
         samples = as_samples(samples)
         if samples.batches is not None:
-            total = math.fsum(self._floor(s) for _, s in samples.batch_subsets())
+            total = math.fsum(self._floor(s) for _, s in samples.batch_subsets)
         else:
             total = self._floor(samples)
         return float(total * self._scale(samples))
@@ -195,7 +195,7 @@ class Loss(ABC):
         minimised by collapse alone), or None."""
         samples = as_samples(samples)
         if samples.batches is not None:
-            reasons = [self._degenerate(s) for _, s in samples.batch_subsets()]
+            reasons = [self._degenerate(s) for _, s in samples.batch_subsets]
             return reasons[0] if all(r is not None for r in reasons) else None
         return self._degenerate(samples)
 
@@ -235,7 +235,7 @@ class Loss(ABC):
         if samples.batches is None:
             lex, Ft = self._dense_full(D, samples)
         else:
-            parts = [(idx, *self._dense_full(D[np.ix_(idx, idx)], s)) for idx, s in samples.batch_subsets()]
+            parts = [(idx, *self._dense_full(D[np.ix_(idx, idx)], s)) for idx, s in samples.batch_subsets]
             lex = _logsumexp([p[1] for p in parts])
             Ft = np.zeros_like(D)
             if np.isfinite(lex):
@@ -326,7 +326,7 @@ class Loss(ABC):
             lex, grad = self._torch_full(H, samples, block)
         else:
             parts = []
-            for idx, s in samples.batch_subsets():
+            for idx, s in samples.batch_subsets:
                 it = torch.as_tensor(idx, device=H.device)
                 parts.append((it, *self._torch_full(H.index_select(-2, it), s, block)))
             lex = torch.logsumexp(torch.stack([p[1] for p in parts]), dim=0)
@@ -355,7 +355,7 @@ class Loss(ABC):
             total = self._torch_plain(H, samples)
         else:
             total = sum(self._torch_plain(H.index_select(-2, torch.as_tensor(idx, device=H.device)), s)
-                        for idx, s in samples.batch_subsets())
+                        for idx, s in samples.batch_subsets)
         red = self.reduction if reduction is None else REDUCTION.parse(reduction, "reduction")
         if red == "mean":
             a = self.anchors(samples)
@@ -425,7 +425,7 @@ class Loss(ABC):
             total = self._cvxpy_rows(cp.vec(G, order="C"), _dense_table(samples))
         else:
             total = 0
-            for idx, s in samples.batch_subsets():
+            for idx, s in samples.batch_subsets:
                 sub = G[idx, :][:, idx]
                 total = total + self._cvxpy_rows(cp.vec(sub, order="C"), _dense_table(s))
         return total * self._scale(samples)

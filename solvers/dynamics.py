@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers.nonconvex import (
+    GRAD_TOL,
     RestartsResult,
     StopReason,
     _backtrack,
@@ -132,7 +133,7 @@ def coordinate_restarts(
     """Batched coordinate-wise dynamics over H (R, n, d) in float64: alpha from each restart's
     current point, a Riemannian gradient step on its frozen E_alpha with Barzilai-Borwein sizes and
     Armijo backtracking, per restart. Stops on the Riemannian gradient norm of the frozen
-    log-excess (``tol``, default 1e-8 sqrt(n)), when no step decreases it (stalled), or at
+    log-excess (``tol``, default GRAD_TOL sqrt(n)), when no step decreases it (stalled), or at
     ``max_iter``."""
     import torch
 
@@ -141,7 +142,7 @@ def coordinate_restarts(
         raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
     loss, samples, n = problem.loss, problem.samples, problem.n
     dev = resolve_device(device)
-    tol = 1e-8 * np.sqrt(n) if tol is None else float(tol)
+    tol = GRAD_TOL * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
     H = starting_points(n, dim, restarts, seed, H0, dev)
     R = H.shape[0]

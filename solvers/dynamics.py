@@ -206,6 +206,7 @@ def coordinate_restarts(
         "float64",
         {"optimize": time.perf_counter() - t0},
         snap=False,
+        history=torch.stack(track.history).numpy(),
     )
 
 

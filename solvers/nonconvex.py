@@ -51,6 +51,7 @@ class _Progress:
         self.best_f = f.clone()
         self.since = torch.zeros_like(gn, dtype=torch.long)
         self.fuzz_scale = 8 * torch.finfo(f.dtype).eps
+        self.history = [f.detach().double().cpu()]  # log(f - floor) of every restart, per iteration
 
     def armijo(self, f_new, f, decrease):
         """f_new <= f - decrease, up to round-off in f (values equal to the last digits pass,
@@ -63,6 +64,7 @@ class _Progress:
         """Count the iteration of restarts that moved, mark stalls, report progress; returns the
         restarts still running."""
         iters += moved.long()
+        self.history.append(f.detach().double().cpu())
         stalled |= active & self.stalled(gn, f)
         active = active & ~stalled & (gn > tol)
         if progress is not None:
@@ -118,6 +120,12 @@ class RestartsResult:
     dtype: str
     timings: dict = field(default_factory=dict)
     snap: bool = True
+    history: np.ndarray | None = None  # (iterations + 1, R) log(f - floor) after each iteration
+
+    def value_history(self, floor: float) -> np.ndarray:
+        """(iterations + 1, R) loss values after each iteration (a restart that stopped keeps its
+        last value)."""
+        return floor + np.exp(self.history)
 
 
 def _backtrack(active, t, trial, sufficient, current):
@@ -308,7 +316,7 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     H = _normalise(x.reshape(shape))
     reasons = _reasons(gn, tol, stalled)
-    return H, f, gn, iters, reasons
+    return H, f, gn, iters, reasons, track.history
 
 
 def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
@@ -362,7 +370,7 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
         step = torch.where(reset, 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300), step)
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
-    return H, f, gn, iters, reasons
+    return H, f, gn, iters, reasons, track.history
 
 
 #: below this many multiply-adds per product, torch on the CPU runs on one thread
@@ -446,14 +454,17 @@ def optimize(
     mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
     stages = [torch.float32, torch.float64] if mixed else [torch.float64]
     total_iters = 0
+    history = []
     with cpu_threads_for(restarts * n * n * dim, dev):
         for dt in stages:
             H = H.to(dt)
             stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
             if method == "lbfgs":
-                H, f, gn, iters, reasons = _run_lbfgs(loss, samples, H, stage_tol, max_iter, 20, bar, snap)
+                H, f, gn, iters, reasons, hist = _run_lbfgs(loss, samples, H, stage_tol, max_iter, 20, bar,
+                                                            snap)
             else:
-                H, f, gn, iters, reasons = _run_rgd(loss, samples, H, stage_tol, max_iter, bar, snap)
+                H, f, gn, iters, reasons, hist = _run_rgd(loss, samples, H, stage_tol, max_iter, bar, snap)
+            history += hist if not history else hist[1:]  # a polish starts where the first stage ended
             total_iters = total_iters + iters.cpu().numpy()
     if bar is not None:
         bar(None, None)
@@ -464,7 +475,7 @@ def optimize(
         H.detach().cpu().numpy(), loss.floor(samples) + np.exp(lex), lex, gn.cpu().numpy(),
         total_iters, reasons,
         method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
-        {"optimize": time.perf_counter() - t0}, snap)
+        {"optimize": time.perf_counter() - t0}, snap, torch.stack(history).numpy())
 
 
 def _progress_bar(total: int):

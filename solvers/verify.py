@@ -42,26 +42,30 @@ def riemannian_hessian_extremes(loss, H: np.ndarray, samples, step: float = 1e-5
 
     n, d = H.shape
 
-    def rgrad(X):
+    def rgrads(X):  # (B, n, d) points -> (B, n, d) Riemannian gradients, one batched evaluation
         Xt = torch.tensor(X, dtype=torch.float64)
         _, eg = loss.torch_log_excess_and_grad(Xt, samples)
         eg = eg.numpy()
-        return eg - np.einsum("ij,ij->i", eg, X)[:, None] * X
+        return eg - np.einsum("bij,bij->bi", eg, X)[..., None] * X
 
     # orthonormal tangent basis per row: the last d-1 columns of a QR of [h_i, I]
-    basis = np.zeros((n * d, n * (d - 1)))
+    m = n * (d - 1)
+    basis = np.zeros((n * d, m))
     for i in range(n):
         Q, _ = np.linalg.qr(np.column_stack([H[i], np.eye(d)]))
         basis[i * d:(i + 1) * d, i * (d - 1):(i + 1) * (d - 1)] = Q[:, 1:d]
-    cols = []
-    for j in range(basis.shape[1]):
-        xi = basis[:, j].reshape(n, d)
+    cols = np.empty((n * d, m))
+    chunk = max(1, min(m, 2**22 // max(n * n, 1)))  # directions per batched evaluation
+    for start in range(0, m, chunk):
+        xi = basis[:, start:start + chunk].T.reshape(-1, n, d)
         plus, minus = H + step * xi, H - step * xi
-        plus /= np.linalg.norm(plus, axis=1, keepdims=True)
-        minus /= np.linalg.norm(minus, axis=1, keepdims=True)
-        diff = (rgrad(plus) - rgrad(minus)) / (2 * step)
-        cols.append(diff.ravel() - np.repeat(np.einsum("ij,ij->i", diff, H), d) * H.ravel())
-    M = basis.T @ np.column_stack(cols)
+        plus /= np.linalg.norm(plus, axis=-1, keepdims=True)
+        minus /= np.linalg.norm(minus, axis=-1, keepdims=True)
+        g = rgrads(np.concatenate([plus, minus]))
+        diff = (g[:len(xi)] - g[len(xi):]) / (2 * step)
+        diff = diff - np.einsum("bij,ij->bi", diff, H)[..., None] * H
+        cols[:, start:start + chunk] = diff.reshape(len(xi), -1).T
+    M = basis.T @ cols
     rotations = []
     for a in range(d):
         for b in range(a + 1, d):

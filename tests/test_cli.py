@@ -128,7 +128,7 @@ def test_run_study_writes_results(tmp_path):
 def test_bundled_study_runs(tmp_path):
     r = ufm("run", "step_imbalance", "--out", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
-    assert "21 certified" in r.stdout
+    assert "70 problems, 70 certified" in r.stdout
 
 
 @pytest.mark.parametrize("text", ['[problem]\nkind = "counts"\ncounts = [3, 0]\n',

@@ -142,3 +142,18 @@ def test_mini_batch_cli(capsys):
     assert d["certificate"]["certified"]
     assert main(["solve", "--counts", "3,3", "--batches", "random:1"]) == 2
     assert "--batches" in capsys.readouterr().err
+
+
+def test_mini_batch_solve_saves_its_arrays(tmp_path, capsys):
+    """--out for a loss without a symmetry (explicit embeddings): the class means realise the
+    class-mean Gram (this crashed: EmbeddingGeometry had no class_means)."""
+    out = tmp_path / "o"
+    assert main(["solve", "--counts", "4,4,4", "--tau", "0.5", "--batches", "balanced:6", "--out", str(out),
+                 "--lift", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    arrays = np.load(out / "arrays.npz")
+    M = arrays["class_means"]
+    np.testing.assert_allclose(M / np.linalg.norm(M, axis=1, keepdims=True) @ (M / np.linalg.norm(
+        M, axis=1, keepdims=True)).T, np.array(d["class_gram"]), atol=1e-9)
+    H = arrays["embeddings"]
+    np.testing.assert_allclose(np.linalg.norm(H, axis=1), 1.0, atol=1e-12)

@@ -71,7 +71,13 @@ def lines(path):
 
 
 def leftovers(out):
-    return sorted(p.name for p in out.iterdir() if p.name not in ("results.jsonl", "summary.csv"))
+    """Files besides the results, the summary and one .npz per point in arrays/ (temporary files)."""
+    arrays = out / "arrays"
+    extra = sorted(p.name for p in out.iterdir() if p.name not in ("results.jsonl", "summary.csv", "arrays"))
+    if arrays.exists():
+        extra += sorted(f"arrays/{p.name}" for p in arrays.iterdir() if not p.name.endswith(".npz")
+                        or p.name.startswith("."))
+    return extra
 
 
 def test_lines_carry_params_and_point_id(study, tmp_path, solves, capsys):
@@ -119,7 +125,9 @@ def test_ctrl_c_during_an_append_keeps_and_counts_the_line(study, tmp_path, monk
     sent = []
 
     def fsync_with_sigint(fd):
-        if not sent and stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size > 0:
+        log = out / "results.jsonl"
+        results = log.exists() and os.fstat(fd)[1:3] == log.stat()[1:3]
+        if not sent and results and os.fstat(fd).st_size > 0:
             sent.append(fd)  # the first line of results.jsonl is being written
             os.kill(os.getpid(), signal.SIGINT)
         real(fd)
@@ -137,6 +145,8 @@ def test_interrupt_while_writing_the_summary_leaves_no_temp_file(study, tmp_path
     real = os.replace
 
     def interrupted_replace(src, dst):
+        if Path(dst).name != "summary.csv":  # the arrays of each point
+            return real(src, dst)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", interrupted_replace)
@@ -351,7 +361,7 @@ def test_valid_edge_cases_pass(tmp_path, solves, capsys):
 
 def test_bundled_study_is_valid():
     study = runner.load_study(runner.find_study("step_imbalance"))
-    assert study.swept == ["ratio", "tau"] and len(study.points) == 21
+    assert study.swept == ["ratio", "tau"] and len(study.points) == 70
     assert study.summary_fields()[:2] == ["ratio", "tau"]
 
 

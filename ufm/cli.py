@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ufm {__version__}",
                         help="print the version (ufm X.Y.Z) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser,
-                                help="solve | verify | certify | run (ufm COMMAND --help for its options)")
+                                help="solve | verify | certify | run | plot (ufm COMMAND --help for its "
+                                "options)")
     s = sub.add_parser(
         "solve",
         help="certified global optimum of the convex relaxation over the Gram matrix",
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for result.json and arrays.npz")
     s.add_argument("--lift", action="store_true",
                    help="with --out, also save unit embeddings of all n samples")
+    s.add_argument("--plot", metavar="FILE", help="draw the optimum's class-mean cosines (and, for unequal "
+                   "counts, cosines against class size) to FILE (.png, .pdf or .svg)")
     v = sub.add_parser(
         "verify",
         help="non-convex restarts in dimension D, each compared with the certified optimum",
@@ -177,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most iterations per restart, integer >= 1 (default 5000)")
     v.add_argument("--tol", default=None,
                    help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
+    v.add_argument("--plot", metavar="FILE", help="draw the restart census (gaps, lambda_min, distinct "
+                   "minima) and the optimisation curves to FILE (.png, .pdf or .svg)")
 
     c = sub.add_parser(
         "certify",
@@ -199,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default 2): above it blocks are recomputed for every product, never held n x n")
     c.add_argument("--seed", default="0", help="seed of random batches, integer >= 0 (default 0)")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.add_argument("--plot", metavar="FILE", help="draw the embeddings (PCA) and their class-mean cosines "
+                   "to FILE (.png, .pdf or .svg)")
 
     r = sub.add_parser(
         "run",
@@ -208,7 +215,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("experiment", metavar="EXPERIMENT", help="study .toml file or bundled name")
     r.add_argument("--out", help="output directory (default results/<study name>)")
+    r.add_argument("--jobs", metavar="N", help="run N points at a time in local processes (default 1)")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="send the points to a Dask cluster "
+                   "(dask.distributed scheduler address, e.g. tcp://host:8786)")
+    r.add_argument("--smoke", action="store_true", help="run the study's [smoke] grid: a tiny version of "
+                   "the same study, to check it in seconds")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    from ufm.plot_command import KINDS
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw a figure: " + " | ".join(KINDS),
+        description="Draw one figure to --out: heatmap (class-mean cosines), embedding (PCA of the "
+        "embeddings, 2d or 3d), long_tail (cosines against class size), step (cosines against R and "
+        "tau), census (restarts), curves (value and gap against iteration), family (the losses side "
+        "by side). heatmap, embedding and long_tail draw the certified optimum, or --embeddings with "
+        "--labels.",
+    )
+    pl.add_argument("kind", metavar="KIND", help=" | ".join(KINDS))
+    _sample_arguments(pl)
+    _loss_arguments(pl)
+    pl.add_argument("--out", required=True, metavar="FILE", help="the figure: .png, .pdf or .svg")
+    pl.add_argument("--embeddings", help="(n, d) embeddings to draw instead of the optimum (with --labels)")
+    pl.add_argument("--projection", default="2d", help="embedding: 2d (plane) or 3d (sphere)")
+    pl.add_argument("--dim", default=None, help="census, curves, family: dimension of the restarts "
+                    "(default k - 1; family: the relaxation's optimum unless --dim is given)")
+    pl.add_argument("--restarts", default="8", help="census, curves, family with --dim: restarts (default 8)")
+    pl.add_argument("--seed", default="0", help="seed of restarts and random batches (default 0)")
+    pl.add_argument("--k-major", default="5", help="step: majority classes (default 5)")
+    pl.add_argument("--k-minor", default="5", help="step: minority classes (default 5)")
+    pl.add_argument("--n-minor", default="2", help="step: samples per minority class (default 2)")
+    pl.add_argument("--ratios", default="1,2,5,10,20,50,100",
+                    help="step: imbalance ratios R, majority size = R n_minor (default 1,2,5,10,20,50,100)")
+    pl.add_argument("--taus", default=None, help="step: temperatures (default the loss's --tau)")
+    pl.add_argument("--losses", default=None, help="family: losses to compare, separated by commas (default "
+                    "every loss that can be posed on the samples)")
+    pl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
 
@@ -248,6 +291,7 @@ def cmd_solve(args) -> int:
 
     require_relaxation(problem, "solve")
     _check_solve_memory(problem, args)
+    plot = _plot_path(args, problem)
     out = prepare_out(args.out)
     tau = "" if problem.tau is None else f", tau = {problem.tau:g}"
     print(f"ufm solve: {problem.loss.name}, {problem.samples.kind}: k = {problem.k}, n = {problem.n}"
@@ -255,6 +299,10 @@ def cmd_solve(args) -> int:
           file=sys.stderr)
     res = solve(problem, method=args.method, solver=args.solver, tol=tol, seed=seed)
     payload = res.to_dict()
+    if plot is not None:
+        from ufm.plot_command import solve_figure
+
+        _save_figure(solve_figure(res), plot, payload)
     if out is not None:
         _save(out, res, payload, args.lift)
     if args.json:
@@ -262,6 +310,30 @@ def cmd_solve(args) -> int:
     else:
         print(format_solve(payload, res))
     return 0
+
+
+def _plot_path(args, problem=None):
+    """The --plot file, checked before any work (None without --plot)."""
+    if getattr(args, "plot", None) is None:
+        return None
+    from ufm.plot_command import MAX_DRAWN_CLASSES, figure_path
+
+    path = figure_path(args.plot, "--plot")
+    if problem is not None:
+        reason = problem.degenerate()
+        if reason is not None:
+            raise UFMInputError("--plot", f"degenerate problem ({reason}): no geometry to draw")
+        if problem.k > MAX_DRAWN_CLASSES:
+            raise UFMInputError("--plot", f"{problem.k} classes; figures draw at most {MAX_DRAWN_CLASSES}")
+    return path
+
+
+def _save_figure(fig, path, payload: dict) -> None:
+    from ufm.plotting import save_figure
+
+    save_figure(fig, path)
+    payload["figure"] = str(path)
+    print(f"ufm: figure {path}", file=sys.stderr)
 
 
 def _source_argument(args) -> str:
@@ -401,6 +473,7 @@ def cmd_verify(args) -> int:
     device = resolve_device(args.device)
     max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
     tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
+    plot = _plot_path(args, problem)
     reason = problem.degenerate()
     if reason is not None:  # nothing to optimise: reported, not run
         floor = problem.floor()
@@ -416,6 +489,10 @@ def cmd_verify(args) -> int:
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
                  max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap)
     payload = res.to_dict()
+    if plot is not None:
+        from ufm.plot_command import verify_figure
+
+        _save_figure(verify_figure(res), plot, payload)
     print(json.dumps(payload) if args.json else format_verify(payload))
     return 0
 
@@ -435,6 +512,7 @@ def cmd_certify(args) -> int:
                             "x views, rows in order a V + v)")
     require_relaxation(Problem(loss, _placeholder_samples(loss)), "certify")
     budget = positive_number(args.memory_budget, "--memory-budget") * 1e9
+    plot = _plot_path(args)
     H = read_embeddings(args.embeddings)
     problem = Problem(loss, _samples_from_args(args, loss, seed))
     if problem.n != H.shape[0]:
@@ -457,8 +535,20 @@ def cmd_certify(args) -> int:
                             f"{norms.max():.4g}); pass --normalize to normalise them")
     if problem.samples.order is not None:
         H = H[problem.samples.order]
+    if plot is not None:
+        from ufm.plot_command import MAX_DRAWN_CLASSES, MAX_DRAWN_SAMPLES
+
+        if n > MAX_DRAWN_SAMPLES or k > MAX_DRAWN_CLASSES:
+            raise UFMInputError("--plot", f"{n} samples in {k} classes; figures draw at most "
+                                f"{MAX_DRAWN_SAMPLES} samples and {MAX_DRAWN_CLASSES} classes")
     report = inspect_embeddings(H, problem, tol, device, memory_budget=budget,
                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if plot is not None:
+        from ufm.plot_command import embeddings_figure
+
+        title = f"{args.embeddings}: {problem.loss.name}, value {report.get('value', float('nan')):.6g}"
+        _save_figure(embeddings_figure(H, np.asarray(problem.labels), np.asarray(problem.counts), title),
+                     plot, report)
     print(json.dumps(report) if args.json else format_certify(report))
     return 0
 
@@ -472,7 +562,40 @@ def _placeholder_samples(loss):
 def cmd_run(args) -> int:
     from experiments.runner import run_command
 
-    return run_command(args.experiment, args.out, args.json)
+    jobs = None if args.jobs is None else positive_int(args.jobs, "--jobs", 1024)
+    return run_command(args.experiment, args.out, args.json, jobs=jobs, scheduler=args.scheduler,
+                       smoke=args.smoke)
+
+
+def cmd_plot(args) -> int:
+    from ufm.plot_command import KINDS, figure_path, plot_figure
+    from ufm.plotting import save_figure
+
+    check_choice(args.kind, KINDS, "KIND", "figure kind")
+    path = figure_path(args.out, "--out")
+    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    if args.embeddings is not None and args.kind not in ("heatmap", "embedding", "long_tail"):
+        raise UFMInputError("--embeddings", f"not used by {args.kind} (heatmap, embedding, long_tail)")
+
+    fig, info = plot_figure(args.kind, args, lambda: _problem_from_args(args, seed),
+                            lambda: _loss_from_args(args),
+                            lambda: _samples_from_args(args, _loose_loss(args), seed), seed)
+    save_figure(fig, path)
+    if args.json:
+        print(json.dumps({"kind": args.kind, "figure": str(path), **info}))
+    else:
+        print(f"figure {path}")
+    return 0
+
+
+def _loose_loss(args):
+    """A loss to read the sample arguments with before the family's losses are built: SupCon
+    with class labels, else InfoNCE (instances x views; 8 pairs by default), so that the whole
+    family applies."""
+    from ufm.losses import InfoNCE, SupCon
+
+    labelled = any(getattr(args, a, None) is not None for a in ("counts", "counts_file", "labels"))
+    return SupCon() if labelled else InfoNCE()
 
 
 def _one_line(text: str) -> str:
@@ -485,7 +608,8 @@ def main(argv=None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as stop:  # --help and --version print, then stop argparse
             return stop.code if isinstance(stop.code, int) else 0
-        commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run}
+        commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run,
+                    "plot": cmd_plot}
         return commands[args.command](args)
     except UFMInputError as err:
         print(f"ufm: error: {_one_line(err)}", file=sys.stderr)

@@ -39,6 +39,13 @@ class Geometry:
     def class_mean_norms(self) -> np.ndarray:
         return np.sqrt(np.clip(np.diag(self.class_mean_gram()), 0.0, None))
 
+    def class_means(self) -> np.ndarray:
+        """k x rank(Mu) class means realising the class-mean Gram (norms = class_mean_norms), in
+        the basis of its eigenvectors (largest first)."""
+        w, U = np.linalg.eigh(self.class_mean_gram())
+        keep = w > self.rank_tol * max(w[-1], 0.0) if w.size and w[-1] > 0 else np.zeros(w.size, bool)
+        return (U[:, keep] * np.sqrt(w[keep]))[:, ::-1]
+
     def class_cosines(self) -> np.ndarray:
         """k x k cosines between the normalised class means."""
         mu = self.class_mean_gram()
@@ -114,12 +121,6 @@ class GroupGeometry(Geometry):
         return int(self.mean_rank + extra)
 
     # embeddings ----------------------------------------------------------------------
-    def class_means(self) -> np.ndarray:
-        """k x rank(Mu) class means realising the class-mean Gram (norms = class_mean_norms)."""
-        w, U = np.linalg.eigh(self.class_mean_gram())
-        keep = w > self.rank_tol * w[-1]
-        return (U[:, keep] * np.sqrt(w[keep]))[:, ::-1]
-
     def embeddings(self, lift: bool = False) -> np.ndarray:
         """Unit embeddings of dimension ``rank`` realising the Gram.
 

@@ -75,3 +75,19 @@ def etf_deviation(cosines: np.ndarray) -> float:
         return 0.0
     off = cosines[~np.eye(k, dtype=bool)]
     return float(np.max(np.abs(off + 1.0 / (k - 1))))
+
+
+def step_class_cosines(cos: np.ndarray, k_major: int) -> dict:
+    """Mean cosine of class means among the first ``k_major`` (majority) classes, among the
+    others (minority) and between the two groups (None where a group has fewer than 2 classes): the
+    minority-collapse summary of STEP imbalance (Fang et al. 2021; for SupCon, Behnia &
+    Thrampoulidis 2024)."""
+    maj, mnr = slice(0, k_major), slice(k_major, None)
+
+    def mean_off(block):
+        m = block.shape[0]
+        return float((block.sum() - np.trace(block)) / (m * (m - 1))) if m > 1 else None
+
+    k_minor = cos.shape[0] - k_major
+    return {"cos_major": mean_off(cos[maj, maj]), "cos_minor": mean_off(cos[mnr, mnr]),
+            "cos_between": float(cos[maj, mnr].mean()) if k_major and k_minor else None}

@@ -1,0 +1,121 @@
+"""Where a study's points run: in this process, on local cores (``--jobs N``) or on a Dask cluster
+(``--scheduler ADDRESS``, dask.distributed).
+
+Every backend takes the same picklable task, ``fn(*args)``, and yields ``(index, result)`` as
+points finish; the caller alone writes ``results.jsonl``, so resuming works the same way in the
+three modes. Closing a backend early (Ctrl-C, an error) cancels the points not yet started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+
+from ufm.errors import UFMInputError
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def limit_threads(threads: int) -> None:
+    """Give a worker process its share of the cores (BLAS, OpenMP and torch)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # torch is imported lazily everywhere else too
+        pass
+
+
+class Serial:
+    """Points one after the other in this process."""
+
+    description = "serial"
+
+    def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+        for i, args in enumerate(tasks):
+            yield i, fn(*args)
+
+    def close(self, finished: bool = True) -> None:
+        pass
+
+
+class LocalProcesses:
+    """``jobs`` worker processes on this machine (spawned, each with cores / jobs threads)."""
+
+    def __init__(self, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.jobs = jobs
+        threads = max(1, cpu_count() // jobs)
+        self.description = f"{jobs} local processes, {threads} thread(s) each"
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=limit_threads, initargs=(threads,))
+
+    def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(fn, *args): i for i, args in enumerate(tasks)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+    def close(self, finished: bool = True) -> None:
+        """Shut the pool down; after an interruption, stop the points still running."""
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=finished, cancel_futures=True)
+        if not finished:
+            for proc in processes:
+                if proc.is_alive():
+                    proc.terminate()
+
+
+class DaskCluster:
+    """Points sent to the workers of a dask.distributed scheduler."""
+
+    def __init__(self, address: str, timeout: float = 20.0):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UFMInputError("--scheduler", "needs dask.distributed: pip install 'ufm[cluster]'") from None
+        try:
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
+            raise UFMInputError("--scheduler", f"cannot reach the scheduler {address!r}: "
+                                f"{' '.join(str(err).split()) or type(err).__name__}") from None
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        self.description = f"Dask scheduler {address} ({workers} worker(s))"
+        self.futures: list = []
+
+    def run(self, fn: Callable, tasks: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+        from distributed import as_completed
+
+        self.futures = [self.client.submit(fn, *args, pure=False) for args in tasks]
+        index = {fut.key: i for i, fut in enumerate(self.futures)}
+        for fut in as_completed(self.futures, loop=self.client.loop):
+            yield index[fut.key], fut.result()
+
+    def close(self, finished: bool = True) -> None:
+        pending = [f for f in self.futures if not f.done()]
+        if pending:
+            self.client.cancel(pending)
+        self.client.close()
+
+
+def backend_for(jobs: int | None, scheduler: str | None):
+    """The backend of ``--jobs`` / ``--scheduler`` (serial without either)."""
+    if scheduler is not None:
+        if jobs is not None:
+            raise UFMInputError("--jobs", "not allowed with --scheduler (the cluster's workers run the "
+                                "points)")
+        return DaskCluster(scheduler)
+    if jobs is None or jobs == 1:
+        return Serial()
+    return LocalProcesses(jobs)

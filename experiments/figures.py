@@ -1,0 +1,189 @@
+"""Figures a study declares (``[[figure]]`` tables), drawn from its results into its folder.
+
+Each figure has a ``kind``, a ``file`` (``.png``, ``.pdf`` or ``.svg``, written beside
+``results.jsonl``), an optional ``title`` and ``select``, a table of ``[problem]`` values picking
+grid points (``select = {tau = 0.1, preset = "imagenet-lt"}``). Kinds:
+
+- one point (``select`` must pick exactly one): ``heatmap`` (class-mean cosines), ``long_tail``
+  (cosines against class size), ``embedding`` (PCA of the embeddings, ``projection = "2d"`` or
+  ``"3d"``), ``census`` and ``curves`` (studies with ``[verify]``: the restart census, and the
+  value against iteration);
+- several points: ``step`` (class-mean cosines against R and tau, step problems), ``family``
+  (one heatmap per point, titled by what differs), ``lines`` (a summary column ``y`` (or a list
+  of them) against a swept key ``x``, one line per value of ``by``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ufm.errors import UFMInputError
+
+SINGLE = ("heatmap", "long_tail", "embedding", "census", "curves")
+MULTI = ("step", "family", "lines")
+KINDS = SINGLE + MULTI
+SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _where(i: int, key: str) -> str:
+    return f"[[figure]] {i + 1}: {key}"
+
+
+def _matches(params: dict, select: dict) -> bool:
+    for key, value in select.items():
+        have = params.get(key)
+        if isinstance(value, int | float) and isinstance(have, int | float) and not isinstance(value, bool):
+            if float(have) != float(value):
+                return False
+        elif isinstance(value, str) and isinstance(have, str):
+            if have.lower() != value.lower():
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+def validate_figures(raw, study) -> list[dict]:
+    """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns)."""
+    from experiments.study import check_keys, choice, string, suggest
+
+    if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+        raise UFMInputError("[[figure]]", "must be an array of tables ([[figure]] ... )")
+    figures, files = [], set()
+    for i, fig in enumerate(raw):
+        check_keys(fig, "figure", None)
+        if "kind" not in fig or "file" not in fig:
+            raise UFMInputError(_where(i, "kind" if "kind" not in fig else "file"), "missing")
+        kind = choice(fig["kind"], _where(i, "kind"), KINDS, "figure kind")
+        name = string(fig["file"], _where(i, "file"))
+        if Path(name).name != name or Path(name).suffix.lower() not in SUFFIXES:
+            raise UFMInputError(_where(i, "file"), f"must be a file name ending in {', '.join(SUFFIXES)} "
+                                f"(no folders), got {name!r}")
+        if name in files:
+            raise UFMInputError(_where(i, "file"), f"{name!r} is drawn by two figures")
+        files.add(name)
+        select = fig.get("select", {})
+        if not isinstance(select, dict):
+            raise UFMInputError(_where(i, "select"), f"must be a table of [problem] values, got {select!r}")
+        for key in select:
+            if key not in study.problem:
+                raise UFMInputError(_where(i, f"select.{key}"), "not a [problem] key of this study"
+                                    + suggest(key, study.problem))
+        chosen = [j for j, p in enumerate(study.points) if _matches(p, select)]
+        if not chosen and study.smoke:  # a figure of points the smoke grid leaves out
+            continue
+        if not chosen:
+            raise UFMInputError(_where(i, "select"), f"picks no grid point ({select})")
+        if kind in SINGLE and len(chosen) > 1:
+            raise UFMInputError(_where(i, "select"), f"a {kind} figure draws one point; {select or 'it'} "
+                                f"picks {len(chosen)} (add swept keys: {', '.join(study.swept)})")
+        if kind in ("census", "curves") and study.verify is None:
+            raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
+        if kind == "step" and study.problem["kind"] != "step":
+            raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
+        if kind == "embedding":
+            projection = fig.get("projection", "2d")
+            choice(projection, _where(i, "projection"), ("2d", "3d"), "projection")
+        if kind == "lines":
+            for key in ("x", "y"):
+                if key not in fig:
+                    raise UFMInputError(_where(i, key), "missing: a lines figure plots y against x")
+            x = string(fig["x"], _where(i, "x"))
+            if x not in study.swept:
+                raise UFMInputError(_where(i, "x"), "must be a swept [problem] key "
+                                    f"({', '.join(study.swept)}), got {x!r}")
+            ys = fig["y"] if isinstance(fig["y"], list) else [fig["y"]]
+            columns = study.summary_fields()
+            for y in ys:
+                if string(y, _where(i, "y")) not in columns:
+                    raise UFMInputError(_where(i, "y"), f"unknown column {y!r}{suggest(y, columns)}")
+            by = fig.get("by")
+            if by is not None and (string(by, _where(i, "by")) not in study.swept or by == x):
+                raise UFMInputError(_where(i, "by"), f"must be another swept key, got {by!r}")
+        figures.append({**fig, "kind": kind, "points": chosen})
+    return figures
+
+
+def _describe_params(params: dict, keys) -> str:
+    parts = []
+    for key in keys:
+        value = params.get(key)
+        if isinstance(value, list):
+            value = f"{len(value)} classes"
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def draw_figures(study, rows: list[dict], arrays_of, out: Path, log=None) -> list[Path]:
+    """Draw every declared figure into ``out``; ``arrays_of(point_id)`` loads a point's arrays."""
+    from ufm import plotting
+
+    written = []
+    for fig_spec in study.figures:
+        kind = fig_spec["kind"]
+        chosen = [rows[j] for j in fig_spec["points"]]
+        title = fig_spec.get("title")
+        row = chosen[0]
+        if kind in ("heatmap", "long_tail", "embedding", "curves"):
+            arrays = arrays_of(row["point_id"])
+        if kind == "heatmap":
+            fig = plotting.class_cosine_heatmap(arrays["class_gram"], arrays["counts"], title=title)
+        elif kind == "long_tail":
+            fig = plotting.cosines_vs_class_size(arrays["class_gram"], arrays["counts"], title=title)
+        elif kind == "embedding":
+            dim = 3 if fig_spec.get("projection", "2d") == "3d" else 2
+            fig = plotting.embedding_scatter(arrays["embeddings"], arrays["labels"], dim=dim, title=title)
+        elif kind == "census":
+            fig = plotting.restart_census(row["restarts"], title=title)
+        elif kind == "curves":
+            fig = plotting.optimisation_curves(list(arrays["value_history"].T), row.get("optimal_value"),
+                                               row.get("floor", 0.0), title=title)
+        elif kind == "step":
+            fig = plotting.step_panels([{**r["params"], **r} for r in chosen])
+        elif kind == "family":
+            varying = [k for k in study.swept if len({repr(r["params"].get(k)) for r in chosen}) > 1]
+            panels = []
+            for r in chosen:
+                cos = arrays_of(r["point_id"]).get("class_gram")
+                if cos is None:
+                    if log is not None:
+                        why = r.get("degenerate") or "no class-mean cosines saved"
+                        log(f"ufm run: {fig_spec['file']}: {_describe_params(r['params'], varying)} has no "
+                            f"geometry to draw ({why}); left out")
+                    continue
+                value = r.get("optimal_value") if r.get("optimal_value") is not None else r.get("best_value")
+                sub = f"value {value:.6g}" if value is not None else ""
+                if r.get("rank") is not None:
+                    sub += f", rank {r['rank']}"
+                panels.append({"name": _describe_params(r["params"], varying) or r["params"]["loss"],
+                               "cosines": cos, "subtitle": sub})
+            fig = plotting.loss_family(panels, title=title)
+        else:  # lines
+            ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
+            fig = plotting.summary_lines([{**r["params"], **r} for r in chosen], fig_spec["x"], ys,
+                                         fig_spec.get("by"), title=title)
+        if title and kind in ("step",):
+            fig.suptitle(title)
+        path = out / fig_spec["file"]
+        plotting.save_figure(fig, path)
+        written.append(path)
+        if log is not None:
+            log(f"ufm run: figure {path}")
+    return written
+
+
+def load_arrays(out: Path):
+    """``arrays_of(point_id)``: the arrays saved with a point (an empty dict if none)."""
+
+    def arrays_of(pid: str) -> dict:
+        path = out / "arrays" / f"{pid}.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+
+    return arrays_of

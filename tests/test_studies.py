@@ -1,0 +1,288 @@
+"""Studies as data: every shipped study on its smoke grid (figures included), sweeps over loss
+parameters, [verify] studies, figure declarations, and the same results from a serial run, local
+processes (--jobs 2) and a Dask LocalCluster, resuming across them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import runner
+from experiments.study import bundled_studies, find_study, load_study
+from ufm.cli import main
+from ufm.errors import UFMInputError
+
+PNG = b"\x89PNG"
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", bundled_studies())
+def test_shipped_study_runs_on_its_smoke_grid(name, tmp_path, capsys):
+    out = tmp_path / name
+    assert runner.run_command(name, str(out), True, smoke=True) == 0
+    payload = json.loads(capsys.readouterr().out)
+    study = load_study(find_study(name), smoke=True)
+    rows = lines(out / "results.jsonl")
+    assert len(rows) == len(study.points) == len(payload["rows"]) >= 1
+    for row in rows:
+        assert (out / "arrays" / f"{row['point_id']}.npz").is_file()
+        assert row["config"]["loss"]["name"] == row["params"]["loss"]
+        assert row["seed"] == row["params"].get("seed", 0)
+        assert row["versions"]["numpy"] == np.__version__ and row["versions"]["ufm"]
+        assert row["point_time_s"] > 0 and row["machine"]["host"] is not None
+    assert payload["figures"] == [f["file"] for f in study.figures] and study.figures
+    for fig in study.figures:
+        assert (out / fig["file"]).read_bytes()[:4] == PNG, fig["file"]
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header[:len(study.swept)] == study.swept
+
+
+@pytest.mark.parametrize("name", bundled_studies())
+def test_shipped_study_is_valid_in_full(name):
+    study = load_study(find_study(name))
+    assert len(study.points) >= 2 and len(set(study.point_ids)) == len(study.points)
+    assert study.figures
+
+
+def test_step_study_sweeps_r_to_1000_and_tau_from_002_to_2():
+    study = load_study(find_study("step_imbalance"))
+    assert study.problem["ratio"][0] == 1 and study.problem["ratio"][-1] == 1000
+    assert min(study.problem["tau"]) == 0.02 and max(study.problem["tau"]) == 2.0
+
+
+def _write(tmp_path, text, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+FAMILY = """\
+[problem]
+kind = "views"
+instances = 4
+loss = ["infonce", "kcl"]
+tau = [0.2, 0.5]
+kernel = ["gaussian", "imq"]
+"""
+
+
+def test_a_grid_over_loss_parameters_applies_each_to_the_losses_that_declare_it(tmp_path, capsys):
+    study = load_study(_write(tmp_path, FAMILY))
+    # infonce: 2 taus (kernel is not its parameter); kcl: 2 kernels (tau is not its parameter)
+    assert [(p["loss"], p.get("tau"), p.get("kernel")) for p in study.points] == [
+        ("infonce", 0.2, None), ("infonce", 0.5, None), ("kcl", None, "gaussian"), ("kcl", None, "imq")]
+    out = tmp_path / "out"
+    assert runner.run_command(str(tmp_path / "s.toml"), str(out), False) == 0
+    rows = lines(out / "results.jsonl")
+    assert [r["config"]["loss"]["params"].get("tau") for r in rows[:2]] == [0.2, 0.5]
+    assert [r["config"]["loss"]["params"]["kernel"] for r in rows[2:]] == ["gaussian", "imq"]
+    from solvers import solve
+    from ufm import Problem, Samples, get_loss
+
+    ref = solve(Problem(get_loss("kcl", kernel="imq"), Samples.instances_views(4, 2)))
+    assert rows[3]["optimal_value"] == pytest.approx(ref.value, rel=1e-10)
+
+
+def test_verify_study_rows_and_histories(tmp_path, capsys):
+    path = _write(tmp_path, '[problem]\ncounts = [3, 3, 2, 2]\ntau = 0.5\ndim = [1, 2]\n'
+                  '[verify]\nrestarts = 3\nmax_iter = 400\n')
+    with pytest.raises(UFMInputError) as err:  # dimension 1 is refused before any work
+        runner.run_command(str(path), str(tmp_path / "o"), False)
+    assert err.value.argument == "[problem].dim"
+    path.write_text(path.read_text().replace("dim = [1, 2]", "dim = [2, 3]"))
+    out = tmp_path / "out"
+    assert runner.run_command(str(path), str(out), False) == 0
+    rows = lines(out / "results.jsonl")
+    assert [r["dim"] for r in rows] == [2, 3] and all(len(r["restarts"]) == 3 for r in rows)
+    assert rows[1]["relaxation_tight"] and rows[1]["fraction_global"] == 1.0
+    assert not rows[0]["relaxation_tight"] and rows[0]["fraction_global"] == 0.0
+    with np.load(out / "arrays" / f"{rows[1]['point_id']}.npz") as arrays:
+        history = arrays["value_history"]
+        assert history.shape[1] == 3
+        # the last value of each restart's history is its end point's value
+        np.testing.assert_allclose(history[-1], [r["value"] for r in rows[1]["restarts"]], rtol=1e-12)
+        assert np.all(np.diff(history, axis=0) <= 1e-9 * np.abs(history[:-1]))  # descent
+    assert rows[0]["best_gap"] > 1e-6  # d = 2 < k - 1: the relaxation's optimum is out of reach
+
+
+FIGURES = ('[problem]\nkind = "step"\nk_major = 2\nk_minor = 2\nn_minor = 2\nratio = [1, 3]\n'
+           'tau = [0.5, 1.0]\n')
+
+BAD_FIGURES = [
+    ('[[figure]]\nkind = "pie"\nfile = "a.png"\n', "[[figure]] 1: kind", "unknown figure kind"),
+    ('[[figure]]\nkind = "step"\nfile = "a.jpg"\n', "[[figure]] 1: file", ".png"),
+    ('[[figure]]\nkind = "step"\nfile = "d/a.png"\n', "[[figure]] 1: file", "no folders"),
+    ('[[figure]]\nkind = "step"\n', "[[figure]] 1: file", "missing"),
+    ('[[figure]]\nkind = "heatmap"\nfile = "a.png"\n', "[[figure]] 1: select", "picks 4"),
+    ('[[figure]]\nkind = "heatmap"\nfile = "a.png"\nselect = {ratio = 7}\n', "[[figure]] 1: select",
+     "picks no grid point"),
+    ('[[figure]]\nkind = "heatmap"\nfile = "a.png"\nselect = {rtio = 3, tau = 1.0}\n',
+     "[[figure]] 1: select.rtio", "did you mean 'ratio'"),
+    ('[[figure]]\nkind = "census"\nfile = "a.png"\nselect = {ratio = 3, tau = 1.0}\n', "[[figure]] 1: kind",
+     "[verify]"),
+    ('[[figure]]\nkind = "lines"\nfile = "a.png"\nx = "k_major"\ny = "cos_max"\n', "[[figure]] 1: x",
+     "swept"),
+    ('[[figure]]\nkind = "lines"\nfile = "a.png"\nx = "ratio"\ny = "cos_mx"\n', "[[figure]] 1: y",
+     "did you mean 'cos_max'"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\nsize = 3\n', "[figure].size", "unknown key"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\n[[figure]]\nkind = "step"\nfile = "a.png"\n',
+     "[[figure]] 2: file", "two figures"),
+]
+
+
+@pytest.mark.parametrize("text,key,words", BAD_FIGURES, ids=[b[1] + "-" + b[2] for b in BAD_FIGURES])
+def test_bad_figure_declarations_name_the_key(tmp_path, text, key, words):
+    path = _write(tmp_path, FIGURES + text)
+    with pytest.raises(UFMInputError) as err:
+        runner.run_command(str(path), str(tmp_path / "out"), False)
+    assert err.value.argument == key and words in err.value.message, str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+BAD_STUDIES = [
+    ('[problem]\ncounts = [3, 3]\nkernel = "imq"\n', "[problem].kernel", "not a parameter of supcon"),
+    ('[problem]\nkind = "views"\ninstances = 3\nloss = "kcl"\nkernel = "cosine"\n', "[problem].kernel",
+     "unknown kernel"),
+    ('[problem]\nkind = "views"\ninstances = 3\nloss = "kcl"\nt = -1\n', "[problem].t", "> 0"),
+    ('[problem]\ncounts = [3, 3]\nloss = "infonce"\n', "[problem].loss", "instances"),
+    ('[problem]\nkind = "preset"\npreset = "cifar-lt"\n', "[problem].preset", "did you mean 'cifar10-lt'"),
+    ('[problem]\ncounts = [3, 3]\nbatches = "rand:2"\n', "[problem].batches", "random:B"),
+    ('[problem]\ncounts = [3, 3]\nloss = "supcon_in"\n', "[problem].loss", "[verify]"),
+    ('[problem]\ncounts = [3, 3]\n[verify]\nrestarts = 0\n', "[verify].restarts", ">= 1"),
+    ('[problem]\ncounts = [3, 3]\n[verify]\noptimizer = "adam"\n', "[verify].optimizer", "unknown optimizer"),
+    ('[problem]\ncounts = [3, 3]\n[verify]\nsnap = 1\n', "[verify].snap",
+     "true or false"),
+    ('[problem]\ncounts = [3, 3]\nseed = -1\n', "[problem].seed", ">= 0"),
+    ('[problem]\ncounts = [3, 3]\n[smoke]\nproblem = {cuonts = [[2, 2]]}\n', "[smoke].problem",
+     "unknown key"),
+    ('[problem]\ncounts = [3, 3]\n[smoke]\nverify = {restarts = 2}\n', "[smoke].verify", "has not"),
+]
+
+
+@pytest.mark.parametrize("text,key,words", BAD_STUDIES, ids=[b[1] + "-" + b[2] for b in BAD_STUDIES])
+def test_bad_studies_name_the_key(tmp_path, text, key, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(UFMInputError) as err:
+        runner.run_command(str(path), str(tmp_path / "out"), False)
+    assert err.value.argument == key and words in err.value.message, str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_smoke_needs_a_smoke_table_and_jobs_excludes_scheduler(tmp_path, capsys):
+    path = _write(tmp_path, '[problem]\ncounts = [3, 3]\n')
+    assert main(["run", str(path), "--smoke", "--out", str(tmp_path / "o")]) == 2
+    assert "--smoke" in capsys.readouterr().err
+    assert main(["run", str(path), "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "ufm: error: --jobs: not allowed with --scheduler" in capsys.readouterr().err
+    assert main(["run", str(path), "--jobs", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch, capsys):
+    from experiments import backends
+
+    real = backends.DaskCluster.__init__
+    monkeypatch.setattr(backends.DaskCluster, "__init__",
+                        lambda self, address: real(self, address, timeout=2))
+    path = _write(tmp_path, '[problem]\ncounts = [3, 3]\n')
+    assert main(["run", str(path), "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ufm: error: --scheduler: cannot reach the scheduler")
+
+
+PARALLEL = """\
+[study]
+name = "parallel"
+
+[problem]
+kind = "step"
+k_major = 2
+k_minor = 2
+n_minor = 2
+ratio = [1, 2, 4]
+tau = [0.2, 1.0]
+
+[[figure]]
+kind = "step"
+file = "step.png"
+"""
+
+COMPARED = ("optimal_value", "excess", "rank", "collapsed", "certified", "cos_major", "cos_minor",
+            "cos_between")
+
+
+def _same_results(a_rows, b_rows):
+    assert [r["point_id"] for r in a_rows] == [r["point_id"] for r in b_rows]
+    for a, b in zip(a_rows, b_rows, strict=True):
+        for key in COMPARED:
+            if isinstance(a[key], float):
+                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), key
+            else:
+                assert a[key] == b[key], key
+
+
+def _grid_rows(out, study):
+    by_id = {r["point_id"]: r for r in lines(out / "results.jsonl")}
+    return [by_id[pid] for pid in study.point_ids]
+
+
+@pytest.fixture
+def parallel_study(tmp_path):
+    path = _write(tmp_path, PARALLEL, "parallel.toml")
+    serial = tmp_path / "serial"
+    assert runner.run_command(str(path), str(serial), False) == 0
+    return path, load_study(path), _grid_rows(serial, load_study(path))
+
+
+def test_local_processes_give_the_serial_results(parallel_study, tmp_path, capsys):
+    path, study, serial = parallel_study
+    out = tmp_path / "jobs"
+    assert main(["run", str(path), "--jobs", "2", "--out", str(out)]) == 0
+    assert "2 local processes" in capsys.readouterr().err
+    _same_results(serial, _grid_rows(out, study))
+    assert (out / "step.png").read_bytes()[:4] == PNG
+
+
+def test_dask_cluster_gives_the_serial_results_and_resumes_a_serial_run(parallel_study, tmp_path,
+                                                                        monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+    path, study, serial = parallel_study
+    out = tmp_path / "dask"
+    real, calls = runner.solve_point, []
+
+    def interrupt_after_two(problem, opts):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(problem, opts)
+
+    monkeypatch.setattr(runner, "solve_point", interrupt_after_two)
+    assert runner.run_command(str(path), str(out), False) == 130  # serial, interrupted
+    monkeypatch.setattr(runner, "solve_point", real)
+    assert len(lines(out / "results.jsonl")) == 2
+    capsys.readouterr()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert runner.run_command(str(path), str(out), False, scheduler=cluster.scheduler_address) == 0
+    err = capsys.readouterr().err
+    assert "2 of 6 points already done" in err and "Dask scheduler" in err
+    _same_results(serial, _grid_rows(out, study))
+    assert len(lines(out / "results.jsonl")) == 6
+
+
+def test_local_processes_resume_a_serial_run(parallel_study, tmp_path, monkeypatch, capsys):
+    path, study, serial = parallel_study
+    out = tmp_path / "resumed"
+    real = runner.solve_point
+    monkeypatch.setattr(runner, "solve_point", lambda p, o: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if len(lines(out / "results.jsonl")) >= 3 else real(p, o))
+    assert runner.run_command(str(path), str(out), False) == 130
+    monkeypatch.setattr(runner, "solve_point", real)
+    capsys.readouterr()
+    assert runner.run_command(str(path), str(out), False, jobs=2) == 0
+    assert "3 of 6 points already done" in capsys.readouterr().err
+    _same_results(serial, _grid_rows(out, study))

@@ -1,0 +1,304 @@
+"""``ufm plot KIND`` and the ``--plot FILE`` of ``solve``, ``verify`` and ``certify``: the data each
+figure needs (solving, verifying or reading embeddings), then :mod:`ufm.plotting`.
+
+Kinds: ``heatmap`` (class-mean cosines), ``embedding`` (PCA of the embeddings, 2D or on the 3D
+sphere), ``long_tail`` (cosines against class size), ``step`` (cosines against R and tau for STEP
+problems), ``census`` (restarts: gaps, lambda_min, distinct minima), ``curves`` (value and gap
+against iteration), ``family`` (the loss family side by side on the same samples).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ufm.errors import UFMInputError
+
+KINDS = ("heatmap", "embedding", "long_tail", "step", "census", "curves", "family")
+SUFFIXES = (".png", ".pdf", ".svg")
+#: largest problems drawn sample by sample / class by class
+MAX_DRAWN_SAMPLES = 20000
+MAX_DRAWN_CLASSES = 5000
+
+
+def figure_path(value: str, argument: str):
+    """The output file of a figure: a .png, .pdf or .svg in a writable folder (checked before any
+    work)."""
+    import os
+    from pathlib import Path
+
+    if not str(value).strip():
+        raise UFMInputError(argument, "empty path")
+    path = Path(value)
+    if path.suffix.lower() not in SUFFIXES:
+        raise UFMInputError(argument, f"must end in {', '.join(SUFFIXES)}, got {value!r}")
+    if path.is_dir():
+        raise UFMInputError(argument, f"is a directory: {value}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UFMInputError(argument, f"folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UFMInputError(argument, f"folder {str(folder)!r} is not writable")
+    return path
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- figures of results
+
+
+def solve_figure(res):
+    """The optimum of ``ufm solve``: the class-mean cosine heatmap, beside the cosines against
+    class size when the counts are not all equal."""
+    from ufm import plotting
+
+    p = res.problem
+    if res.geometry is None:
+        raise UFMInputError("--plot", f"degenerate problem ({res.degenerate}): no geometry to draw")
+    cos, counts = res.class_gram(), np.asarray(p.counts)
+    title = f"{p.loss.name}" + ("" if p.tau is None else f", tau = {p.tau:g}") + f": k = {p.k}, n = {p.n}"
+    if len(set(counts.tolist())) == 1 or p.k < 2:
+        return plotting.class_cosine_heatmap(cos, counts, title=title)
+    fig = plotting._new_figure((10.5, 4.2))
+    a, b = fig.subplots(1, 2)
+    plotting.class_cosine_heatmap(cos, counts, ax=a)
+    plotting.cosines_vs_class_size(cos, counts, ax=b)
+    fig.suptitle(title)
+    return fig
+
+
+def verify_figure(res):
+    """The census of ``ufm verify`` (gaps, lambda_min, distinct minima) and the optimisation
+    curves, in one row of four panels."""
+    from ufm import plotting
+
+    payload = res.to_dict()
+    fig = plotting._new_figure((17.0, 3.8))
+    axes = fig.subplots(1, 4)
+    plotting.restart_census(payload["restarts"], axes=axes[:3])
+    history = res.run.value_history(res.problem.floor()) if res.run.history is not None else None
+    if history is not None:
+        plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"], ax=axes[3])
+    p = res.problem
+    fig.suptitle(f"{p.loss.name}, k = {p.k}, n = {p.n}, d = {res.dim}: {len(res.restarts)} restarts")
+    return fig
+
+
+def embeddings_figure(H: np.ndarray, labels: np.ndarray, counts, title: str, dim: int = 2):
+    """Given embeddings: their PCA scatter beside the heatmap of their class-mean cosines."""
+    from ufm import plotting
+    from ufm.metrics import class_mean_cosines
+
+    fig = plotting._new_figure((10.5, 4.4))
+    a = fig.add_subplot(1, 2, 1, projection="3d" if dim == 3 else None)
+    b = fig.add_subplot(1, 2, 2)
+    plotting.embedding_scatter(H, labels, ax=a, dim=dim)
+    plotting.class_cosine_heatmap(class_mean_cosines(H, labels), counts, ax=b)
+    fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- ufm plot KIND
+
+
+def _solve(problem, seed: int):
+    from solvers import solve
+    from ufm.problem import require_relaxation
+
+    require_relaxation(problem, "plot")
+    reason = problem.degenerate()
+    if reason is not None:
+        raise UFMInputError("--counts", f"degenerate problem ({reason}): no geometry to draw")
+    _log(f"ufm plot: solving {problem.loss.name}, k = {problem.k}, n = {problem.n} ...")
+    return solve(problem, seed=seed)
+
+
+def _verify(problem, args, seed: int):
+    from solvers.nonconvex import check_dim
+    from solvers.verify import default_dim, verify
+    from ufm.inputs import positive_int
+
+    dim = default_dim(problem) if args.dim is None else check_dim(positive_int(args.dim, "--dim"))
+    restarts = positive_int(args.restarts, "--restarts", 10_000)
+    _log(f"ufm plot: {restarts} restarts of {problem.loss.name} in d = {dim}, n = {problem.n} ...")
+    return verify(problem, dim, restarts, device="cpu", seed=seed, precision="float64")
+
+
+def _user_embeddings(args):
+    """(H, labels, counts) from --embeddings with --labels (rows normalised)."""
+    from ufm.inputs import read_embeddings, read_labels
+    from ufm.samples import Samples
+
+    if args.labels is None:
+        raise UFMInputError("--labels", "required with --embeddings")
+    H = read_embeddings(args.embeddings)
+    samples = Samples.from_labels(read_labels(args.labels))
+    if samples.n != H.shape[0]:
+        raise UFMInputError("--labels", f"{samples.n} labels for {H.shape[0]} embeddings")
+    if H.shape[0] > MAX_DRAWN_SAMPLES:
+        raise UFMInputError("--embeddings", f"{H.shape[0]} rows; plots draw at most {MAX_DRAWN_SAMPLES}")
+    norms = np.linalg.norm(H, axis=1)
+    if np.any(norms == 0):
+        raise UFMInputError("--embeddings", "a row is zero: no direction to draw")
+    H = H / norms[:, None]
+    if samples.order is not None:
+        H = H[samples.order]
+    return H, np.asarray(samples.labels), np.asarray(samples.counts)
+
+
+def _class_data(args, problem_of, seed):
+    """(class-mean cosines, counts, title) of the optimum, or of --embeddings."""
+    from ufm.metrics import class_mean_cosines
+
+    if args.embeddings is not None:
+        H, labels, counts = _user_embeddings(args)
+        return class_mean_cosines(H, labels), counts, f"{args.embeddings}: k = {len(counts)}"
+    problem = problem_of()
+    if problem.k > MAX_DRAWN_CLASSES:
+        raise UFMInputError("--counts", f"{problem.k} classes; plots draw at most {MAX_DRAWN_CLASSES}")
+    res = _solve(problem, seed)
+    tau = "" if problem.tau is None else f", tau = {problem.tau:g}"
+    title = f"optimum of {problem.loss.name}{tau}, k = {problem.k}"
+    return res.class_gram(), np.asarray(problem.counts), title
+
+
+def _step_rows(args, loss_of, seed: int) -> list[dict]:
+    from solvers import solve
+    from ufm.inputs import integer, positive_int
+    from ufm.metrics import step_class_cosines
+    from ufm.params import check_tau
+    from ufm.problem import Problem
+    from ufm.samples import Samples
+
+    k_major = integer(args.k_major, "--k-major", 0, 10**6)
+    k_minor = integer(args.k_minor, "--k-minor", 0, 10**6)
+    n_minor = positive_int(args.n_minor, "--n-minor")
+    if k_major + k_minor < 2:
+        raise UFMInputError("--k-major", "k_major + k_minor must be >= 2")
+    ratios = [_ratio(r) for r in _list(args.ratios, "--ratios")]
+    loss = loss_of()
+    if "tau" not in loss.values:
+        raise UFMInputError("--loss", f"{loss.name} has no temperature: step plots sweep tau")
+    taus = [check_tau(t, "--taus") for t in _list(args.taus, "--taus")] if args.taus else [loss.tau]
+    rows = []
+    for tau in taus:
+        for ratio in ratios:
+            major = ratio * n_minor
+            if abs(major - round(major)) > 1e-9 * major:
+                raise UFMInputError("--ratios", f"ratio * n_minor must be a whole class size, got "
+                                    f"{ratio:g} * {n_minor}")
+            counts = (round(major),) * k_major + (n_minor,) * k_minor
+            problem = Problem(type(loss)(**{**loss.values, "tau": tau}), Samples.from_counts(counts))
+            _log(f"ufm plot: step R = {ratio:g}, tau = {tau:g} ...")
+            res = solve(problem, seed=seed)
+            rows.append({"ratio": ratio, "tau": tau, **step_class_cosines(res.class_gram(), k_major)})
+    return rows
+
+
+def _list(text, argument: str) -> list[str]:
+    items = [t for t in str(text).replace(",", " ").split() if t]
+    if not items:
+        raise UFMInputError(argument, "empty list")
+    return items
+
+
+def _ratio(text: str) -> float:
+    from ufm.params import Param
+
+    return Param("ratio", None, "", minimum=1.0, strict=False).parse(text, "--ratios")
+
+
+def _family_panels(args, samples_of, seed: int) -> list[dict]:
+    from solvers import solve
+    from ufm.losses import LOSSES, all_params, loss_class
+    from ufm.problem import Problem
+
+    names = _list(args.losses, "--losses") if args.losses else list(LOSSES)
+    for name in names:
+        loss_class(name)
+    given = {name: getattr(args, name) for name in (*all_params(), "reduction")
+             if getattr(args, name, None) is not None}
+    for key in given:
+        if key != "reduction" and not any(key in {p.name for p in loss_class(n).params} for n in names):
+            raise UFMInputError("--" + key.replace("_", "-"), f"not a parameter of {', '.join(names)}")
+    samples = samples_of()
+    panels = []
+    for name in names:
+        cls = loss_class(name)
+        own = {p.name for p in cls.params} | {"reduction"}
+        loss = cls(**{k: v for k, v in given.items() if k in own})
+        try:
+            loss.check_samples(samples, "--loss")
+        except UFMInputError:
+            if args.losses:
+                raise
+            _log(f"ufm plot: {name} skipped (needs instances x views: --instances N)")
+            continue
+        problem = Problem(loss, samples)
+        if args.dim is not None or not loss.has_relaxation:
+            res = _verify(problem, args, seed)
+            best = int(np.argmin([r.excess for r in res.restarts]))
+            from ufm.metrics import class_mean_cosines
+
+            cos = class_mean_cosines(res.run.H[best], np.asarray(problem.labels))
+            sub = f"best of {len(res.restarts)} in d = {res.dim}: {res.restarts[best].value:.5g}"
+        else:
+            _log(f"ufm plot: solving {name} ...")
+            res = solve(problem, seed=seed)
+            if res.geometry is None:
+                continue
+            cos = res.class_gram()
+            sub = f"value {res.value:.5g}, rank {res.rank}"
+        tau = "" if loss.tau is None else f" (tau {loss.tau:g})"
+        panels.append({"name": name + tau, "cosines": cos, "subtitle": sub})
+    if not panels:
+        raise UFMInputError("--losses", "no loss of the list can be posed on these samples")
+    return panels
+
+
+def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
+    """The figure of ``ufm plot KIND``, and a few numbers describing it (for --json)."""
+    from ufm import plotting
+
+    if kind in ("heatmap", "long_tail"):
+        cos, counts, title = _class_data(args, problem_of, seed)
+        if len(counts) < 2:
+            raise UFMInputError("--counts", "one class: no cosines between class means to draw")
+        draw = plotting.class_cosine_heatmap if kind == "heatmap" else plotting.cosines_vs_class_size
+        return draw(cos, counts, title=title), {"k": len(counts)}
+    if kind == "embedding":
+        dim = {"2d": 2, "3d": 3}.get(args.projection)
+        if dim is None:
+            raise UFMInputError("--projection", f"unknown projection {args.projection!r} (choose from 2d, "
+                                "3d)")
+        if args.embeddings is not None:
+            H, labels, counts = _user_embeddings(args)
+            title = f"{args.embeddings}"
+        else:
+            problem = problem_of()
+            if problem.n > MAX_DRAWN_SAMPLES:
+                raise UFMInputError("--counts", f"{problem.n} samples; plots draw at most "
+                                    f"{MAX_DRAWN_SAMPLES}")
+            res = _solve(problem, seed)
+            H, labels = res.embeddings(lift=True), np.asarray(problem.labels)
+            title = f"optimum of {problem.loss.name}, rank {res.rank}"
+        return plotting.embedding_scatter(H, labels, dim=dim, title=title), {"n": int(H.shape[0])}
+    if kind == "step":
+        rows = _step_rows(args, loss_of, seed)
+        return plotting.step_panels(rows), {"rows": rows}
+    if kind in ("census", "curves"):
+        res = _verify(problem_of(), args, seed)
+        payload = res.to_dict()
+        if kind == "census":
+            fig = plotting.restart_census(payload["restarts"])
+        else:
+            history = res.run.value_history(res.problem.floor())
+            fig = plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"])
+        return fig, {"fraction_global": payload["fraction_global"],
+                     "distinct_minima": payload["distinct_minima"]}
+    panels = _family_panels(args, samples_of, seed)
+    names = [p["name"] for p in panels]
+    return plotting.loss_family(panels), {"losses": names}

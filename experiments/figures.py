@@ -47,13 +47,20 @@ def _matches(params: dict, select: dict) -> bool:
 
 def validate_figures(raw, study) -> list[dict]:
     """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns)."""
-    from experiments.study import check_keys, choice, string, suggest
+    from experiments.study import FIGURE_KEYS, choice, string, suggest
 
     if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
         raise UFMInputError("[[figure]]", "must be an array of tables ([[figure]] ... )")
+    from experiments.rows import MAX_ARRAY_CLASSES, MAX_ARRAY_SAMPLES
+
     figures, files = [], set()
     for i, fig in enumerate(raw):
-        check_keys(fig, "figure", None)
+        for key in fig:
+            if key not in FIGURE_KEYS:
+                raise UFMInputError(_where(i, key), "unknown key" + suggest(key, FIGURE_KEYS)
+                                    + f" (valid keys: {', '.join(FIGURE_KEYS)})")
+        if "title" in fig:
+            string(fig["title"], _where(i, "title"))
         if "kind" not in fig or "file" not in fig:
             raise UFMInputError(_where(i, "kind" if "kind" not in fig else "file"), "missing")
         kind = choice(fig["kind"], _where(i, "kind"), KINDS, "figure kind")
@@ -67,10 +74,12 @@ def validate_figures(raw, study) -> list[dict]:
         select = fig.get("select", {})
         if not isinstance(select, dict):
             raise UFMInputError(_where(i, "select"), f"must be a table of [problem] values, got {select!r}")
-        for key in select:
+        for key, value in select.items():
             if key not in study.problem:
                 raise UFMInputError(_where(i, f"select.{key}"), "not a [problem] key of this study"
                                     + suggest(key, study.problem))
+            if isinstance(value, list | dict) and key != "counts":
+                raise UFMInputError(_where(i, f"select.{key}"), f"one value of {key}, got {value!r}")
         chosen = [j for j, p in enumerate(study.points) if _matches(p, select)]
         if not chosen and study.smoke:  # a figure of points the smoke grid leaves out
             continue
@@ -83,9 +92,27 @@ def validate_figures(raw, study) -> list[dict]:
             raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
         if kind == "step" and study.problem["kind"] != "step":
             raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
+        if "projection" in fig and kind != "embedding":
+            raise UFMInputError(_where(i, "projection"), f"only for embedding figures (this is {kind})")
+        for key in ("x", "y", "by"):
+            if key in fig and kind != "lines":
+                raise UFMInputError(_where(i, key), f"only for lines figures (this is {kind})")
         if kind == "embedding":
             projection = fig.get("projection", "2d")
             choice(projection, _where(i, "projection"), ("2d", "3d"), "projection")
+        drawable = [j for j in chosen if study.problems[j].degenerate() is None]
+        if kind in ("heatmap", "long_tail", "embedding", "family") and not drawable:
+            raise UFMInputError(_where(i, "select"), f"a {kind} figure needs a geometry; every point it "
+                                f"picks is degenerate ({study.problems[chosen[0]].degenerate()})")
+        if kind in ("heatmap", "long_tail"):
+            k = study.problems[chosen[0]].k
+            if not 2 <= k <= MAX_ARRAY_CLASSES:
+                raise UFMInputError(_where(i, "select"), f"a {kind} figure draws 2 to {MAX_ARRAY_CLASSES} "
+                                    f"classes; the point has {k}")
+        if kind == "embedding" and study.problems[chosen[0]].n > MAX_ARRAY_SAMPLES:
+            raise UFMInputError(_where(i, "select"), f"an embedding figure draws at most "
+                                f"{MAX_ARRAY_SAMPLES} samples (the embeddings saved); the point has "
+                                f"{study.problems[chosen[0]].n}")
         if kind == "lines":
             for key in ("x", "y"):
                 if key not in fig:
@@ -95,6 +122,8 @@ def validate_figures(raw, study) -> list[dict]:
                 raise UFMInputError(_where(i, "x"), "must be a swept [problem] key "
                                     f"({', '.join(study.swept)}), got {x!r}")
             ys = fig["y"] if isinstance(fig["y"], list) else [fig["y"]]
+            if not ys:
+                raise UFMInputError(_where(i, "y"), "an empty list: name at least one column")
             columns = study.summary_fields()
             for y in ys:
                 if string(y, _where(i, "y")) not in columns:
@@ -124,56 +153,69 @@ def draw_figures(study, rows: list[dict], arrays_of, out: Path, log=None) -> lis
 
     written = []
     for fig_spec in study.figures:
-        kind = fig_spec["kind"]
-        chosen = [rows[j] for j in fig_spec["points"]]
-        title = fig_spec.get("title")
-        row = chosen[0]
-        if kind in ("heatmap", "long_tail", "embedding", "curves"):
-            arrays = arrays_of(row["point_id"])
-        if kind == "heatmap":
-            fig = plotting.class_cosine_heatmap(arrays["class_gram"], arrays["counts"], title=title)
-        elif kind == "long_tail":
-            fig = plotting.cosines_vs_class_size(arrays["class_gram"], arrays["counts"], title=title)
-        elif kind == "embedding":
-            dim = 3 if fig_spec.get("projection", "2d") == "3d" else 2
-            fig = plotting.embedding_scatter(arrays["embeddings"], arrays["labels"], dim=dim, title=title)
-        elif kind == "census":
-            fig = plotting.restart_census(row["restarts"], title=title)
-        elif kind == "curves":
-            fig = plotting.optimisation_curves(list(arrays["value_history"].T), row.get("optimal_value"),
-                                               row.get("floor", 0.0), title=title)
-        elif kind == "step":
-            fig = plotting.step_panels([{**r["params"], **r} for r in chosen])
-        elif kind == "family":
-            varying = [k for k in study.swept if len({repr(r["params"].get(k)) for r in chosen}) > 1]
-            panels = []
-            for r in chosen:
-                cos = arrays_of(r["point_id"]).get("class_gram")
-                if cos is None:
-                    if log is not None:
-                        why = r.get("degenerate") or "no class-mean cosines saved"
-                        log(f"ufm run: {fig_spec['file']}: {_describe_params(r['params'], varying)} has no "
-                            f"geometry to draw ({why}); left out")
-                    continue
-                value = r.get("optimal_value") if r.get("optimal_value") is not None else r.get("best_value")
-                sub = f"value {value:.6g}" if value is not None else ""
-                if r.get("rank") is not None:
-                    sub += f", rank {r['rank']}"
-                panels.append({"name": _describe_params(r["params"], varying) or r["params"]["loss"],
-                               "cosines": cos, "subtitle": sub})
-            fig = plotting.loss_family(panels, title=title)
-        else:  # lines
-            ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
-            fig = plotting.summary_lines([{**r["params"], **r} for r in chosen], fig_spec["x"], ys,
-                                         fig_spec.get("by"), title=title)
-        if title and kind in ("step",):
-            fig.suptitle(title)
+        try:
+            fig = _draw(study, fig_spec, rows, arrays_of, log)
+        except (KeyError, ValueError) as err:  # checked when the study was loaded; never lose the run
+            if log is not None:
+                log(f"ufm run: figure {fig_spec['file']} NOT drawn: {type(err).__name__}: {err}")
+            continue
         path = out / fig_spec["file"]
         plotting.save_figure(fig, path)
         written.append(path)
         if log is not None:
             log(f"ufm run: figure {path}")
     return written
+
+
+def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
+    """The Figure of one declared figure."""
+    from ufm import plotting
+
+    kind = fig_spec["kind"]
+    chosen = [rows[j] for j in fig_spec["points"]]
+    title = fig_spec.get("title")
+    row = chosen[0]
+    if kind in ("heatmap", "long_tail", "embedding", "curves"):
+        arrays = arrays_of(row["point_id"])
+    if kind == "heatmap":
+        fig = plotting.class_cosine_heatmap(arrays["class_gram"], arrays["counts"], title=title)
+    elif kind == "long_tail":
+        fig = plotting.cosines_vs_class_size(arrays["class_gram"], arrays["counts"], title=title)
+    elif kind == "embedding":
+        dim = 3 if fig_spec.get("projection", "2d") == "3d" else 2
+        fig = plotting.embedding_scatter(arrays["embeddings"], arrays["labels"], dim=dim, title=title)
+    elif kind == "census":
+        fig = plotting.restart_census(row["restarts"], title=title)
+    elif kind == "curves":
+        fig = plotting.optimisation_curves(list(arrays["value_history"].T), row.get("optimal_value"),
+                                           row.get("floor", 0.0), title=title)
+    elif kind == "step":
+        fig = plotting.step_panels([{**r["params"], **r} for r in chosen])
+    elif kind == "family":
+        varying = [k for k in study.swept if len({repr(r["params"].get(k)) for r in chosen}) > 1]
+        panels = []
+        for r in chosen:
+            cos = arrays_of(r["point_id"]).get("class_gram")
+            if cos is None:
+                if log is not None:
+                    why = r.get("degenerate") or "no class-mean cosines saved"
+                    log(f"ufm run: {fig_spec['file']}: {_describe_params(r['params'], varying)} has no "
+                        f"geometry to draw ({why}); left out")
+                continue
+            value = r.get("optimal_value") if r.get("optimal_value") is not None else r.get("best_value")
+            sub = f"value {value:.6g}" if value is not None else ""
+            if r.get("rank") is not None:
+                sub += f", rank {r['rank']}"
+            panels.append({"name": _describe_params(r["params"], varying) or r["params"]["loss"],
+                           "cosines": cos, "subtitle": sub})
+        fig = plotting.loss_family(panels, title=title)
+    else:  # lines
+        ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
+        fig = plotting.summary_lines([{**r["params"], **r} for r in chosen], fig_spec["x"], ys,
+                                     fig_spec.get("by"), title=title)
+    if title and kind in ("step",):
+        fig.suptitle(title)
+    return fig
 
 
 def load_arrays(out: Path):

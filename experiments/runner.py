@@ -391,9 +391,16 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
 
     if jobs is not None and jobs < 1:
         raise UFMInputError("--jobs", f"must be an integer >= 1, got {jobs}")
+    if jobs is not None and scheduler is not None:
+        raise UFMInputError("--jobs", "not allowed with --scheduler (the cluster's workers run the points)")
     path = find_study(experiment)
     study = load_study(path, smoke=smoke)
-    outdir = prepare_out(out if out is not None else str(Path("results") / study.name))
+    backend = backend_for(jobs, scheduler)  # a scheduler that cannot be reached: before the folder
+    try:
+        outdir = prepare_out(out if out is not None else str(Path("results") / study.name))
+    except BaseException:
+        backend.close(False)
+        raise
     options = " --smoke" if smoke else ""
     options += f" --jobs {jobs}" if jobs is not None else ""
     options += f" --scheduler {shlex.quote(scheduler)}" if scheduler is not None else ""
@@ -404,7 +411,6 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
              f"({_duration(elapsed)} elapsed, about {_duration(left)} left)")
 
     try:
-        backend = backend_for(jobs, scheduler)
         rows, skipped = run_study(study, outdir, progress, backend=backend)
     except StudyInterrupted as stop:
         done = "no new point" if stop.done is None else f"{stop.done} of {stop.total} points"
@@ -421,6 +427,7 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
                           "figures": [f["file"] for f in study.figures], "rows": rows}))
     else:
         certified = sum(bool(r.get("certified")) for r in rows)
-        print(f"study {study.name}: {len(rows)} problems, {certified} certified; results in {outdir}")
+        what = "with a certified restart" if study.verify is not None else "certified"
+        print(f"study {study.name}: {len(rows)} problems, {certified} {what}; results in {outdir}")
         print(summary_csv(study, rows), end="")
     return 0

@@ -82,7 +82,7 @@ def find_study(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".toml" and p.is_file():
         return p
-    bundled = STUDIES_DIR / f"{name}.toml"
+    bundled = STUDIES_DIR / (p.name if p.suffix == ".toml" and p.name == name else f"{name}.toml")
     if bundled.is_file():
         return bundled
     raise UFMInputError("EXPERIMENT", f"no study file or bundled study {name!r} (bundled: "
@@ -367,6 +367,13 @@ def _validate_verify(doc: dict, path: Path) -> dict | None:
     opts["max_iter"] = integer(opts["max_iter"], _key("verify", "max_iter"), 1, 10**9)
     opts["precision"] = choice(opts["precision"], _key("verify", "precision"), PRECISIONS, "precision")
     opts["device"] = choice(opts["device"], _key("verify", "device"), ("auto", "cpu", "cuda"), "device")
+    if opts["device"] == "cuda":
+        from solvers.nonconvex import resolve_device
+
+        try:
+            resolve_device("cuda")
+        except UFMInputError as err:
+            raise UFMInputError(_key("verify", "device"), err.message) from None
     if not isinstance(opts["snap"], bool):
         raise UFMInputError(_key("verify", "snap"), f"must be true or false, got {opts['snap']!r}")
     return opts
@@ -489,6 +496,10 @@ def toml_key(argument: str) -> str:
     return argument
 
 
+def _point_words(params: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in params.items() if k not in ("kind",))
+
+
 def checked_problem(params: dict, opts: dict, verify: dict | None) -> Problem:
     """Checks that need a whole grid point (step sizes, solver limits), then its problem."""
     from solvers.solve import FULL_MAX_N
@@ -519,6 +530,18 @@ def checked_problem(params: dict, opts: dict, verify: dict | None) -> Problem:
         if params["kind"] == "step" and key == "[problem].counts":
             key = "[problem]"
         raise UFMInputError(key, err.message) from None
+    reason = problem.degenerate()
+    if verify is not None and reason is not None:
+        raise UFMInputError(_key("problem", "counts" if params["kind"] == "counts" else "kind"),
+                            f"degenerate problem at {_point_words(params)} ({reason}): no restarts to run")
+    if verify is None or problem.loss.has_relaxation:
+        from solvers.solve import resolve_method
+
+        try:
+            resolve_method(problem, opts["method"])
+        except UFMInputError as err:
+            raise UFMInputError(_key("solve", "method"),
+                                f"{err.message} (at {_point_words(params)})") from None
     if verify is None and not problem.loss.has_relaxation:
         raise UFMInputError(_key("problem", "loss"), f"{problem.loss.name} is not convex in the Gram "
                             "matrix and has no convex relaxation: nothing to solve (add a [verify] "

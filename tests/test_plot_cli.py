@@ -66,7 +66,15 @@ def test_heatmap_of_given_embeddings(tmp_path, capsys):
     (["plot", "step", "--embeddings", "x.npy", "--out", "{tmp}/a.png"], "--embeddings"),
     (["plot", "step", "--ratios", "0.5", "--out", "{tmp}/a.png"], "--ratios"),
     (["plot", "embedding", "--projection", "4d", "--out", "{tmp}/a.png"], "--projection"),
-    (["plot", "family", "--losses", "supcon,nce", "--out", "{tmp}/a.png"], "--loss"),
+    (["plot", "family", "--losses", "supcon,nce", "--out", "{tmp}/a.png"], "--losses"),
+    (["plot", "family", "--counts", "2,2", "--losses", "supcon,kcl", "--out", "{tmp}/a.png"], "--losses"),
+    (["plot", "step", "--ratios", "1,2,2.25", "--k-major", "2", "--k-minor", "2", "--out", "{tmp}/a.png"],
+     "--ratios"),
+    (["plot", "step", "--ratios", "1", "--n-minor", "1", "--k-major", "0", "--k-minor", "3", "--out",
+      "{tmp}/a.png"], "--n-minor"),
+    (["plot", "step", "--loss", "supcon_in", "--out", "{tmp}/a.png"], "--loss"),
+    (["plot", "heatmap", "--taus", "0.1", "--out", "{tmp}/a.png"], "--taus"),
+    (["plot", "heatmap", "--restarts", "abc", "--out", "{tmp}/a.png"], "--restarts"),
     (["plot", "heatmap", "--counts", "5", "--out", "{tmp}/a.png"], "--counts"),
     (["solve", "--counts", "3,3", "--plot", "{tmp}/a.gif"], "--plot"),
     (["solve", "--counts", "3,3", "--plot", "{tmp}/nowhere/a.png"], "--plot"),
@@ -77,7 +85,7 @@ def test_bad_input_names_the_argument(args, argument, tmp_path, capsys):
     code, stdout, err = run(capsys, *args)
     assert code == 2 and stdout == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ufm: error: {argument}"), err
+    assert len(lines) == 1 and lines[0].startswith(f"ufm: error: {argument}"), err  # before any solve
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

@@ -127,10 +127,37 @@ BAD_FIGURES = [
      "swept"),
     ('[[figure]]\nkind = "lines"\nfile = "a.png"\nx = "ratio"\ny = "cos_mx"\n', "[[figure]] 1: y",
      "did you mean 'cos_max'"),
-    ('[[figure]]\nkind = "step"\nfile = "a.png"\nsize = 3\n', "[figure].size", "unknown key"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\nsize = 3\n', "[[figure]] 1: size", "unknown key"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\nprojection = "3d"\n', "[[figure]] 1: projection",
+     "only for embedding"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\ntitle = 3\n', "[[figure]] 1: title", "string"),
+    ('[[figure]]\nkind = "lines"\nfile = "a.png"\nx = "ratio"\ny = []\n', "[[figure]] 1: y", "empty"),
+    ('[[figure]]\nkind = "step"\nfile = "a.png"\nselect = {tau = [0.5, 1.0]}\n', "[[figure]] 1: select.tau",
+     "one value"),
     ('[[figure]]\nkind = "step"\nfile = "a.png"\n[[figure]]\nkind = "step"\nfile = "a.png"\n',
      "[[figure]] 2: file", "two figures"),
 ]
+
+
+DEGENERATE = '[problem]\ncounts = [[1, 1, 1], [2, 2]]\n'
+BAD_FIGURES_OF_POINTS = [
+    (DEGENERATE + '[[figure]]\nkind = "heatmap"\nfile = "a.png"\nselect = {counts = [1, 1, 1]}\n',
+     "[[figure]] 1: select", "degenerate"),
+    ('[problem]\ncounts = [[1, 1], [1, 1, 1]]\n[[figure]]\nkind = "family"\nfile = "a.png"\n',
+     "[[figure]] 1: select", "degenerate"),
+    ('[problem]\ncounts = [2600, 2600]\n[[figure]]\nkind = "embedding"\nfile = "a.png"\n',
+     "[[figure]] 1: select", "at most 5000 samples"),
+]
+
+
+@pytest.mark.parametrize("text,key,words", BAD_FIGURES_OF_POINTS, ids=[b[2] for b in BAD_FIGURES_OF_POINTS])
+def test_figures_of_points_without_a_drawable_geometry_are_refused_before_work(tmp_path, text, key, words):
+    """These crashed after the whole study had run (no class_gram or embeddings saved)."""
+    path = _write(tmp_path, text)
+    with pytest.raises(UFMInputError) as err:
+        runner.run_command(str(path), str(tmp_path / "out"), False)
+    assert err.value.argument == key and words in err.value.message, str(err.value)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("text,key,words", BAD_FIGURES, ids=[b[1] + "-" + b[2] for b in BAD_FIGURES])
@@ -159,6 +186,11 @@ BAD_STUDIES = [
     ('[problem]\ncounts = [3, 3]\n[smoke]\nproblem = {cuonts = [[2, 2]]}\n', "[smoke].problem",
      "unknown key"),
     ('[problem]\ncounts = [3, 3]\n[smoke]\nverify = {restarts = 2}\n', "[smoke].verify", "has not"),
+    # found at the first point before: now when the study is loaded
+    ('[problem]\ncounts = [[2, 2, 2], [1, 1, 1]]\n[verify]\nrestarts = 2\n', "[problem].counts",
+     "degenerate"),
+    ('[problem]\ncounts = [4, 4]\nbatches = ["random:4", "random:8"]\n[solve]\nmethod = "reduced"\n',
+     "[solve].method", "no reduced program"),
 ]
 
 
@@ -182,6 +214,31 @@ def test_smoke_needs_a_smoke_table_and_jobs_excludes_scheduler(tmp_path, capsys)
     assert "--jobs" in capsys.readouterr().err
 
 
+def test_input_errors_cross_process_boundaries():
+    """--jobs workers and Dask send errors back pickled (this was a BrokenProcessPool)."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(UFMInputError("[solve].method", "no reduced program")))
+    assert isinstance(err, UFMInputError) and err.argument == "[solve].method"
+    assert err.message == "no reduced program"
+
+
+def test_bundled_study_by_its_file_name_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert find_study("balanced_etf.toml") == find_study("balanced_etf")
+
+
+def test_verify_study_calls_certified_only_what_is_certified_in_its_dimension(tmp_path, capsys):
+    """A loose relaxation (d < k - 1): the relaxation's optimum is certified, no end point is."""
+    path = _write(tmp_path, '[problem]\ncounts = [3, 3, 3, 3]\ntau = 1.0\ndim = [2, 3]\n'
+                  '[verify]\nrestarts = 2\n')
+    assert runner.run_command(str(path), str(tmp_path / "out"), False) == 0
+    assert "2 problems, 1 with a certified restart" in capsys.readouterr().out
+    low, high = lines(tmp_path / "out" / "results.jsonl")
+    assert low["optimum_certified"] and not low["certified"] and low["fraction_global"] == 0.0
+    assert high["certified"] and high["fraction_global"] == 1.0
+
+
 def test_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch, capsys):
     from experiments import backends
 
@@ -192,6 +249,7 @@ def test_unreachable_scheduler_is_an_input_error(tmp_path, monkeypatch, capsys):
     assert main(["run", str(path), "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ufm: error: --scheduler: cannot reach the scheduler")
+    assert not (tmp_path / "o").exists()  # refused before the folder is made
 
 
 PARALLEL = """\

@@ -15,6 +15,9 @@ class UFMInputError(ValueError):
         self.message = message
         super().__init__(f"{argument}: {message}")
 
+    def __reduce__(self):  # picklable: it crosses process boundaries (ufm run --jobs, Dask)
+        return type(self), (self.argument, self.message)
+
 
 def check_choice(value: str, choices, argument: str, what: str) -> str:
     """``value`` if it is one of ``choices``, else a UFMInputError naming ``argument``."""

@@ -171,7 +171,7 @@ def _step_rows(args, loss_of, seed: int) -> list[dict]:
     from ufm.metrics import step_class_cosines
     from ufm.params import check_tau
     from ufm.problem import Problem
-    from ufm.samples import Samples
+    from ufm.samples import MAX_SAMPLES, Samples
 
     k_major = integer(args.k_major, "--k-major", 0, 10**6)
     k_minor = integer(args.k_minor, "--k-minor", 0, 10**6)
@@ -182,19 +182,30 @@ def _step_rows(args, loss_of, seed: int) -> list[dict]:
     loss = loss_of()
     if "tau" not in loss.values:
         raise UFMInputError("--loss", f"{loss.name} has no temperature: step plots sweep tau")
+    from ufm.problem import require_relaxation
+
     taus = [check_tau(t, "--taus") for t in _list(args.taus, "--taus")] if args.taus else [loss.tau]
-    rows = []
+    problems = []  # every point built and checked before the first solve
     for tau in taus:
         for ratio in ratios:
             major = ratio * n_minor
             if abs(major - round(major)) > 1e-9 * major:
                 raise UFMInputError("--ratios", f"ratio * n_minor must be a whole class size, got "
                                     f"{ratio:g} * {n_minor}")
+            if round(major) * k_major + n_minor * k_minor > MAX_SAMPLES:
+                raise UFMInputError("--ratios", f"R = {ratio:g} gives more than {MAX_SAMPLES} samples")
             counts = (round(major),) * k_major + (n_minor,) * k_minor
             problem = Problem(type(loss)(**{**loss.values, "tau": tau}), Samples.from_counts(counts))
-            _log(f"ufm plot: step R = {ratio:g}, tau = {tau:g} ...")
-            res = solve(problem, seed=seed)
-            rows.append({"ratio": ratio, "tau": tau, **step_class_cosines(res.class_gram(), k_major)})
+            require_relaxation(problem, "plot")
+            reason = problem.degenerate()
+            if reason is not None:
+                raise UFMInputError("--n-minor", f"degenerate problem at R = {ratio:g} ({reason})")
+            problems.append((ratio, tau, problem))
+    rows = []
+    for ratio, tau, problem in problems:
+        _log(f"ufm plot: step R = {ratio:g}, tau = {tau:g} ...")
+        res = solve(problem, seed=seed)
+        rows.append({"ratio": ratio, "tau": tau, **step_class_cosines(res.class_gram(), k_major)})
     return rows
 
 
@@ -218,26 +229,40 @@ def _family_panels(args, samples_of, seed: int) -> list[dict]:
 
     names = _list(args.losses, "--losses") if args.losses else list(LOSSES)
     for name in names:
-        loss_class(name)
+        try:
+            loss_class(name)
+        except UFMInputError as err:
+            raise UFMInputError("--losses", err.message) from None
     given = {name: getattr(args, name) for name in (*all_params(), "reduction")
              if getattr(args, name, None) is not None}
     for key in given:
         if key != "reduction" and not any(key in {p.name for p in loss_class(n).params} for n in names):
             raise UFMInputError("--" + key.replace("_", "-"), f"not a parameter of {', '.join(names)}")
     samples = samples_of()
-    panels = []
+    problems = []  # every loss built and checked on the samples before the first solve
     for name in names:
         cls = loss_class(name)
         own = {p.name for p in cls.params} | {"reduction"}
         loss = cls(**{k: v for k, v in given.items() if k in own})
         try:
-            loss.check_samples(samples, "--loss")
+            loss.check_samples(samples, "--losses")
         except UFMInputError:
             if args.losses:
                 raise
             _log(f"ufm plot: {name} skipped (needs instances x views: --instances N)")
             continue
         problem = Problem(loss, samples)
+        reason = problem.degenerate()
+        if reason is not None:
+            raise UFMInputError("--losses", f"{name}: degenerate problem ({reason})")
+        problems.append((name, loss, problem))
+    if args.dim is not None:
+        from solvers.nonconvex import check_dim
+        from ufm.inputs import positive_int
+
+        check_dim(positive_int(args.dim, "--dim"))
+    panels = []
+    for name, loss, problem in problems:
         if args.dim is not None or not loss.has_relaxation:
             res = _verify(problem, args, seed)
             best = int(np.argmin([r.excess for r in res.restarts]))
@@ -262,7 +287,15 @@ def _family_panels(args, samples_of, seed: int) -> list[dict]:
 def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
     """The figure of ``ufm plot KIND``, and a few numbers describing it (for --json)."""
     from ufm import plotting
+    from ufm.inputs import positive_int
 
+    if args.projection not in ("2d", "3d"):
+        raise UFMInputError("--projection", f"unknown projection {args.projection!r} (choose from 2d, 3d)")
+    positive_int(args.restarts, "--restarts", 10_000)
+    if args.taus is not None and kind != "step":
+        raise UFMInputError("--taus", f"only for step plots (use --tau for {kind})")
+    if args.losses is not None and kind != "family":
+        raise UFMInputError("--losses", f"only for family plots (use --loss for {kind})")
     if kind in ("heatmap", "long_tail"):
         cos, counts, title = _class_data(args, problem_of, seed)
         if len(counts) < 2:

@@ -1,0 +1,197 @@
+"""Local maxima of the one-unit contrastive objective (``ufm.networks.one_layer``) from many random
+starts, batched in torch, and their census: the distinct optima reached and the pattern each one
+aligns with (Tian 2023)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.stop import StopReason
+from ufm.errors import UFMInputError
+from ufm.networks.one_layer import check_activation, energy, sign_symmetric
+
+#: two end points are the same optimum if their cosine (|cosine| for sign-symmetric activations)
+#: is at least 1 - this
+SAME_OPTIMUM_TOL = 1e-4
+#: stop where the Riemannian gradient norm is below this times (1 + |E|)
+GRAD_TOL = 1e-9
+#: iterations without a 1e-12 relative improvement of E before a restart stops
+PATIENCE = 50
+
+
+@dataclass
+class Optimum:
+    """One distinct end point: a representative w, its energy, how many restarts reached it and
+    the pattern it aligns with best (cosine with the pattern's unit direction)."""
+
+    w: np.ndarray
+    energy: float
+    count: int
+    pattern: int | None
+    alignment: float | None
+
+
+@dataclass
+class OneLayerResult:
+    activation: str
+    W: np.ndarray  # (R, D) end points, unit rows
+    energies: np.ndarray  # (R,)
+    grad_norms: np.ndarray  # (R,)
+    iterations: np.ndarray  # (R,)
+    stops: list  # StopReason per restart
+    cluster: np.ndarray  # (R,) index into optima, -1 for a dead unit (all outputs zero)
+    optima: list[Optimum]  # distinct end points, best energy first
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def distinct(self) -> int:
+        return len(self.optima)
+
+    @property
+    def dead(self) -> int:
+        """Restarts that ended with every output zero (a ReLU unit silent on all the data)."""
+        return int((self.cluster < 0).sum())
+
+    def to_dict(self) -> dict:
+        return {"activation": self.activation, "restarts": int(self.W.shape[0]),
+                "distinct_optima": self.distinct, "dead_units": self.dead,
+                "optima": [{"energy": o.energy, "restarts": o.count, "pattern": o.pattern,
+                            "alignment": o.alignment} for o in self.optima],
+                "stops": [s.value for s in self.stops],
+                "converged": float(np.mean([s.converged for s in self.stops])),
+                "time_s": self.timings.get("total")}
+
+
+def _riemannian(W, G):
+    return G - (G * W).sum(1, keepdim=True) * W
+
+
+def maximise(x1: np.ndarray, x2: np.ndarray, activation: str = "relu", restarts: int = 32, seed: int = 0,
+             max_iter: int = 3000, W0: np.ndarray | None = None, device: str = "cpu"):
+    """Riemannian gradient ascent of E on the unit sphere from ``restarts`` random starts
+    (or ``W0``), all at once: Barzilai-Borwein steps with per-restart backtracking (Armijo), the
+    retraction w <- w / |w|. Returns end points, energies, gradient norms, iterations and stops."""
+    import torch
+
+    check_activation(activation)
+    if int(restarts) != restarts or restarts < 1:
+        raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
+    X1 = torch.as_tensor(x1, dtype=torch.float64, device=device)
+    X2 = torch.as_tensor(x2, dtype=torch.float64, device=device)
+    D = X1.shape[1]
+    if W0 is None:
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        W = torch.randn(restarts, D, generator=gen, dtype=torch.float64).to(device)
+    else:
+        W = torch.as_tensor(np.asarray(W0), dtype=torch.float64, device=device)
+    W = W / W.norm(dim=1, keepdim=True)
+    R = W.shape[0]
+
+    def value_and_grad(W):
+        W = W.detach().requires_grad_(True)
+        E = energy(W, X1, X2, activation)
+        (G,) = torch.autograd.grad(E.sum(), W)
+        return E.detach(), _riemannian(W.detach(), G)
+
+    E, G = value_and_grad(W)
+    step = torch.full((R,), 1.0, dtype=torch.float64, device=device)
+    active = torch.ones(R, dtype=torch.bool, device=device)
+    iters = torch.zeros(R, dtype=torch.long, device=device)
+    stops = [StopReason.ITERATION_LIMIT] * R
+    best, since = E.clone(), torch.zeros(R, dtype=torch.long, device=device)
+    for _ in range(max_iter):
+        gn = G.norm(dim=1)
+        done = active & (gn <= GRAD_TOL * (1 + E.abs()))
+        for i in torch.nonzero(done).flatten().tolist():
+            stops[i] = StopReason.GRADIENT_TOL
+        active &= ~done
+        if not bool(active.any()):
+            break
+        t = step.clone()
+        accepted = torch.zeros(R, dtype=torch.bool, device=device)
+        W_new, E_new, G_new = W.clone(), E.clone(), G.clone()
+        for _ in range(30):  # backtracking: E(w(t)) >= E + 1e-4 t |g|^2, up to round-off
+            trial = W + t[:, None] * G
+            trial = trial / trial.norm(dim=1, keepdim=True)
+            Et, Gt = value_and_grad(trial)
+            ok = active & ~accepted & (Et >= E + 1e-4 * t * gn**2 - 1e-14 * (1 + E.abs()))
+            W_new[ok], E_new[ok], G_new[ok] = trial[ok], Et[ok], Gt[ok]
+            accepted |= ok
+            if bool((accepted | ~active).all()):
+                break
+            t = torch.where(accepted, t, 0.3 * t)
+        failed = active & ~accepted
+        for i in torch.nonzero(failed).flatten().tolist():
+            stops[i] = StopReason.STALLED
+        moved = active & accepted
+        s_vec, y_vec = W_new - W, -(G_new - G)  # ascent: curvature of -E
+        sy = (s_vec * y_vec).sum(1)
+        step = torch.where(moved & (sy > 1e-300), (s_vec * s_vec).sum(1) / sy.clamp_min(1e-300), 2 * t)
+        W, E, G = W_new, E_new, G_new
+        iters += moved.long()
+        improved = E > best + 1e-12 * (1 + best.abs())
+        best = torch.maximum(best, E)
+        since = (since + 1) * (~improved)
+        patience = moved & (since >= PATIENCE)
+        for i in torch.nonzero(patience).flatten().tolist():
+            stops[i] = StopReason.NO_PROGRESS
+        active &= ~failed & ~patience
+    return (W.cpu().numpy(), E.cpu().numpy(), G.norm(dim=1).cpu().numpy(), iters.cpu().numpy(), stops)
+
+
+def census(W: np.ndarray, energies: np.ndarray, activation: str, x: np.ndarray,
+           directions: np.ndarray | None = None, tol: float = SAME_OPTIMUM_TOL):
+    """Distinct end points, best energy first, compared by what they compute: two end points are
+    the same optimum if their outputs h(X w) on the data have cosine >= 1 - tol (|cosine| for
+    sign-symmetric activations), so that directions the data never sees (a ReLU's silent inputs)
+    do not split an optimum. End points whose outputs all vanish (dead units, E = 0) are no
+    optimum: their cluster is -1. Each optimum's pattern: argmax of cos(w, u_p) over the unit
+    pattern directions (|cos| for sign-symmetric activations)."""
+    import torch
+
+    from ufm.networks.one_layer import activate
+
+    symmetric = sign_symmetric(activation)
+    with torch.no_grad():
+        F = activate(torch.as_tensor(x, dtype=torch.float64) @ torch.as_tensor(W).T, activation).numpy().T
+    norms = np.linalg.norm(F, axis=1)
+    dead = norms <= 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    Fn = F / np.where(dead, 1.0, norms)[:, None]
+    order = np.argsort(-energies, kind="stable")
+    reps: list[int] = []
+    cluster = np.full(len(W), -1, dtype=int)
+    for i in order:
+        if dead[i]:
+            continue
+        for c, r in enumerate(reps):
+            cos = float(Fn[i] @ Fn[r])
+            if (abs(cos) if symmetric else cos) >= 1 - tol:
+                cluster[i] = c
+                break
+        else:
+            reps.append(int(i))
+            cluster[i] = len(reps) - 1
+    optima = []
+    for c, r in enumerate(reps):
+        pattern = alignment = None
+        if directions is not None and len(directions):
+            cos = directions @ W[r]
+            cos = np.abs(cos) if symmetric else cos
+            pattern = int(np.argmax(cos))
+            alignment = float(cos[pattern])
+        optima.append(Optimum(W[r], float(energies[r]), int((cluster == c).sum()), pattern, alignment))
+    return cluster, optima
+
+
+def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: int = 0,
+                     max_iter: int = 3000, device: str = "cpu") -> OneLayerResult:
+    """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``)
+    and take the census of the end points."""
+    t0 = time.perf_counter()
+    W, E, gn, iters, stops = maximise(data.x1, data.x2, activation, restarts, seed, max_iter, device=device)
+    cluster, optima = census(W, E, activation, data.x1, data.directions)
+    return OneLayerResult(activation, W, E, gn, iters, stops, cluster, optima,
+                          {"total": time.perf_counter() - t0})

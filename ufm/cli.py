@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ufm {__version__}",
                         help="print the version (ufm X.Y.Z) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser,
-                                help="solve | verify | certify | run | plot (ufm COMMAND --help for its "
-                                "options)")
+                                help="solve | verify | certify | run | plot | network (ufm COMMAND --help "
+                                "for its options)")
     s = sub.add_parser(
         "solve",
         help="certified global optimum of the convex relaxation over the Gram matrix",
@@ -252,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--losses", default=None, help="family: losses to compare, separated by commas (default "
                     "every loss that can be posed on the samples)")
     pl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    from ufm.network_command import add_arguments
+
+    net = sub.add_parser(
+        "network",
+        help="networks in place of free embeddings (Tian 2023): one-layer | two-layer",
+        description="one-layer: the local optima of one unit w with a homogeneous activation, from many "
+        "random starts, and the pattern each aligns with (a linear unit: the top eigenvector of the "
+        "contrastive covariance). two-layer: hidden units per location trained through a loss of the "
+        "family on pattern data, and how they specialise.",
+    )
+    add_arguments(net)
     return parser
 
 
@@ -588,6 +600,12 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_network(args) -> int:
+    from ufm.network_command import run
+
+    return run(args)
+
+
 def _loose_loss(args):
     """A loss to read the sample arguments with before the family's losses are built: SupCon
     with class labels, else InfoNCE (instances x views; 8 pairs by default), so that the whole
@@ -609,7 +627,7 @@ def main(argv=None) -> int:
         except SystemExit as stop:  # --help and --version print, then stop argparse
             return stop.code if isinstance(stop.code, int) else 0
         commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run,
-                    "plot": cmd_plot}
+                    "plot": cmd_plot, "network": cmd_network}
         return commands[args.command](args)
     except UFMInputError as err:
         print(f"ufm: error: {_one_line(err)}", file=sys.stderr)

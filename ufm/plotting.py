@@ -45,6 +45,8 @@ __all__ = [
     "optimisation_curves",
     "loss_family",
     "summary_lines",
+    "network_census",
+    "specialisation_histogram",
     "save_figure",
 ]
 
@@ -628,6 +630,60 @@ def summary_lines(rows: Sequence[Mapping[str, Any]], x: str, ys: Sequence[str], 
             ax.legend(fontsize="small", loc="best")
     if title is not None:
         fig.suptitle(title)
+    return fig
+
+
+def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None = None,
+                   title: str | None = None) -> Figure:
+    """One unit between the data and the embedding (Tian 2023): (a) distinct local optima reached
+    from the random starts against the activation (dead units apart, hatched); (b) the cosine of
+    each optimum with its best-aligned pattern, per activation. ``results``: the ``to_dict()`` of
+    ``solvers.one_layer.OneLayerResult`` for each activation."""
+    results = list(results)
+    if not results:
+        raise ValueError("network_census: no results to draw")
+    fig, (a, b) = _figure_and_axes_list(axes, 2, (10.0, 3.8))
+    names = [r["activation"] for r in results]
+    xs = np.arange(len(results))
+    a.bar(xs, [r["distinct_optima"] for r in results], color=PALETTE[4], edgecolor="black", label="optima")
+    a.bar(xs, [r.get("dead_units", 0) for r in results], bottom=[r["distinct_optima"] for r in results],
+          color="white", edgecolor="0.4", hatch="//", label="dead units")
+    from matplotlib.ticker import MaxNLocator
+
+    a.set_xticks(xs, names)
+    a.yaxis.set_major_locator(MaxNLocator(integer=True))
+    a.set_ylabel("end points")
+    a.set_title("(a) distinct optima per activation", fontsize="medium")
+    a.legend(fontsize="small")
+    for i, r in enumerate(results):
+        cos = [o["alignment"] for o in r["optima"] if o.get("alignment") is not None]
+        jitter = np.linspace(-0.15, 0.15, len(cos)) if len(cos) > 1 else np.zeros(len(cos))
+        b.scatter(i + jitter, cos, color=PALETTE[i % len(PALETTE)], edgecolor="black", s=28, zorder=3)
+    b.set_xticks(xs, names)
+    b.set_ylim(-0.05, 1.05)
+    b.set_ylabel("cosine with the closest pattern")
+    b.set_title("(b) alignment of each optimum", fontsize="medium")
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+def specialisation_histogram(scores: Mapping[str, Any], ax: Axes | None = None,
+                             title: str | None = None) -> Figure:
+    """Per activation, the histogram of the hidden units' specialisation (the share of a unit's
+    response variance carried by one pattern token; Tian 2023: ReLU units specialise, linear units
+    do not)."""
+    fig, ax = _figure_and_axes(ax, (5.0, 3.8))
+    bins = np.linspace(0.0, 1.0, 21)
+    for i, (name, s) in enumerate(scores.items()):
+        s = np.asarray(s, dtype=float)
+        ax.hist(s[np.isfinite(s)], bins=bins, histtype="step", linewidth=1.6, color=PALETTE[i % len(PALETTE)],
+                label=f"{name} ({np.isfinite(s).sum()} units)")
+    ax.set_xlabel("share of a unit's response variance on one pattern token")
+    ax.set_ylabel("hidden units")
+    ax.legend(fontsize="small")
+    if title is not None:
+        ax.set_title(title)
     return fig
 
 

@@ -1,0 +1,95 @@
+"""Train the two-layer network of ``ufm.networks.two_layer`` through a loss of the family on the
+two views of pattern data, and measure how its hidden units specialise (Tian 2023)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.stop import StopReason
+from ufm.errors import UFMInputError
+from ufm.networks.two_layer import TwoLayer, pattern_tokens, specialisation
+
+#: a hidden unit is specialised when one pattern token carries at least this share of its response
+#: variance
+SPECIALISED = 0.8
+
+
+@dataclass
+class TwoLayerResult:
+    activation: str
+    loss: str
+    values: np.ndarray  # loss after each step
+    specialisation: np.ndarray  # (K, M) per hidden unit, NaN where no pattern fixes a token
+    initial_specialisation: np.ndarray
+    stop: StopReason
+    steps: int
+    W: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        s, s0 = self.specialisation, self.initial_specialisation
+        return {"activation": self.activation, "loss": self.loss, "steps": self.steps,
+                "stop": self.stop.value,
+                "final_loss": float(self.values[-1]), "initial_loss": float(self.values[0]),
+                "median_specialisation": float(np.nanmedian(s)),
+                "initial_median_specialisation": float(np.nanmedian(s0)),
+                "specialised_fraction": float(np.mean(s[~np.isnan(s)] >= SPECIALISED)),
+                "initial_specialised_fraction": float(np.mean(s0[~np.isnan(s0)] >= SPECIALISED)),
+                "time_s": self.timings.get("total")}
+
+
+def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", hidden: int = 4,
+                    out_dim: int = 8, loss=None, steps: int = 1000, lr: float = 0.05, seed: int = 0,
+                    grad_tol: float = 1e-8, optimizer: str = "sgd") -> TwoLayerResult:
+    """Gradient descent (SGD with momentum 0.9, as in Tian 2023, or Adam) on the loss (default
+    InfoNCE, tau = 0.1) of the embeddings of both views of ``data`` (a pattern_data TwoViews), full
+    batch; the loss's closed-form gradient in the embeddings is back-propagated through the
+    network. (Adam's per-weight step sizes blur the specialisation: measured 5-30% of ReLU units
+    against 18-47% with SGD on the same data.)"""
+    import torch
+
+    from ufm.losses import InfoNCE
+    from ufm.samples import Samples
+
+    if int(steps) != steps or steps < 1:
+        raise UFMInputError("--steps", f"must be an integer >= 1, got {steps}")
+    if data.dim != locations * vocab:
+        raise UFMInputError("--locations", f"data has {data.dim} inputs, not locations x vocab = "
+                            f"{locations * vocab}")
+    loss = InfoNCE(tau=0.1) if loss is None else loss
+    t0 = time.perf_counter()
+    n = data.n
+    samples = Samples.instances_views(n, 2)
+    loss.check_samples(samples, "--loss")
+    x = torch.as_tensor(np.stack([data.x1, data.x2], axis=1).reshape(2 * n, -1), dtype=torch.float64)
+    net = TwoLayer.random(locations, vocab, hidden, out_dim, activation, seed)
+    tokens = pattern_tokens(data.directions, locations, vocab)
+    s0 = specialisation(net.W.numpy(), tokens, activation)
+    params = net.parameters()
+    for p in params:
+        p.requires_grad_(True)
+    if optimizer not in ("adam", "sgd"):
+        raise UFMInputError("--optimizer", f"unknown optimizer {optimizer!r} (choose from adam, sgd)")
+    opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(params, lr=lr, momentum=0.9))
+    values, stop = [], StopReason.ITERATION_LIMIT
+    for _ in range(int(steps)):
+        opt.zero_grad()
+        H = net.embed(x)
+        value, grad = loss.torch_value_and_grad(H.detach(), samples)
+        values.append(float(value))
+        H.backward(grad)
+        gnorm = float(sum(p.grad.norm() ** 2 for p in params) ** 0.5)
+        if gnorm <= grad_tol:
+            stop = StopReason.GRADIENT_TOL
+            break
+        opt.step()
+    with torch.no_grad():
+        values.append(float(loss.torch_value_and_grad(net.embed(x), samples)[0]))
+    W = net.W.detach().numpy()
+    final = specialisation(W, tokens, activation)
+    return TwoLayerResult(activation, loss.name, np.array(values), final, s0, stop,
+                          len(values) - 1, W, {"total": time.perf_counter() - t0})

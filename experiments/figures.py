@@ -23,7 +23,8 @@ from ufm.errors import UFMInputError
 
 SINGLE = ("heatmap", "long_tail", "embedding", "census", "curves")
 MULTI = ("step", "family", "lines")
-KINDS = SINGLE + MULTI
+NETWORK = ("network_census", "specialisation")  # studies of networks ([network])
+KINDS = SINGLE + MULTI + NETWORK
 SUFFIXES = (".png", ".pdf", ".svg")
 
 
@@ -64,6 +65,17 @@ def validate_figures(raw, study) -> list[dict]:
         if "kind" not in fig or "file" not in fig:
             raise UFMInputError(_where(i, "kind" if "kind" not in fig else "file"), "missing")
         kind = choice(fig["kind"], _where(i, "kind"), KINDS, "figure kind")
+        if study.network and kind not in (*NETWORK, "lines"):
+            raise UFMInputError(_where(i, "kind"), f"{kind} draws solved problems; a [network] study draws "
+                                "network_census, specialisation or lines")
+        if not study.network and kind in NETWORK:
+            raise UFMInputError(_where(i, "kind"), f"{kind} needs a [network] study")
+        if kind == "network_census" and study.problem["model"] != "one-layer":
+            raise UFMInputError(_where(i, "kind"), "network_census draws one-layer censuses (two-layer: "
+                                "specialisation)")
+        if kind == "specialisation" and study.problem["model"] != "two-layer":
+            raise UFMInputError(_where(i, "kind"), "specialisation draws two-layer networks (one-layer: "
+                                "network_census)")
         name = string(fig["file"], _where(i, "file"))
         if Path(name).name != name or Path(name).suffix.lower() not in SUFFIXES:
             raise UFMInputError(_where(i, "file"), f"must be a file name ending in {', '.join(SUFFIXES)} "
@@ -90,7 +102,13 @@ def validate_figures(raw, study) -> list[dict]:
                                 f"picks {len(chosen)} (add swept keys: {', '.join(study.swept)})")
         if kind in ("census", "curves") and study.verify is None:
             raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
-        if kind == "step" and study.problem["kind"] != "step":
+        if kind == "network_census":
+            varying = [k for k in study.swept if k != "activation"
+                       and len({repr(study.points[j].get(k)) for j in chosen}) > 1]
+            if varying:
+                raise UFMInputError(_where(i, "select"), "a network_census draws one census per activation; "
+                                    f"select one value of {', '.join(varying)}")
+        if kind == "step" and study.problem.get("kind") != "step":
             raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
         if "projection" in fig and kind != "embedding":
             raise UFMInputError(_where(i, "projection"), f"only for embedding figures (this is {kind})")
@@ -100,7 +118,8 @@ def validate_figures(raw, study) -> list[dict]:
         if kind == "embedding":
             projection = fig.get("projection", "2d")
             choice(projection, _where(i, "projection"), ("2d", "3d"), "projection")
-        drawable = [j for j in chosen if study.problems[j].degenerate() is None]
+        drawable = [j for j in chosen if kind not in ("heatmap", "long_tail", "embedding", "family")
+                    or study.problems[j].degenerate() is None]
         if kind in ("heatmap", "long_tail", "embedding", "family") and not drawable:
             raise UFMInputError(_where(i, "select"), f"a {kind} figure needs a geometry; every point it "
                                 f"picks is degenerate ({study.problems[chosen[0]].degenerate()})")
@@ -209,6 +228,20 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
             panels.append({"name": _describe_params(r["params"], varying) or r["params"]["loss"],
                            "cosines": cos, "subtitle": sub})
         fig = plotting.loss_family(panels, title=title)
+    elif kind == "network_census":
+        varying = [k for k in study.swept if k != "activation"
+                   and len({repr(r["params"].get(k)) for r in chosen}) > 1]
+        if varying:  # one census per activation: the points must differ in activation only
+            raise ValueError(f"network_census: select one value of {', '.join(varying)}")
+        fig = plotting.network_census(chosen, title=title)
+    elif kind == "specialisation":
+        varying = [k for k in study.swept if len({repr(r["params"].get(k)) for r in chosen}) > 1]
+        scores = {}
+        for r in chosen:
+            s = arrays_of(r["point_id"]).get("specialisation")
+            if s is not None:
+                scores[_describe_params(r["params"], varying) or r["params"]["activation"]] = s.ravel()
+        fig = plotting.specialisation_histogram(scores, title=title)
     else:  # lines
         ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
         fig = plotting.summary_lines([{**r["params"], **r} for r in chosen], fig_spec["x"], ys,

@@ -30,8 +30,12 @@ MAX_ARRAY_SAMPLES = 5000
 
 
 def summary_result_fields(study) -> list[str]:
+    if study.network:
+        from experiments.network_study import ONE_LAYER_FIELDS, TWO_LAYER_FIELDS
+
+        return list(ONE_LAYER_FIELDS if study.problem["model"] == "one-layer" else TWO_LAYER_FIELDS)
     fields = list(VERIFY_FIELDS if study.verify is not None else RESULT_FIELDS)
-    if study.problem["kind"] == "step":
+    if study.problem.get("kind") == "step":
         fields += STEP_FIELDS
     if "batches" in study.problem and study.verify is None:
         fields += MINIBATCH_FIELDS

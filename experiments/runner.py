@@ -81,6 +81,13 @@ def verify_point(problem, options: dict, seed: int):
 def compute_point(pid: str, params: dict, options: dict, problem=None) -> tuple[dict, dict]:
     """(results line, arrays) of one grid point: run anywhere (a worker process, a Dask worker)."""
     t0 = time.perf_counter()
+    if "network" in options:
+        from experiments.network_study import compute_network_point
+
+        row, arrays = compute_network_point(pid, params)
+        row.update({"config": {**params}, "seed": params["seed"], "versions": versions(),
+                    "machine": machine(), "point_time_s": time.perf_counter() - t0})
+        return row, arrays
     if problem is None:
         problem = build_problem(params)
     seed = params.get("seed", 0)
@@ -261,7 +268,8 @@ def summary_csv(study: Study, rows: list[dict]) -> str:
 
 
 def _describe(study: Study, params: dict) -> str:
-    keys = study.swept or ["counts" if params["kind"] == "counts" else "ratio", "tau"]
+    keys = study.swept or (["activation"] if study.network else
+                           ["counts" if params["kind"] == "counts" else "ratio", "tau"])
     parts = []
     for key in keys:
         if key not in params:
@@ -371,6 +379,11 @@ def run_study(study: Study, out: Path, progress=None, log=_log, backend=None) ->
 
 
 def _row_words(row: dict) -> str:
+    if "distinct_optima" in row:
+        return f"{row['distinct_optima']} distinct optima, {row['dead_units']} dead units"
+    if "specialised_fraction" in row:
+        return (f"loss {row['initial_loss']:.6g} -> {row['final_loss']:.6g}, "
+                f"{row['specialised_fraction']:.0%} of units specialised")
     if "fraction_global" in row:
         frac = row["fraction_global"]
         glob = "no certificate" if frac is None else f"{frac:.0%} of restarts certified global"
@@ -426,8 +439,11 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
         print(json.dumps({"study": study.header, "out": str(outdir), "skipped": skipped,
                           "figures": [f["file"] for f in study.figures], "rows": rows}))
     else:
-        certified = sum(bool(r.get("certified")) for r in rows)
-        what = "with a certified restart" if study.verify is not None else "certified"
-        print(f"study {study.name}: {len(rows)} problems, {certified} {what}; results in {outdir}")
+        if study.network:
+            print(f"study {study.name}: {len(rows)} networks; results in {outdir}")
+        else:
+            certified = sum(bool(r.get("certified")) for r in rows)
+            what = "with a certified restart" if study.verify is not None else "certified"
+            print(f"study {study.name}: {len(rows)} problems, {certified} {what}; results in {outdir}")
         print(summary_csv(study, rows), end="")
     return 0

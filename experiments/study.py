@@ -54,7 +54,8 @@ TABLE_KEYS = {
     "solve": ("method", "solver", "tol"),
     "verify": VERIFY_KEYS,
     "figure": FIGURE_KEYS,
-    "smoke": ("problem", "verify"),
+    "smoke": ("problem", "verify", "network"),
+    "network": (),  # experiments.network_study.NETWORK_KEYS, checked there
 }
 KINDS = ("counts", "step", "preset", "views")
 #: the keys each kind of problem needs, and the kind-specific keys it accepts besides
@@ -118,6 +119,10 @@ class Study:
         from experiments.rows import summary_result_fields
 
         return [*self.swept, *summary_result_fields(self), "time_s"]
+
+    @property
+    def network(self) -> bool:
+        return "network" in self.solve
 
     @property
     def options(self) -> dict:
@@ -311,15 +316,17 @@ def apply_smoke(doc: dict, path: Path) -> dict:
     if not smoke:
         raise UFMInputError("--smoke", f"{path} has no [smoke] table saying what a smoke run replaces")
     out = copy.deepcopy(doc)
-    for name in ("problem", "verify"):
+    for name in ("problem", "verify", "network"):
         if name not in smoke:
             continue
         repl = smoke[name]
         if not isinstance(repl, dict):
             raise UFMInputError(_key("smoke", name), f"must be a table, got {repl!r}")
-        check_keys(repl, name, _key("smoke", name))
-        if name == "verify" and "verify" not in doc:
-            raise UFMInputError(_key("smoke", name), "replaces entries of [verify], which this study has not")
+        if name != "network":  # [network] keys are checked with the table
+            check_keys(repl, name, _key("smoke", name))
+        if name in ("verify", "network") and name not in doc:
+            raise UFMInputError(_key("smoke", name),
+                                f"replaces entries of [{name}], which this study has not")
         out.setdefault(name, {}).update(repl)
     header = dict(out.get("study", {}))
     header["name"] = f"{header.get('name', path.stem)}-smoke"
@@ -396,6 +403,8 @@ def validate_study(doc: dict, path: Path, smoke: bool = False) -> Study:
                             f"name (no '/', '\\'), got {name!r}")
     description = string(header.get("description", ""), _key("study", "description"))
 
+    if "network" in doc:
+        return _network_study(doc, path, name, description, smoke)
     problem, swept = _validate_problem(table(doc, "problem", path, required=True))
     opts = {**_solve_defaults(), **table(doc, "solve", path, required=False)}
     opts["method"] = choice(opts["method"], _key("solve", "method"), METHODS, "method")
@@ -411,6 +420,30 @@ def validate_study(doc: dict, path: Path, smoke: bool = False) -> Study:
         study.points.append(params)
         study.point_ids.append(pid)
         study.problems.append(checked_problem(params, opts, verify))
+    study.figures = validate_figures(doc.get("figure", []), study)
+    return study
+
+
+def _network_study(doc: dict, path: Path, name: str, description: str, smoke: bool) -> Study:
+    """A study of networks (``[network]``): its grid, each point a census or a training run."""
+    from experiments.figures import validate_figures
+    from experiments.network_study import check_network_point, validate_network
+
+    for other in ("problem", "solve", "verify"):
+        if other in doc:
+            raise UFMInputError(f"[{other}]", "not used with [network] (a study poses problems or networks)")
+    raw = doc["network"]
+    if not isinstance(raw, dict):
+        raise UFMInputError("[network]", f"must be a table, got {raw!r}")
+    net, swept = validate_network(raw)
+    study = Study(path, name, description, net, {"network": net["model"]}, swept, None, smoke=smoke)
+    axes = [net[key] if key in swept else [net[key]] for key in net]
+    for combo in itertools.product(*axes):
+        params = dict(zip(net, combo, strict=True))
+        check_network_point(params)
+        study.points.append(params)
+        study.point_ids.append(point_id(params, study.options))
+        study.problems.append(None)
     study.figures = validate_figures(doc.get("figure", []), study)
     return study
 

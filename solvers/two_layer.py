@@ -60,6 +60,9 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
         raise UFMInputError("--locations", f"data has {data.dim} inputs, not locations x vocab = "
                             f"{locations * vocab}")
     loss = InfoNCE(tau=0.1) if loss is None else loss
+    if not loss.scalar_objective:
+        raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight pairs "
+                            "at every step): networks are trained through a loss with one")
     t0 = time.perf_counter()
     n = data.n
     samples = Samples.instances_views(n, 2)

@@ -146,6 +146,20 @@ def test_network_cli_one_layer(tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_network_cli_two_layer_through_another_loss(capsys):
+    import json
+
+    from ufm.cli import main
+
+    assert main(["network", "two-layer", "--samples", "16", "--locations", "3", "--vocab", "4", "--hidden",
+                 "2", "--steps", "10", "--activation", "relu", "--loss", "dhel", "--tau", "0.5",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["loss"] == {"name": "dhel", "params": {"tau": 0.5, "reduction": "sum"}}
+    r = d["results"][0]
+    assert r["loss"] == "dhel" and r["final_loss"] < r["initial_loss"]
+
+
 def test_network_cli_two_layer(tmp_path, capsys):
     import json
 
@@ -167,6 +181,8 @@ def test_network_cli_two_layer(tmp_path, capsys):
     (["network", "one-layer", "--patterns", "40", "--input-dim", "8"], "--patterns"),
     (["network", "one-layer", "--plot", "x.gif"], "--plot"),
     (["network", "one-layer", "--magnitudes", "1,-1,1,1"], "--magnitudes"),
+    (["network", "two-layer", "--loss", "alpha_cl"], "--loss"),
+    (["network", "two-layer", "--loss", "kcl", "--tau", "0.2"], "--tau"),
 ])
 def test_network_cli_bad_input(args, argument, capsys):
     from ufm.cli import main

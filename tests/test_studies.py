@@ -29,7 +29,10 @@ def test_shipped_study_runs_on_its_smoke_grid(name, tmp_path, capsys):
     assert len(rows) == len(study.points) == len(payload["rows"]) >= 1
     for row in rows:
         assert (out / "arrays" / f"{row['point_id']}.npz").is_file()
-        assert row["config"]["loss"]["name"] == row["params"]["loss"]
+        if study.network:
+            assert row["config"] == row["params"]
+        else:
+            assert row["config"]["loss"]["name"] == row["params"]["loss"]
         assert row["seed"] == row["params"].get("seed", 0)
         assert row["versions"]["numpy"] == np.__version__ and row["versions"]["ufm"]
         assert row["point_time_s"] > 0 and row["machine"]["host"] is not None
@@ -212,6 +215,47 @@ def test_smoke_needs_a_smoke_table_and_jobs_excludes_scheduler(tmp_path, capsys)
     assert "ufm: error: --jobs: not allowed with --scheduler" in capsys.readouterr().err
     assert main(["run", str(path), "--jobs", "0", "--out", str(tmp_path / "o")]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+NETWORK = '[network]\nmodel = "one-layer"\npatterns = 3\ninput_dim = 6\nactivation = ["linear", "relu"]\n'
+BAD_NETWORK_STUDIES = [
+    (NETWORK + "restart = 4\n", "[network].restart", "did you mean 'restarts'"),
+    (NETWORK.replace('"one-layer"', '["one-layer", "two-layer"]'), "[network].model", "one model"),
+    ('[network]\nmodel = "two-layer"\ndata = "mixture"\n', "[network].data", "pattern data"),
+    ('[network]\nmodel = "two-layer"\nrestarts = 4\n', "[network].restarts", "not used by two-layer"),
+    (NETWORK.replace("patterns = 3", "patterns = 9"), "[network].patterns", "at most input_dim"),
+    (NETWORK.replace('"relu"', '"tanh"'), "[network].activation", "unknown activation"),
+    (NETWORK + '[problem]\ncounts = [2, 2]\n', "[problem]", "not used with [network]"),
+    (NETWORK.replace("patterns = 3", "patterns = [2, 3]") + '[[figure]]\nkind = "network_census"\n'
+     'file = "a.png"\n', "[[figure]] 1: select", "one census per activation"),
+    (NETWORK + '[[figure]]\nkind = "heatmap"\nfile = "a.png"\n', "[[figure]] 1: kind", "[network] study"),
+    (NETWORK + '[[figure]]\nkind = "specialisation"\nfile = "a.png"\n', "[[figure]] 1: kind", "two-layer"),
+]
+
+
+@pytest.mark.parametrize("text,key,words", BAD_NETWORK_STUDIES,
+                         ids=[b[1] + "-" + b[2] for b in BAD_NETWORK_STUDIES])
+def test_bad_network_studies_name_the_key(tmp_path, text, key, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(UFMInputError) as err:
+        runner.run_command(str(path), str(tmp_path / "out"), False)
+    assert err.value.argument == key and words in err.value.message, str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_network_study_rows_match_the_network_command(tmp_path, capsys):
+    """A [network] point is the census `ufm network one-layer` prints for the same settings."""
+    from solvers.one_layer import one_layer_census
+    from ufm.networks.data import pattern_mixture
+
+    path = _write(tmp_path, NETWORK + "samples = 120\nrestarts = 8\n")
+    assert runner.run_command(str(path), str(tmp_path / "out"), False) == 0
+    rows = lines(tmp_path / "out" / "results.jsonl")
+    assert [r["params"]["activation"] for r in rows] == ["linear", "relu"]
+    ref = one_layer_census(pattern_mixture(120, 3, 6, 0.05, None, 0), "relu", 8, 0)
+    assert rows[1]["distinct_optima"] == ref.distinct
+    assert rows[1]["best_energy"] == pytest.approx(ref.optima[0].energy, rel=1e-12)
+    assert rows[0]["top_eigenvector_cosine"] >= 1 - 1e-6
 
 
 def test_input_errors_cross_process_boundaries():

@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "family on pattern data, and how they specialise.",
     )
     add_arguments(net)
+    _loss_arguments(net)  # two-layer: the loss the network is trained through
+    net.set_defaults(loss="infonce")
     return parser
 
 
@@ -603,7 +605,7 @@ def cmd_plot(args) -> int:
 def cmd_network(args) -> int:
     from ufm.network_command import run
 
-    return run(args)
+    return run(args, _loss_from_args)
 
 
 def _loose_loss(args):

@@ -78,7 +78,7 @@ def _data(args, model: str, seed: int):
     return kind, pattern_data(n, K, V, P, positive_int(args.fixed, "--fixed", 10_000), seed)
 
 
-def run(args) -> int:
+def run(args, loss_from_args=None) -> int:
     from ufm.inputs import integer, positive_int
     from ufm.params import positive_number
     from ufm.plot_command import figure_path
@@ -118,10 +118,19 @@ def run(args) -> int:
             raise UFMInputError("--optimizer", f"unknown optimizer {args.optimizer!r} (choose from sgd, "
                                 "adam)")
         K, V = positive_int(args.locations, "--locations"), positive_int(args.vocab, "--vocab")
+        loss = None if loss_from_args is None else loss_from_args(args)
+        if loss is not None:
+            from ufm.samples import Samples
+
+            loss.check_samples(Samples.instances_views(2, 2), "--loss")
+            if not loss.scalar_objective:
+                raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight "
+                                    "pairs at every step): networks are trained through a loss with one")
+        payload["loss"] = None if loss is None else loss.describe()
         results, scores = [], {}
         for act in activations:
             print(f"ufm network: two layers, {act}, {steps} steps ...", file=sys.stderr, flush=True)
-            res = train_two_layer(data, K, V, act, hidden, out_dim, None, steps, lr, seed,
+            res = train_two_layer(data, K, V, act, hidden, out_dim, loss, steps, lr, seed,
                                   optimizer=args.optimizer)
             results.append(res.summary())
             scores[act] = res.specialisation[~np.isnan(res.specialisation)]

@@ -1,0 +1,144 @@
+"""Studies of networks in place of free embeddings (``ufm network``), declared with a ``[network]``
+table instead of ``[problem]``: every list-valued entry is swept, each point is one
+``one-layer`` census or ``two-layer`` training run (Tian 2023)."""
+
+from __future__ import annotations
+
+from ufm.errors import UFMInputError
+
+MODELS = ("one-layer", "two-layer")
+#: [network] keys with their defaults (None: the model's own) and which model uses them
+NETWORK_KEYS = {
+    "model": "one-layer", "data": None, "samples": None, "patterns": 4, "input_dim": 16, "noise": 0.05,
+    "locations": 6, "vocab": 12, "fixed": 3, "activation": "relu", "restarts": 32, "max_iter": 3000,
+    "hidden": 8, "out_dim": 16, "steps": 1000, "lr": 0.05, "optimizer": "sgd", "seed": 0,
+}
+ONE_LAYER_ONLY = ("restarts", "max_iter", "input_dim", "noise")
+TWO_LAYER_ONLY = ("hidden", "out_dim", "steps", "lr", "optimizer")
+ONE_LAYER_FIELDS = ("distinct_optima", "dead_units", "patterns_found", "best_energy", "converged",
+                    "top_eigenvector_cosine")
+TWO_LAYER_FIELDS = ("initial_loss", "final_loss", "specialised_fraction", "median_specialisation")
+
+
+def _key(key: str) -> str:
+    return f"[network].{key}"
+
+
+def _value(key: str, v):
+    from experiments.study import choice, integer, number
+    from ufm.networks.one_layer import ACTIVATIONS
+
+    w = _key(key)
+    if key == "model":
+        return choice(v, w, MODELS, "model")
+    if key == "data":
+        return choice(v, w, ("mixture", "patterns"), "data")
+    if key == "activation":
+        return choice(v, w, ACTIVATIONS, "activation")
+    if key == "optimizer":
+        return choice(v, w, ("sgd", "adam"), "optimizer")
+    if key in ("noise",):
+        return number(v, w, 0, strict=False)
+    if key == "lr":
+        return number(v, w, 0, strict=True)
+    if key == "seed":
+        return integer(v, w, 0, 2**63 - 1)
+    if key == "samples":
+        return integer(v, w, 2, 100_000)
+    return integer(v, w, 1, 10**9)  # every other key: a count
+
+
+def validate_network(raw: dict) -> tuple[dict, list[str]]:
+    """The normalised [network] table (file order, then defaults) and its swept keys."""
+    for key in raw:
+        if key not in NETWORK_KEYS:
+            from experiments.study import suggest
+
+            raise UFMInputError(_key(key), "unknown key" + suggest(key, NETWORK_KEYS)
+                                + f" (valid keys: {', '.join(NETWORK_KEYS)})")
+    if isinstance(raw.get("model"), list):
+        raise UFMInputError(_key("model"), "one model per study (one-layer or two-layer)")
+    net, swept = {}, []
+    for key, value in raw.items():
+        if isinstance(value, list):
+            if not value:
+                raise UFMInputError(_key(key), "an empty list sweeps nothing: give at least one value")
+            values = [_value(key, v) for v in value]
+            if len(set(map(repr, values))) < len(values):
+                raise UFMInputError(_key(key), "a value appears twice in the sweep")
+            net[key], swept = values, [*swept, key]
+        else:
+            net[key] = _value(key, value)
+    model = net.setdefault("model", "one-layer")
+    for key, default in NETWORK_KEYS.items():
+        if default is not None:
+            net.setdefault(key, default)
+    net.setdefault("data", "mixture" if model == "one-layer" else "patterns")
+    net.setdefault("samples", 400 if model == "one-layer" else 256)
+    unused = TWO_LAYER_ONLY if model == "one-layer" else ONE_LAYER_ONLY
+    for key in unused:
+        if key in raw:
+            raise UFMInputError(_key(key), f"not used by {model} networks")
+        net.pop(key, None)
+    if model == "two-layer" and "mixture" in (net["data"] if "data" in swept else [net["data"]]):
+        raise UFMInputError(_key("data"), "two-layer networks read pattern data (hidden units per location)")
+    return net, swept
+
+
+def check_network_point(params: dict) -> None:
+    """Limits that involve several keys, before any work."""
+    if params["data"] == "mixture" and params["patterns"] > params["input_dim"]:
+        raise UFMInputError(_key("patterns"), f"at most input_dim = {params['input_dim']} separated "
+                            f"patterns, got {params['patterns']}")
+    if params["data"] == "patterns" and params["fixed"] > params["locations"]:
+        raise UFMInputError(_key("fixed"), f"a pattern fixes at most the {params['locations']} locations, "
+                            f"got {params['fixed']}")
+    if params["data"] == "patterns" and params["vocab"] < 2:
+        raise UFMInputError(_key("vocab"), "at least 2 tokens")
+
+
+def network_data(params: dict):
+    from ufm.networks.data import pattern_data, pattern_mixture
+
+    try:
+        if params["data"] == "mixture":
+            return pattern_mixture(params["samples"], params["patterns"], params["input_dim"],
+                                   params["noise"], None, params["seed"])
+        return pattern_data(params["samples"], params["locations"], params["vocab"], params["patterns"],
+                            params["fixed"], params["seed"])
+    except UFMInputError as err:
+        raise UFMInputError(_key(err.argument.lstrip("-").replace("-", "_")), err.message) from None
+
+
+def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
+    """(results line, arrays) of one network point."""
+    import numpy as np
+
+    data = network_data(params)
+    if params["model"] == "one-layer":
+        from solvers.one_layer import one_layer_census
+        from ufm.networks.one_layer import contrastive_covariance
+
+        res = one_layer_census(data, params["activation"], params["restarts"], params["seed"],
+                               params["max_iter"])
+        out = res.to_dict()
+        cos = None
+        if params["activation"] == "linear" and res.optima:
+            top = np.linalg.eigh(contrastive_covariance(data.x1, data.x2))[1][:, -1]
+            cos = float(abs(res.optima[0].w @ top))
+        found = {o.pattern for o in res.optima if o.alignment is not None and o.alignment >= 0.95}
+        row = {**out, "best_energy": res.optima[0].energy if res.optima else None,
+               "patterns_found": len(found), "top_eigenvector_cosine": cos}
+        arrays = {"end_points": res.W, "energies": res.energies, "cluster": res.cluster,
+                  "optima": np.array([o.w for o in res.optima]) if res.optima else np.zeros((0, data.dim)),
+                  "alignment": np.array([np.nan if o.alignment is None else o.alignment for o in res.optima])}
+    else:
+        from solvers.two_layer import train_two_layer
+
+        res = train_two_layer(data, params["locations"], params["vocab"], params["activation"],
+                              params["hidden"], params["out_dim"], None, params["steps"], params["lr"],
+                              params["seed"], optimizer=params["optimizer"])
+        row = res.summary()
+        arrays = {"values": res.values, "specialisation": res.specialisation,
+                  "initial_specialisation": res.initial_specialisation, "W": res.W}
+    return {"point_id": pid, "params": params, **row}, arrays

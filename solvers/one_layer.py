@@ -20,6 +20,11 @@ SAME_OPTIMUM_TOL = 1e-4
 GRAD_TOL = 1e-9
 #: iterations without a 1e-12 relative improvement of E before a restart stops
 PATIENCE = 50
+#: a restart that stopped improving counts as converged only where its Riemannian gradient norm is
+#: below this times (1 + |E|): ReLU units stop on kinks of E (samples with w . x = 0), where the
+#: gradient does not vanish and backtracking takes round-off-sized steps; those are end points,
+#: not optima
+NO_PROGRESS_GRAD_TOL = 1e-6
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Optimum:
     count: int
     pattern: int | None
     alignment: float | None
+    converged: int = 0  # restarts of this end point that converged (a local optimum to the tolerance)
 
 
 @dataclass
@@ -48,7 +54,13 @@ class OneLayerResult:
 
     @property
     def distinct(self) -> int:
+        """Distinct end points (not dead)."""
         return len(self.optima)
+
+    @property
+    def distinct_converged(self) -> int:
+        """Distinct end points reached by at least one converged restart: local optima."""
+        return sum(o.converged > 0 for o in self.optima)
 
     @property
     def dead(self) -> int:
@@ -57,9 +69,10 @@ class OneLayerResult:
 
     def to_dict(self) -> dict:
         return {"activation": self.activation, "restarts": int(self.W.shape[0]),
-                "distinct_optima": self.distinct, "dead_units": self.dead,
-                "optima": [{"energy": o.energy, "restarts": o.count, "pattern": o.pattern,
-                            "alignment": o.alignment} for o in self.optima],
+                "distinct_end_points": self.distinct, "distinct_optima": self.distinct_converged,
+                "dead_units": self.dead,
+                "optima": [{"energy": o.energy, "restarts": o.count, "converged_restarts": o.converged,
+                            "pattern": o.pattern, "alignment": o.alignment} for o in self.optima],
                 "stops": [s.value for s in self.stops],
                 "converged": float(np.mean([s.converged for s in self.stops])),
                 "time_s": self.timings.get("total")}
@@ -136,8 +149,9 @@ def maximise(x1: np.ndarray, x2: np.ndarray, activation: str = "relu", restarts:
         best = torch.maximum(best, E)
         since = (since + 1) * (~improved)
         patience = moved & (since >= PATIENCE)
+        flat = G.norm(dim=1) <= NO_PROGRESS_GRAD_TOL * (1 + E.abs())
         for i in torch.nonzero(patience).flatten().tolist():
-            stops[i] = StopReason.NO_PROGRESS
+            stops[i] = StopReason.NO_PROGRESS if bool(flat[i]) else StopReason.STALLED
         active &= ~failed & ~patience
     return (W.cpu().numpy(), E.cpu().numpy(), G.norm(dim=1).cpu().numpy(), iters.cpu().numpy(), stops)
 
@@ -193,5 +207,7 @@ def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: i
     t0 = time.perf_counter()
     W, E, gn, iters, stops = maximise(data.x1, data.x2, activation, restarts, seed, max_iter, device=device)
     cluster, optima = census(W, E, activation, data.x1, data.directions)
+    for c, o in enumerate(optima):
+        o.converged = int(sum(st.converged for st, k in zip(stops, cluster, strict=True) if k == c))
     return OneLayerResult(activation, W, E, gn, iters, stops, cluster, optima,
                           {"total": time.perf_counter() - t0})

@@ -31,13 +31,21 @@ class TwoLayerResult:
 
     def summary(self) -> dict:
         s, s0 = self.specialisation, self.initial_specialisation
+
+        def median(a):
+            a = a[np.isfinite(a)]
+            return float(np.median(a)) if a.size else None
+
+        def share(a):
+            a = a[np.isfinite(a)]
+            return float(np.mean(a >= SPECIALISED)) if a.size else None
+
         return {"activation": self.activation, "loss": self.loss, "steps": self.steps,
                 "stop": self.stop.value,
                 "final_loss": float(self.values[-1]), "initial_loss": float(self.values[0]),
-                "median_specialisation": float(np.nanmedian(s)),
-                "initial_median_specialisation": float(np.nanmedian(s0)),
-                "specialised_fraction": float(np.mean(s[~np.isnan(s)] >= SPECIALISED)),
-                "initial_specialised_fraction": float(np.mean(s0[~np.isnan(s0)] >= SPECIALISED)),
+                "median_specialisation": median(s), "initial_median_specialisation": median(s0),
+                "specialised_fraction": share(s), "initial_specialised_fraction": share(s0),
+                "live_units": int(np.isfinite(s).sum()),
                 "time_s": self.timings.get("total")}
 
 
@@ -78,11 +86,14 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
         raise UFMInputError("--optimizer", f"unknown optimizer {optimizer!r} (choose from adam, sgd)")
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr, momentum=0.9))
-    values, stop = [], StopReason.ITERATION_LIMIT
+    values, stop, taken = [], StopReason.ITERATION_LIMIT, 0
     for _ in range(int(steps)):
         opt.zero_grad()
         H = net.embed(x)
         value, grad = loss.torch_value_and_grad(H.detach(), samples)
+        if not (torch.isfinite(value) and torch.isfinite(grad).all()):
+            raise UFMInputError("--lr", f"training diverged at step {len(values)} (non-finite loss or "
+                                f"gradient): lower the learning rate (lr = {lr:g})")
         values.append(float(value))
         H.backward(grad)
         gnorm = float(sum(p.grad.norm() ** 2 for p in params) ** 0.5)
@@ -90,9 +101,13 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
             stop = StopReason.GRADIENT_TOL
             break
         opt.step()
+        taken += 1
     with torch.no_grad():
         values.append(float(loss.torch_value_and_grad(net.embed(x), samples)[0]))
     W = net.W.detach().numpy()
     final = specialisation(W, tokens, activation)
+    if not np.isfinite(values[-1]) or not np.all(np.isfinite(W)):
+        raise UFMInputError("--lr", f"training diverged (non-finite weights or loss): lower the learning "
+                            f"rate (lr = {lr:g})")
     return TwoLayerResult(activation, loss.name, np.array(values), final, s0, stop,
-                          len(values) - 1, W, {"total": time.perf_counter() - t0})
+                          taken, W, {"total": time.perf_counter() - t0})

@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "family on pattern data, and how they specialise.",
     )
     add_arguments(net)
-    _loss_arguments(net)  # two-layer: the loss the network is trained through
-    net.set_defaults(loss="infonce")
+    _loss_arguments(net)  # two-layer: the loss the network is trained through (default infonce)
+    net.set_defaults(loss=None)
     return parser
 
 
@@ -605,7 +605,12 @@ def cmd_plot(args) -> int:
 def cmd_network(args) -> int:
     from ufm.network_command import run
 
-    return run(args, _loss_from_args)
+    def loss_of(args):
+        if args.loss is None:
+            args.loss = "infonce"
+        return _loss_from_args(args)
+
+    return run(args, loss_of)
 
 
 def _loose_loss(args):

@@ -50,7 +50,13 @@ def _activations(text: str) -> list[str]:
 
     if text == "all":
         return list(ACTIVATIONS)
-    return [check_activation(a.strip()) for a in text.split(",") if a.strip()] or list(ACTIVATIONS)
+    names = [a.strip() for a in text.split(",")]
+    if not all(names):
+        raise UFMInputError("--activation", f"empty name in {text!r} (linear, relu, leaky_relu, quadratic "
+                            "or all)")
+    if len(set(names)) < len(names):
+        raise UFMInputError("--activation", f"an activation appears twice in {text!r}")
+    return [check_activation(a) for a in names]
 
 
 def _data(args, model: str, seed: int):
@@ -85,6 +91,14 @@ def run(args, loss_from_args=None) -> int:
 
     if args.model not in MODELS:
         raise UFMInputError("MODEL", f"unknown model {args.model!r} (choose from {', '.join(MODELS)})")
+    if args.model == "one-layer":
+        from ufm.losses import all_params
+
+        given = [p.flag for name, (p, _) in all_params().items() if getattr(args, name, None) is not None]
+        if getattr(args, "loss", None) is not None or getattr(args, "reduction", None) is not None or given:
+            flag = "--loss" if getattr(args, "loss", None) is not None else (given or ["--reduction"])[0]
+            raise UFMInputError(flag, "one-layer units maximise the contrastive covariance energy (uniform "
+                                "pair weights); the loss and its parameters apply to two-layer")
     seed = integer(args.seed, "--seed", 0, 2**63 - 1)
     activations = _activations(args.activation)
     plot = None if args.plot is None else figure_path(args.plot, "--plot")
@@ -153,14 +167,16 @@ def _table(payload: dict) -> str:
              f"{payload['input_dim']} inputs, {payload['patterns']} patterns, seed {payload['seed']}"]
     for r in payload["results"]:
         if payload["model"] == "one-layer":
-            head = (f"{r['activation']:<11} {r['distinct_optima']} distinct optima from {r['restarts']} "
-                    f"starts, {r['dead_units']} dead, {r['converged']:.0%} converged")
+            head = (f"{r['activation']:<11} {r['distinct_end_points']} distinct end points from "
+                    f"{r['restarts']} starts ({r['distinct_optima']} reached by a converged start: local "
+                    f"optima), {r['dead_units']} dead, {r['converged']:.0%} of starts converged")
             if "top_eigenvector_cosine" in r:
                 head += f"; |cos| with the top eigenvector of C: {r['top_eigenvector_cosine']:.12f}"
             lines.append(head)
             for o in r["optima"][:12]:
                 align = "" if o["pattern"] is None else f", pattern {o['pattern']} (cos {o['alignment']:.4f})"
-                lines.append(f"    E = {o['energy']:.6g}, {o['restarts']} starts{align}")
+                conv = "" if o["converged_restarts"] else ", not converged (a kink of E)"
+                lines.append(f"    E = {o['energy']:.6g}, {o['restarts']} starts{align}{conv}")
         else:
             lines.append(f"{r['activation']:<11} loss {r['initial_loss']:.6g} -> {r['final_loss']:.6g}; "
                          f"specialised units {r['initial_specialised_fraction']:.0%} -> "

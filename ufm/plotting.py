@@ -635,8 +635,9 @@ def summary_lines(rows: Sequence[Mapping[str, Any]], x: str, ys: Sequence[str], 
 
 def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None = None,
                    title: str | None = None) -> Figure:
-    """One unit between the data and the embedding (Tian 2023): (a) distinct local optima reached
-    from the random starts against the activation (dead units apart, hatched); (b) the cosine of
+    """One unit between the data and the embedding (Tian 2023): (a) distinct end points of the random
+    starts against the activation: local optima (reached by a converged start), end points that did
+    not converge (ReLU kinks), dead units; (b) the cosine of
     each optimum with its best-aligned pattern, per activation. ``results``: the ``to_dict()`` of
     ``solvers.one_layer.OneLayerResult`` for each activation."""
     results = list(results)
@@ -645,15 +646,19 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
     fig, (a, b) = _figure_and_axes_list(axes, 2, (10.0, 3.8))
     names = [r["activation"] for r in results]
     xs = np.arange(len(results))
-    a.bar(xs, [r["distinct_optima"] for r in results], color=PALETTE[4], edgecolor="black", label="optima")
-    a.bar(xs, [r.get("dead_units", 0) for r in results], bottom=[r["distinct_optima"] for r in results],
-          color="white", edgecolor="0.4", hatch="//", label="dead units")
+    optima = np.array([r["distinct_optima"] for r in results])
+    ends = np.array([r.get("distinct_end_points", r["distinct_optima"]) for r in results])
+    a.bar(xs, optima, color=PALETTE[4], edgecolor="black", label="local optima (converged)")
+    a.bar(xs, ends - optima, bottom=optima, color=PALETTE[1], edgecolor="black", hatch="..",
+          label="end points, not converged")
+    a.bar(xs, [r.get("dead_units", 0) for r in results], bottom=ends, color="white", edgecolor="0.4",
+          hatch="//", label="dead units")
     from matplotlib.ticker import MaxNLocator
 
     a.set_xticks(xs, names)
     a.yaxis.set_major_locator(MaxNLocator(integer=True))
     a.set_ylabel("end points")
-    a.set_title("(a) distinct optima per activation", fontsize="medium")
+    a.set_title("(a) distinct end points per activation", fontsize="medium")
     a.legend(fontsize="small")
     for i, r in enumerate(results):
         cos = [o["alignment"] for o in r["optima"] if o.get("alignment") is not None]

@@ -50,7 +50,7 @@ def pattern_data(n: int, locations: int = 10, vocab: int = 20, patterns: int = 5
     fixing the tokens of ``fixed`` random locations (a token drawn from ``vocab``); the other
     locations are wildcards, filled uniformly at random, and resampled for the second view.
     x is the concatenation of the one-hot vectors of the K locations (D = K vocab)."""
-    n = _positive(n, "n", 2)
+    n = _positive(n, "samples", 2)
     K, V, G = _positive(locations, "locations"), _positive(vocab, "vocab", 2), _positive(patterns, "patterns")
     fixed = _positive(fixed, "fixed")
     if fixed > K:
@@ -79,7 +79,7 @@ def pattern_mixture(n: int, patterns: int = 4, dim: int = 16, noise: float = 0.0
     """P separated patterns: x = m_p mu_p + noise (N(0, noise^2 I)), mu_p orthonormal (random
     rotation of the first P axes), m_p the ``magnitudes`` (default all 1), the pattern of each
     sample uniform; the second view redraws the noise."""
-    n = _positive(n, "n", 2)
+    n = _positive(n, "samples", 2)
     P, D = _positive(patterns, "patterns"), _positive(dim, "dim")
     if P > D:
         raise UFMInputError("--patterns", f"at most dim = {D} orthogonal patterns, got {P}")

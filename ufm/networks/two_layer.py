@@ -56,7 +56,8 @@ def specialisation(W: np.ndarray, tokens_by_location: list[set[int]], activation
     """Per hidden unit (K, M): the share of the unit's response variance that one pattern token
     carries. A unit at location k answers token t with r_t = h(w_t) (inputs are one-hot); with
     c = r - mean_t r, the score is max over the tokens some pattern fixes at k of
-    c_t^2 / sum_t c_t^2 (1: the unit tells one pattern token from all others; NaN where no pattern
+    c_t^2 / sum_t c_t^2 x V / (V - 1) (1: the unit tells one pattern token from all others, the
+    most V centred responses allow; NaN where no pattern
     fixes a token, or where the unit answers every token alike: a dead unit)."""
     import torch
 
@@ -65,13 +66,14 @@ def specialisation(W: np.ndarray, tokens_by_location: list[set[int]], activation
     r = activate(torch.as_tensor(W), activation).numpy()  # (K, M, V)
     c = r - r.mean(axis=2, keepdims=True)
     total = (c * c).sum(axis=2)
-    K, M, _ = W.shape
+    K, M, V = W.shape
     out = np.full((K, M), np.nan)
     alive = total > 1e-12 * max(float(total.max(initial=0.0)), 1e-300)
     for k in range(K):
         tokens = sorted(tokens_by_location[k])
         if tokens:
-            share = (c[k][:, tokens] ** 2).max(axis=1) / np.maximum(total[k], 1e-300)
+            # the largest share one of V centred responses can carry is (V - 1) / V: scaled to 1
+            share = (c[k][:, tokens] ** 2).max(axis=1) / np.maximum(total[k], 1e-300) * V / (V - 1)
             out[k] = np.where(alive[k], share, np.nan)
     return out
 

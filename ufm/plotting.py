@@ -667,7 +667,7 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
     b.set_xticks(xs, names)
     b.set_ylim(-0.05, 1.05)
     b.set_ylabel("cosine with the closest pattern")
-    b.set_title("(b) alignment of each optimum", fontsize="medium")
+    b.set_title("(b) alignment of each end point", fontsize="medium")
     if title is not None:
         fig.suptitle(title)
     return fig

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ufm.errors import UFMInputError
+from ufm.plotting import FIGURE_SUFFIXES as SUFFIXES
 
 SINGLE = ("heatmap", "long_tail", "embedding", "census", "curves")
 MULTI = ("step", "family", "lines")
 NETWORK = ("network_census", "specialisation")  # studies of networks ([network])
 KINDS = SINGLE + MULTI + NETWORK
-SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def _where(i: int, key: str) -> str:

@@ -117,16 +117,12 @@ def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
 
     data = network_data(params)
     if params["model"] == "one-layer":
-        from solvers.one_layer import one_layer_census
-        from ufm.networks.one_layer import contrastive_covariance
+        from solvers.one_layer import one_layer_census, top_eigenvector_cosine
 
         res = one_layer_census(data, params["activation"], params["restarts"], params["seed"],
                                params["max_iter"])
         out = res.to_dict()
-        cos = None
-        if params["activation"] == "linear" and res.optima:
-            top = np.linalg.eigh(contrastive_covariance(data.x1, data.x2))[1][:, -1]
-            cos = float(abs(res.optima[0].w @ top))
+        cos = top_eigenvector_cosine(res, data)
         found = {o.pattern for o in res.optima if o.alignment is not None and o.alignment >= 0.95}
         row = {**out, "best_energy": res.optima[0].energy if res.optima else None,
                "patterns_found": len(found), "top_eigenvector_cosine": cos}

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from ufm.metrics import step_class_cosines
+from ufm.metrics import class_mean_cosines, step_class_cosines
 
 #: results columns of summary.csv, after the swept parameters
 RESULT_FIELDS = ("optimal_value", "excess", "rank", "collapsed", "certified", "gap_relative_to_excess",
@@ -119,13 +119,6 @@ def solve_arrays(res) -> dict:
     return arrays
 
 
-def _class_cosines_of(H: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    means = np.zeros((k, H.shape[1]))
-    np.add.at(means, labels, H)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-300)
-    return means @ means.T
-
-
 def verify_row(pid: str, params: dict, res) -> dict:
     """The results.jsonl line of a point with restarts: ``ufm verify``'s keys, the best gap
     and the class-mean cosines of the best end point."""
@@ -133,7 +126,7 @@ def verify_row(pid: str, params: dict, res) -> dict:
     gaps = [r["gap"] for r in payload["restarts"] if r["gap"] is not None]
     best = int(np.argmin([r.excess for r in res.restarts]))
     p = res.problem
-    cos = (_class_cosines_of(res.run.H[best], np.asarray(p.labels), p.k) if p.k <= MAX_ARRAY_CLASSES
+    cos = (class_mean_cosines(res.run.H[best], np.asarray(p.labels)) if p.k <= MAX_ARRAY_CLASSES
            else None)
     opt = res.optimum
     # certified: some end point in this dimension is certified globally optimal (the relaxation's
@@ -157,7 +150,7 @@ def verify_arrays(res) -> dict:
     if p.n <= MAX_ARRAY_SAMPLES:
         arrays["embeddings"] = res.run.H[best]
     if p.k <= MAX_ARRAY_CLASSES:
-        arrays["class_gram"] = _class_cosines_of(res.run.H[best], np.asarray(p.labels), p.k)
+        arrays["class_gram"] = class_mean_cosines(res.run.H[best], np.asarray(p.labels))
     cos = _class_gram(res.optimum)
     if cos is not None:
         arrays["optimum_class_gram"] = cos

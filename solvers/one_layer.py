@@ -200,6 +200,17 @@ def census(W: np.ndarray, energies: np.ndarray, activation: str, x: np.ndarray,
     return cluster, optima
 
 
+def top_eigenvector_cosine(res: OneLayerResult, data) -> float | None:
+    """|cos| between a linear unit's best end point and numpy's top eigenvector of the contrastive
+    covariance (its one optimum); None without an end point or for another activation."""
+    if res.activation != "linear" or not res.optima:
+        return None
+    from ufm.networks.one_layer import contrastive_covariance
+
+    top = np.linalg.eigh(contrastive_covariance(data.x1, data.x2))[1][:, -1]
+    return float(abs(res.optima[0].w @ top))
+
+
 def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: int = 0,
                      max_iter: int = 3000, device: str = "cpu") -> OneLayerResult:
     """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``)

@@ -49,6 +49,17 @@ class TwoLayerResult:
                 "time_s": self.timings.get("total")}
 
 
+def check_network_loss(loss) -> None:
+    """A loss a network can be trained through: posed on instances x views, with a scalar
+    objective."""
+    from ufm.samples import Samples
+
+    loss.check_samples(Samples.instances_views(2, 2), "--loss")
+    if not loss.scalar_objective:
+        raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight pairs "
+                            "at every step): networks are trained through a loss with one")
+
+
 def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", hidden: int = 4,
                     out_dim: int = 8, loss=None, steps: int = 1000, lr: float = 0.05, seed: int = 0,
                     grad_tol: float = 1e-8, optimizer: str = "sgd") -> TwoLayerResult:
@@ -68,13 +79,10 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
         raise UFMInputError("--locations", f"data has {data.dim} inputs, not locations x vocab = "
                             f"{locations * vocab}")
     loss = InfoNCE(tau=0.1) if loss is None else loss
-    if not loss.scalar_objective:
-        raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight pairs "
-                            "at every step): networks are trained through a loss with one")
+    check_network_loss(loss)
     t0 = time.perf_counter()
     n = data.n
     samples = Samples.instances_views(n, 2)
-    loss.check_samples(samples, "--loss")
     x = torch.as_tensor(np.stack([data.x1, data.x2], axis=1).reshape(2 * n, -1), dtype=torch.float64)
     net = TwoLayer.random(locations, vocab, hidden, out_dim, activation, seed)
     tokens = pattern_tokens(data.directions, locations, vocab)

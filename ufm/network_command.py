@@ -106,8 +106,7 @@ def run(args, loss_from_args=None) -> int:
     payload = {"model": args.model, "data": kind, "samples": data.n, "input_dim": data.dim,
                "patterns": len(data.directions), "seed": seed}
     if args.model == "one-layer":
-        from solvers.one_layer import one_layer_census
-        from ufm.networks.one_layer import contrastive_covariance
+        from solvers.one_layer import one_layer_census, top_eigenvector_cosine
 
         restarts = positive_int(args.restarts, "--restarts", 100_000)
         max_iter = positive_int(args.max_iter, "--max-iter", 10**9)
@@ -117,12 +116,11 @@ def run(args, loss_from_args=None) -> int:
             res = one_layer_census(data, act, restarts, seed, max_iter)
             row = res.to_dict()
             if act == "linear":  # the oracle: the top eigenvector of the contrastive covariance
-                top = np.linalg.eigh(contrastive_covariance(data.x1, data.x2))[1][:, -1]
-                row["top_eigenvector_cosine"] = float(abs(res.optima[0].w @ top)) if res.optima else None
+                row["top_eigenvector_cosine"] = top_eigenvector_cosine(res, data)
             results.append(row)
         payload["results"] = results
     else:
-        from solvers.two_layer import train_two_layer
+        from solvers.two_layer import check_network_loss, train_two_layer
 
         hidden = positive_int(args.hidden, "--hidden", 10_000)
         out_dim = positive_int(args.out_dim, "--out-dim", 10_000)
@@ -134,12 +132,7 @@ def run(args, loss_from_args=None) -> int:
         K, V = positive_int(args.locations, "--locations"), positive_int(args.vocab, "--vocab")
         loss = None if loss_from_args is None else loss_from_args(args)
         if loss is not None:
-            from ufm.samples import Samples
-
-            loss.check_samples(Samples.instances_views(2, 2), "--loss")
-            if not loss.scalar_objective:
-                raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight "
-                                    "pairs at every step): networks are trained through a loss with one")
+            check_network_loss(loss)  # before the first activation is trained
         payload["loss"] = None if loss is None else loss.describe()
         results, scores = [], {}
         for act in activations:

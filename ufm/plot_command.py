@@ -16,7 +16,6 @@ import numpy as np
 from ufm.errors import UFMInputError
 
 KINDS = ("heatmap", "embedding", "long_tail", "step", "census", "curves", "family")
-SUFFIXES = (".png", ".pdf", ".svg")
 #: largest problems drawn sample by sample / class by class
 MAX_DRAWN_SAMPLES = 20000
 MAX_DRAWN_CLASSES = 5000
@@ -27,6 +26,8 @@ def figure_path(value: str, argument: str):
     work)."""
     import os
     from pathlib import Path
+
+    from ufm.plotting import FIGURE_SUFFIXES as SUFFIXES
 
     if not str(value).strip():
         raise UFMInputError(argument, "empty path")

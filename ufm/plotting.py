@@ -693,6 +693,8 @@ def specialisation_histogram(scores: Mapping[str, Any], ax: Axes | None = None,
 
 
 _FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+#: file suffixes save_figure writes
+FIGURE_SUFFIXES = tuple(_FORMATS)
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:

@@ -16,8 +16,7 @@ NETWORK_KEYS = {
 ONE_LAYER_ONLY = ("restarts", "max_iter", "input_dim", "noise")
 TWO_LAYER_ONLY = ("hidden", "out_dim", "steps", "lr", "optimizer")
 ONE_LAYER_FIELDS = ("distinct_optima", "distinct_end_points", "dead_units", "patterns_found", "best_energy",
-                    "converged",
-                    "top_eigenvector_cosine")
+                    "certified", "top_eigenvector_cosine")
 TWO_LAYER_FIELDS = ("initial_loss", "final_loss", "specialised_fraction", "median_specialisation")
 
 

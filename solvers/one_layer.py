@@ -1,6 +1,9 @@
 """Local maxima of the one-unit contrastive objective (``ufm.networks.one_layer``) from many random
 starts, batched in torch, and their census: the distinct optima reached and the pattern each one
-aligns with (Tian 2023)."""
+aligns with (Tian 2023). Every end point is checked: a smooth unit (linear, quadratic) by its
+Riemannian gradient and Hessian, a kinked one (ReLU, leaky ReLU) after the exact active-set ascent
+of ``solvers.kinks``, by the first-order check over its kinks and the second-order one on its face.
+Only a certified end point counts as a local optimum."""
 
 from __future__ import annotations
 
@@ -22,9 +25,14 @@ GRAD_TOL = 1e-9
 PATIENCE = 50
 #: a restart that stopped improving counts as converged only where its Riemannian gradient norm is
 #: below this times (1 + |E|): ReLU units stop on kinks of E (samples with w . x = 0), where the
-#: gradient does not vanish and backtracking takes round-off-sized steps; those are end points,
-#: not optima
+#: gradient does not vanish and backtracking takes round-off-sized steps; ``solvers.kinks`` takes
+#: them from there
 NO_PROGRESS_GRAD_TOL = 1e-6
+#: a smooth end point is a certified local maximum where its largest Riemannian Hessian eigenvalue is
+#: below -this times the Hessian's scale and the Newton step |grad| / |that eigenvalue| is below
+#: NEWTON_TOL (a strict maximum lies within that distance)
+CURVATURE_TOL = 1e-8
+NEWTON_TOL = 1e-6
 
 
 @dataclass
@@ -37,7 +45,9 @@ class Optimum:
     count: int
     pattern: int | None
     alignment: float | None
-    converged: int = 0  # restarts of this end point that converged (a local optimum to the tolerance)
+    certified: int = 0  # restarts whose end point here is a certified local maximum
+    verdict: str = "unresolved"  # local_optimum (some restart certified), not_optimal or unresolved
+    active_kinks: int = 0  # kinks (rows with w . x = 0) the representative sits on
 
 
 @dataclass
@@ -50,6 +60,7 @@ class OneLayerResult:
     stops: list  # StopReason per restart
     cluster: np.ndarray  # (R,) index into optima, -1 for a dead unit (all outputs zero)
     optima: list[Optimum]  # distinct end points, best energy first
+    checks: list = field(default_factory=list)  # solvers.kinks.LocalCheck per restart
     timings: dict = field(default_factory=dict)
 
     @property
@@ -58,9 +69,9 @@ class OneLayerResult:
         return len(self.optima)
 
     @property
-    def distinct_converged(self) -> int:
-        """Distinct end points reached by at least one converged restart: local optima."""
-        return sum(o.converged > 0 for o in self.optima)
+    def distinct_certified(self) -> int:
+        """Distinct end points certified as local maxima (by at least one restart): local optima."""
+        return sum(o.certified > 0 for o in self.optima)
 
     @property
     def dead(self) -> int:
@@ -68,13 +79,16 @@ class OneLayerResult:
         return int((self.cluster < 0).sum())
 
     def to_dict(self) -> dict:
+        verdicts = [c.verdict.value for c in self.checks]
         return {"activation": self.activation, "restarts": int(self.W.shape[0]),
-                "distinct_end_points": self.distinct, "distinct_optima": self.distinct_converged,
+                "distinct_end_points": self.distinct, "distinct_optima": self.distinct_certified,
                 "dead_units": self.dead,
-                "optima": [{"energy": o.energy, "restarts": o.count, "converged_restarts": o.converged,
+                "optima": [{"energy": o.energy, "restarts": o.count, "certified_restarts": o.certified,
+                            "verdict": o.verdict, "active_kinks": o.active_kinks,
                             "pattern": o.pattern, "alignment": o.alignment} for o in self.optima],
+                "verdicts": {v: verdicts.count(v) for v in ("local_optimum", "not_optimal", "unresolved")},
+                "certified": float(np.mean([v == "local_optimum" for v in verdicts])) if verdicts else 0.0,
                 "stops": [s.value for s in self.stops],
-                "converged": float(np.mean([s.converged for s in self.stops])),
                 "time_s": self.timings.get("total")}
 
 
@@ -211,14 +225,80 @@ def top_eigenvector_cosine(res: OneLayerResult, data) -> float | None:
     return float(abs(res.optima[0].w @ top))
 
 
+def check_smooth_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation: str):
+    """Is w a strict local maximum of a smooth unit's E (linear, quadratic) on the sphere? Its
+    Riemannian gradient P g and Hessian P (H - (w . g) I) P on the tangent space (autograd, float64):
+    certified where the largest Hessian eigenvalue is clearly negative and the Newton step is small.
+    """
+    import torch
+
+    from solvers.kinks import LocalCheck, LocalVerdict
+
+    X1, X2 = torch.as_tensor(x1, dtype=torch.float64), torch.as_tensor(x2, dtype=torch.float64)
+    wt = torch.as_tensor(w, dtype=torch.float64)
+    wt = wt / wt.norm()
+
+    def f(v):
+        return energy(v[None, :], X1, X2, activation)[0]
+
+    g = torch.autograd.functional.jacobian(f, wt).numpy()
+    H = torch.autograd.functional.hessian(f, wt).numpy()
+    w = wt.numpy()
+    E = float(f(wt))
+    D = len(w)
+    basis = np.linalg.qr(np.column_stack([w, np.eye(D)]))[0][:, 1:D]  # orthonormal tangent basis
+    rg = basis.T @ g
+    vals, vecs = np.linalg.eigh(basis.T @ (H - (w @ g) * np.eye(D)) @ basis)
+    rate, top = float(np.linalg.norm(rg)), float(vals[-1]) if len(vals) else -np.inf
+    scale = float(np.abs(np.linalg.eigvalsh(H)).max() + abs(w @ g)) + 1e-300
+    if top < -CURVATURE_TOL * scale and rate <= NEWTON_TOL * -top and rate <= GRAD_TOL ** 0.5 * (1 + abs(E)):
+        return LocalCheck(LocalVerdict.LOCAL_OPTIMUM, 0, rate, np.nan, -top)
+    if rate > NO_PROGRESS_GRAD_TOL * (1 + abs(E)):
+        return LocalCheck(LocalVerdict.NOT_OPTIMAL, 0, rate, np.nan, -top, basis @ rg / rate,
+                          reason="the Riemannian gradient does not vanish")
+    if top > CURVATURE_TOL * scale:
+        return LocalCheck(LocalVerdict.NOT_OPTIMAL, 0, rate, np.nan, -top, basis @ vecs[:, -1],
+                          reason="a saddle: the Riemannian Hessian has a positive eigenvalue")
+    return LocalCheck(LocalVerdict.UNRESOLVED, 0, rate, np.nan, -top,
+                      reason="stationary, but no clear negative curvature (a flat direction)")
+
+
+def refine_and_check(W: np.ndarray, E: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation: str):
+    """Each end point of ``maximise`` checked: kinked units first ascend exactly on their kinks
+    (``solvers.kinks.ascend_on_kinks``: E never decreases beyond round-off, and the check is that
+    of the point returned). Returns (W, E, checks, iterations)."""
+    from solvers.kinks import ascend_on_kinks
+
+    W, E = W.copy(), E.copy()
+    checks, iters = [], np.zeros(len(W), dtype=int)
+    for r in range(len(W)):
+        if activation in ("relu", "leaky_relu"):
+            W[r], E[r], check, iters[r] = ascend_on_kinks(W[r], x1, x2, activation)
+        else:
+            check = check_smooth_optimum(W[r], x1, x2, activation)
+        checks.append(check)
+    return W, E, checks, iters
+
+
 def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: int = 0,
                      max_iter: int = 3000, device: str = "cpu") -> OneLayerResult:
-    """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``)
-    and take the census of the end points."""
+    """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``),
+    check (and for kinked units finish) every end point, and take the census of the end points."""
+    from solvers.kinks import LocalVerdict
+
     t0 = time.perf_counter()
     W, E, gn, iters, stops = maximise(data.x1, data.x2, activation, restarts, seed, max_iter, device=device)
+    t1 = time.perf_counter()
+    W, E, checks, kink_iters = refine_and_check(W, E, data.x1, data.x2, activation)
+    t2 = time.perf_counter()
     cluster, optima = census(W, E, activation, data.x1, data.directions)
     for c, o in enumerate(optima):
-        o.converged = int(sum(st.converged for st, k in zip(stops, cluster, strict=True) if k == c))
-    return OneLayerResult(activation, W, E, gn, iters, stops, cluster, optima,
-                          {"total": time.perf_counter() - t0})
+        members = [k for k in range(len(W)) if cluster[k] == c]
+        verdicts = [checks[k].verdict for k in members]
+        o.certified = sum(v is LocalVerdict.LOCAL_OPTIMUM for v in verdicts)
+        o.verdict = (LocalVerdict.LOCAL_OPTIMUM if o.certified else LocalVerdict.UNRESOLVED
+                     if LocalVerdict.UNRESOLVED in verdicts else LocalVerdict.NOT_OPTIMAL).value
+        best = max(members, key=lambda k: E[k])
+        o.active_kinks = checks[best].active
+    return OneLayerResult(activation, W, E, gn, iters + kink_iters, stops, cluster, optima, checks,
+                          {"ascent": t1 - t0, "check": t2 - t1, "total": time.perf_counter() - t0})

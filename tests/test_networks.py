@@ -1,6 +1,7 @@
 """Networks in place of free embeddings (Tian 2023): the generators are reproducible from their
 seed, a linear unit has one optimum (the top eigenvector of the contrastive covariance, checked
-against numpy), a ReLU unit on P separated patterns has a local optimum on each pattern."""
+against numpy), a ReLU unit on P separated patterns has a certified local optimum on each pattern,
+and what the kink certificate certifies is a local maximum by brute force."""
 
 import numpy as np
 import pytest
@@ -54,24 +55,128 @@ def test_linear_energy_is_the_contrastive_covariance_quadratic_form(rng):
 def test_linear_unit_has_one_optimum_the_top_eigenvector():
     d = pattern_mixture(400, patterns=4, dim=12, noise=0.05, magnitudes=[1.0, 1.3, 1.6, 1.9], seed=0)
     res = one_layer_census(d, "linear", restarts=16, seed=0)
-    assert res.distinct == 1 and res.distinct_converged == 1 and res.optima[0].count == 16
+    assert res.distinct == 1 and res.distinct_certified == 1 and res.optima[0].count == 16
     values, vectors = np.linalg.eigh(contrastive_covariance(d.x1, d.x2))
     assert abs(res.optima[0].w @ vectors[:, -1]) >= 1 - 1e-6
     assert res.optima[0].energy == pytest.approx(values[-1], rel=1e-9)
 
 
-def test_relu_unit_has_an_end_point_on_each_separated_pattern():
-    """ReLU units stop on kinks of E (end points whose gradient does not vanish are not called
-    optima); every pattern still gets its own end point."""
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_kinked_unit_has_a_certified_local_optimum_on_each_separated_pattern(activation):
+    """ReLU and leaky-ReLU maxima sit on kinks of E; after the exact ascent on the kinks every
+    pattern has its own end point, certified a local optimum and aligned with the pattern."""
     P = 4
     d = pattern_mixture(400, patterns=P, dim=12, noise=0.05, seed=1)
-    res = one_layer_census(d, "relu", restarts=32, seed=0)
-    assert res.distinct >= P
-    aligned = {o.pattern for o in res.optima if o.alignment >= 0.95}
-    assert aligned == set(range(P))
-    assert res.distinct_converged <= res.distinct
-    for st, g, e in zip(res.stops, res.grad_norms, res.energies, strict=True):  # converged means flat
-        assert not st.converged or g <= 1e-6 * (1 + abs(e))
+    res = one_layer_census(d, activation, restarts=32, seed=0)
+    assert res.distinct_certified >= P
+    certified = [o for o in res.optima if o.verdict == "local_optimum"]
+    assert {o.pattern for o in certified if o.alignment >= 0.95} == set(range(P))
+    assert all(o.active_kinks >= 1 for o in certified)  # on kinks, where the gradient does not vanish
+    assert all(c.verdict.value != "not_optimal" for c in res.checks)
+
+
+def _E(w, x1, x2, activation):
+    """E by its definition, in float64 numpy, independently of the solver modules."""
+    h = (lambda z: np.maximum(z, 0.0)) if activation == "relu" else (lambda z: np.where(z > 0, z, 0.1 * z))
+    f1, f2 = h(x1 @ w), h(x2 @ w)
+    return np.mean((f1 - f1.mean()) ** 2) - 0.5 * np.mean((f1 - f2) ** 2)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("kind", ["mixture", "patterns"])
+def test_certified_kink_optima_are_local_maxima_by_brute_force(activation, kind, rng):
+    """Oracle: E at random nearby points of the sphere (scales down to below the distance to the
+    next kink, and moves of single active rows to either side) never exceeds E at a certified end
+    point beyond round-off."""
+    d = (pattern_mixture(300, patterns=3, dim=10, noise=0.05, seed=3) if kind == "mixture"
+         else pattern_data(300, locations=5, vocab=8, patterns=3, fixed=2, seed=3))
+    res = one_layer_census(d, activation, restarts=6, seed=2)
+    X = np.vstack([d.x1, d.x2])
+    certified = [r for r, c in enumerate(res.checks) if c.verdict.value == "local_optimum"]
+    assert certified
+    for r in certified:
+        w = res.W[r]
+        E0 = _E(w, d.x1, d.x2, activation)
+        z = X @ w
+        active = np.abs(z) <= 1e-12 * np.linalg.norm(X, axis=1)
+        nearest = np.min(np.abs(z[~active]) / np.linalg.norm(X[~active], axis=1))
+        dirs = [rng.standard_normal(len(w)) for _ in range(40)]
+        for j in np.flatnonzero(active)[:10]:  # one active row off its kink, either side
+            dirs += [X[j], -X[j]]
+        for eps in (1e-2, 1e-4, 0.1 * nearest, 1e-3 * nearest, 1e-7):
+            for v in dirs:
+                v = v - (v @ w) * w
+                trial = w + eps * v / np.linalg.norm(v)
+                trial /= np.linalg.norm(trial)
+                assert _E(trial, d.x1, d.x2, activation) <= E0 + 1e-13 * (1 + abs(E0))
+
+
+def test_kink_certificate_on_a_two_row_closed_form():
+    """Rows a = (1, alpha), b = (0, 1), both views equal: E(theta) = (f_a - f_b)^2 / 4 on the unit
+    circle. For 0 < alpha < 1 the kink of b at w = (1, 0) is a strict local maximum (one-sided
+    slopes alpha/2 > 0 and (alpha - 1)/2 < 0), E = 1/4, for ReLU and leaky ReLU alike; for
+    alpha = 1.5 the slope into b's positive side is +1/4: not optimal, ascent direction (0, 1)."""
+    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+
+    x = np.array([[1.0, 0.5], [0.0, 1.0]])
+    for activation in ("relu", "leaky_relu"):
+        for theta in (-0.3, 0.3):
+            w, E, check, _ = ascend_on_kinks(np.array([np.cos(theta), np.sin(theta)]), x, x, activation)
+            np.testing.assert_allclose(w, [1.0, 0.0], atol=1e-12)
+            assert E == pytest.approx(0.25, abs=1e-14)
+            assert check.verdict is LocalVerdict.LOCAL_OPTIMUM and check.active == 1
+    x = np.array([[1.0, 1.5], [0.0, 1.0]])
+    check = check_kink_optimum(np.array([1.0, 0.0]), x, x, "relu")
+    assert check.verdict is LocalVerdict.NOT_OPTIMAL
+    np.testing.assert_allclose(check.direction, [0.0, 1.0], atol=1e-12)
+    assert check.ascent_rate == pytest.approx(0.25, rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_not_optimal_points_on_kinks_come_with_an_ascent_direction(activation, rng):
+    """A point put on a kink at random is not a local maximum; the direction the check returns
+    raises E (evaluated by the definition) for small steps."""
+    from solvers.kinks import LocalVerdict, check_kink_optimum
+
+    d = pattern_mixture(200, patterns=3, dim=8, noise=0.1, seed=5)
+    for _ in range(5):
+        w = rng.standard_normal(8)
+        j = rng.integers(200)
+        w -= (w @ d.x1[j]) / (d.x1[j] @ d.x1[j]) * d.x1[j]  # on the kink of row j
+        w /= np.linalg.norm(w)
+        check = check_kink_optimum(w, d.x1, d.x2, activation)
+        assert check.verdict is LocalVerdict.NOT_OPTIMAL and check.active >= 1
+        step = w + 1e-6 * check.direction
+        assert _E(step / np.linalg.norm(step), d.x1, d.x2, activation) > _E(w, d.x1, d.x2, activation)
+
+
+def test_gradient_ascent_stops_short_of_the_kink_optima():
+    """The reason for the kink ascent: plain Riemannian ascent ends near the kinks with a
+    gradient that does not vanish; the exact ascent from there raises E and certifies."""
+    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+
+    d = pattern_data(300, locations=5, vocab=8, patterns=3, fixed=2, seed=3)
+    W, E, gn, _, stops = maximise(d.x1, d.x2, "relu", restarts=4, seed=0)
+    for w, e in zip(W, E, strict=True):
+        assert check_kink_optimum(w, d.x1, d.x2, "relu").verdict is not LocalVerdict.LOCAL_OPTIMUM
+        w2, e2, check, _ = ascend_on_kinks(w, d.x1, d.x2, "relu")
+        assert e2 >= e and check.verdict is LocalVerdict.LOCAL_OPTIMUM
+
+
+def test_smooth_check_tells_the_top_eigenvector_from_a_saddle(rng):
+    """Linear unit: the top eigenvector of C is a certified local maximum; the second is a saddle
+    (the check returns the top eigenvector as the ascent direction), a random point is not
+    stationary."""
+    from solvers.kinks import LocalVerdict
+    from solvers.one_layer import check_smooth_optimum
+
+    d = pattern_mixture(200, patterns=3, dim=6, noise=0.1, magnitudes=[1.0, 1.5, 2.0], seed=0)
+    vectors = np.linalg.eigh(contrastive_covariance(d.x1, d.x2))[1]
+    assert check_smooth_optimum(vectors[:, -1], d.x1, d.x2, "linear").verdict is LocalVerdict.LOCAL_OPTIMUM
+    saddle = check_smooth_optimum(vectors[:, -2], d.x1, d.x2, "linear")
+    assert saddle.verdict is LocalVerdict.NOT_OPTIMAL and abs(saddle.direction @ vectors[:, -1]) >= 1 - 1e-9
+    somewhere = check_smooth_optimum(rng.standard_normal(6), d.x1, d.x2, "linear")
+    assert somewhere.verdict is LocalVerdict.NOT_OPTIMAL
 
 
 def test_census_counts_dead_units_apart_and_merges_sign_for_linear():
@@ -146,8 +251,9 @@ def test_network_cli_one_layer(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     linear, relu = d["results"]
     assert linear["distinct_optima"] == 1 and linear["top_eigenvector_cosine"] >= 1 - 1e-6
-    assert relu["distinct_end_points"] >= 3
-    assert {o["pattern"] for o in relu["optima"] if o["alignment"] >= 0.95} == {0, 1, 2}
+    assert relu["distinct_optima"] >= 3
+    certified = [o for o in relu["optima"] if o["verdict"] == "local_optimum"]
+    assert {o["pattern"] for o in certified if o["alignment"] >= 0.95} == {0, 1, 2}
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -225,3 +331,40 @@ def test_two_layer_divergence_is_reported_not_printed_as_a_result(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip().splitlines()[-1].startswith("ufm: error: --lr: training diverged")
+
+
+def test_a_maximum_inside_a_cell_is_certified_without_kinks():
+    """Regression: with no row on its kink the first-order tolerance scaled with the cancelled
+    gradient (round-off against round-off) and a true maximum was called not optimal."""
+    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+
+    rng = np.random.default_rng(0)
+    n, D = 200, 4
+    a = rng.uniform(1, 3, n)  # a large spread along e1, every row on the positive side
+    x1 = np.column_stack([a + 0.01 * rng.standard_normal(n), 0.1 * rng.standard_normal((n, D - 1))])
+    x2 = np.column_stack([a + 0.01 * rng.standard_normal(n), 0.1 * rng.standard_normal((n, D - 1))])
+    w = np.linalg.eigh(contrastive_covariance(x1, x2))[1][:, -1]  # the all-positive cell's maximum
+    w *= np.sign(w[0])
+    assert min((x1 @ w).min(), (x2 @ w).min()) > 0.9
+    for activation in ("relu", "leaky_relu"):
+        check = check_kink_optimum(w, x1, x2, activation)
+        assert check.verdict is LocalVerdict.LOCAL_OPTIMUM and check.active == 0
+        w2, _, check, _ = ascend_on_kinks(w, x1, x2, activation)
+        assert check.verdict is LocalVerdict.LOCAL_OPTIMUM and np.linalg.norm(w2 - w) <= 1e-12
+
+
+def test_interior_margin_is_not_fooled_by_a_multiplier_on_the_boundary(rng):
+    """Regression: the unscaled LP (feasibility tolerance 1e-7) gave margins up to 2e-4 where the
+    only multiplier has a coordinate exactly on 0 or 1 (full column rank: lam is unique)."""
+    from solvers.kinks import MARGIN_TOL, _interior_margin
+
+    for _ in range(200):
+        D = int(rng.integers(3, 12))
+        k = int(rng.integers(1, D))
+        M = 10.0 ** rng.uniform(-4, 0) * rng.standard_normal((D, k)) * 10.0 ** rng.uniform(-3, 0, k)
+        lam = rng.uniform(0.2, 0.8, k)
+        lam[rng.integers(k)] = rng.choice([0.0, 1.0])
+        assert _interior_margin(M, M @ lam) < MARGIN_TOL
+        lam[lam == 0.0] = 0.1
+        lam[lam == 1.0] = 0.9
+        assert _interior_margin(M, M @ lam) == pytest.approx(min(lam.min(), (1 - lam).min()), abs=1e-6)

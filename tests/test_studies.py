@@ -254,7 +254,7 @@ def test_network_study_rows_match_the_network_command(tmp_path, capsys):
     assert [r["params"]["activation"] for r in rows] == ["linear", "relu"]
     ref = one_layer_census(pattern_mixture(120, 3, 6, 0.05, None, 0), "relu", 8, 0)
     assert rows[1]["distinct_end_points"] == ref.distinct
-    assert rows[1]["distinct_optima"] == ref.distinct_converged
+    assert rows[1]["distinct_optima"] == ref.distinct_certified
     assert rows[1]["best_energy"] == pytest.approx(ref.optima[0].energy, rel=1e-12)
     assert rows[0]["top_eigenvector_cosine"] >= 1 - 1e-6
 

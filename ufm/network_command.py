@@ -155,21 +155,30 @@ def run(args, loss_from_args=None) -> int:
     return 0
 
 
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
 def _table(payload: dict) -> str:
     lines = [f"{payload['model']}: {payload['data']} data, {payload['samples']} samples x 2 views, "
              f"{payload['input_dim']} inputs, {payload['patterns']} patterns, seed {payload['seed']}"]
     for r in payload["results"]:
         if payload["model"] == "one-layer":
+            v = r["verdicts"]
             head = (f"{r['activation']:<11} {r['distinct_end_points']} distinct end points from "
-                    f"{r['restarts']} starts ({r['distinct_optima']} reached by a converged start: local "
-                    f"optima), {r['dead_units']} dead, {r['converged']:.0%} of starts converged")
+                    f"{r['restarts']} starts, {r['distinct_optima']} of them certified local optima; "
+                    f"{r['dead_units']} dead; starts: {v['local_optimum']} certified, {v['not_optimal']} "
+                    f"not optimal, {v['unresolved']} unresolved")
             if "top_eigenvector_cosine" in r:
                 head += f"; |cos| with the top eigenvector of C: {r['top_eigenvector_cosine']:.12f}"
             lines.append(head)
             for o in r["optima"][:12]:
                 align = "" if o["pattern"] is None else f", pattern {o['pattern']} (cos {o['alignment']:.4f})"
-                conv = "" if o["converged_restarts"] else ", not converged (a kink of E)"
-                lines.append(f"    E = {o['energy']:.6g}, {o['restarts']} starts{align}{conv}")
+                kinks = "" if not o["active_kinks"] else f", on {_plural(o['active_kinks'], 'kink')}"
+                verdict = {"local_optimum": "local optimum (certified)", "not_optimal": "not a local optimum",
+                           "unresolved": "unresolved"}[o["verdict"]]
+                starts = _plural(o["restarts"], "start")
+                lines.append(f"    E = {o['energy']:.6g}, {starts}{align}{kinks}: {verdict}")
         else:
             lines.append(f"{r['activation']:<11} loss {r['initial_loss']:.6g} -> {r['final_loss']:.6g}; "
                          f"specialised units {r['initial_specialised_fraction']:.0%} -> "

@@ -636,8 +636,8 @@ def summary_lines(rows: Sequence[Mapping[str, Any]], x: str, ys: Sequence[str], 
 def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None = None,
                    title: str | None = None) -> Figure:
     """One unit between the data and the embedding (Tian 2023): (a) distinct end points of the random
-    starts against the activation: local optima (reached by a converged start), end points that did
-    not converge (ReLU kinks), dead units; (b) the cosine of
+    starts against the activation: certified local optima, end points not certified (not optimal or
+    unresolved), dead units; (b) the cosine of
     each optimum with its best-aligned pattern, per activation. ``results``: the ``to_dict()`` of
     ``solvers.one_layer.OneLayerResult`` for each activation."""
     results = list(results)
@@ -648,9 +648,9 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
     xs = np.arange(len(results))
     optima = np.array([r["distinct_optima"] for r in results])
     ends = np.array([r.get("distinct_end_points", r["distinct_optima"]) for r in results])
-    a.bar(xs, optima, color=PALETTE[4], edgecolor="black", label="local optima (converged)")
+    a.bar(xs, optima, color=PALETTE[4], edgecolor="black", label="local optima (certified)")
     a.bar(xs, ends - optima, bottom=optima, color=PALETTE[1], edgecolor="black", hatch="..",
-          label="end points, not converged")
+          label="end points, not certified")
     a.bar(xs, [r.get("dead_units", 0) for r in results], bottom=ends, color="white", edgecolor="0.4",
           hatch="//", label="dead units")
     from matplotlib.ticker import MaxNLocator

@@ -5,8 +5,11 @@ same run, as a ratio:
    against the same starts one at a time.
 2. Two-layer training step: the loss's closed-form gradient in the embeddings back-propagated
    through the network, against autograd through the loss's plain definition.
+3. Kinked units: the exact ascent on the kinks and its certificate (solvers.kinks) after the
+   gradient stage, against the gradient stage it finishes: its cost as a ratio, and what it buys
+   (end points certified before and after, the rise of E).
 
-    python benchmarks/bench_networks.py            # about 3 minutes on a 2-core CPU
+    python benchmarks/bench_networks.py            # about 5 minutes on a 2-core CPU
     python benchmarks/bench_networks.py --quick
 """
 
@@ -20,7 +23,8 @@ import numpy as np
 import torch
 from _common import table, timeit  # benchmarks/ is on sys.path when run as a script
 
-from solvers.one_layer import maximise
+from solvers.kinks import LocalVerdict, check_kink_optimum
+from solvers.one_layer import maximise, refine_and_check
 from ufm.losses import InfoNCE
 from ufm.networks.data import pattern_data, pattern_mixture
 from ufm.networks.two_layer import TwoLayer
@@ -67,6 +71,28 @@ def two_layer_rows(quick: bool) -> list[list[str]]:
     return rows
 
 
+def kink_rows(quick: bool) -> list[list[str]]:
+    rows = []
+    cases = [("mixture", 400)] if quick else [("mixture", 400), ("patterns", 400), ("patterns", 2000)]
+    for kind, n in cases:
+        d = pattern_mixture(n, patterns=4, dim=16, seed=0) if kind == "mixture" else pattern_data(n, seed=0)
+        for act in ("relu", "leaky_relu"):
+            t0 = time.perf_counter()
+            W, E, *_ = maximise(d.x1, d.x2, act, 32, seed=0)
+            ascent = time.perf_counter() - t0
+            before = [check_kink_optimum(w, d.x1, d.x2, act).verdict for w in W]
+            before = sum(v is LocalVerdict.LOCAL_OPTIMUM for v in before)
+            t0 = time.perf_counter()
+            _, E2, checks, iters = refine_and_check(W, E, d.x1, d.x2, act)
+            kinks = time.perf_counter() - t0
+            after = sum(c.verdict is LocalVerdict.LOCAL_OPTIMUM for c in checks)
+            rows.append([kind, str(n), str(d.dim), act, f"{ascent:.2f}", f"{kinks:.2f}",
+                         f"{kinks / ascent:.2f}",
+                         f"{before}/32", f"{after}/32", f"{np.max(E2 - E):.1e}", f"{np.min(E2 - E):.1e}",
+                         f"{np.median(iters):.0f}"])
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -76,6 +102,10 @@ def main() -> None:
           "points, sorted)",
           ["n", "R", "activation", "batched", "one at a time", "speed-up", "same end points"],
           one_layer_rows(args.quick))
+    table("Kinked units, 32 starts: the gradient stage (3000 iterations at most) and the exact ascent on "
+          "the kinks with its certificate (s; certified end points before and after; rise of E)",
+          ["data", "n", "D", "activation", "gradient stage", "kink stage", "ratio", "certified before",
+           "certified after", "max rise", "min rise", "median kink steps"], kink_rows(args.quick))
     table("Two-layer training step, relu, K = 6, V = 12, M = 8, d = 16 (ms, best of 3): closed-form loss "
           "gradient back-propagated against autograd through the definition",
           ["n", "closed form", "autograd", "speed-up"], two_layer_rows(args.quick))

@@ -126,6 +126,7 @@ def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
         row = {**out, "best_energy": res.optima[0].energy if res.optima else None,
                "patterns_found": len(found), "top_eigenvector_cosine": cos}
         arrays = {"end_points": res.W, "energies": res.energies, "cluster": res.cluster,
+                  "certified": np.array([c.verdict.value == "local_optimum" for c in res.checks], dtype=bool),
                   "optima": np.array([o.w for o in res.optima]) if res.optima else np.zeros((0, data.dim)),
                   "alignment": np.array([np.nan if o.alignment is None else o.alignment for o in res.optima])}
     else:

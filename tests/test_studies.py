@@ -257,6 +257,8 @@ def test_network_study_rows_match_the_network_command(tmp_path, capsys):
     assert rows[1]["distinct_optima"] == ref.distinct_certified
     assert rows[1]["best_energy"] == pytest.approx(ref.optima[0].energy, rel=1e-12)
     assert rows[0]["top_eigenvector_cosine"] >= 1 - 1e-6
+    arrays = np.load(tmp_path / "out" / "arrays" / f"{rows[1]['point_id']}.npz")
+    assert arrays["certified"].sum() == ref.to_dict()["verdicts"]["local_optimum"] == 8 * rows[1]["certified"]
 
 
 def test_input_errors_cross_process_boundaries():

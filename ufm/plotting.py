@@ -657,17 +657,24 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
 
     a.set_xticks(xs, names)
     a.yaxis.set_major_locator(MaxNLocator(integer=True))
+    tallest = max(float(np.max(ends + np.array([r.get("dead_units", 0) for r in results]))), 1.0)
+    a.set_ylim(0, 1.45 * tallest)  # room for the legend above the bars
     a.set_ylabel("end points")
     a.set_title("(a) distinct end points per activation", fontsize="medium")
-    a.legend(fontsize="small")
+    a.legend(fontsize="small", loc="upper left", ncols=2)
     for i, r in enumerate(results):
-        cos = [o["alignment"] for o in r["optima"] if o.get("alignment") is not None]
+        shown = [o for o in r["optima"] if o.get("alignment") is not None]
+        cos = np.array([o["alignment"] for o in shown])
+        certified = np.array([o.get("verdict") == "local_optimum" for o in shown], dtype=bool)
         jitter = np.linspace(-0.15, 0.15, len(cos)) if len(cos) > 1 else np.zeros(len(cos))
-        b.scatter(i + jitter, cos, color=PALETTE[i % len(PALETTE)], edgecolor="black", s=28, zorder=3)
+        colour = PALETTE[i % len(PALETTE)]
+        b.scatter((i + jitter)[certified], cos[certified], color=colour, edgecolor="black", s=28, zorder=3)
+        b.scatter((i + jitter)[~certified], cos[~certified], facecolor="white", edgecolor=colour, s=28,
+                  zorder=3)
     b.set_xticks(xs, names)
     b.set_ylim(-0.05, 1.05)
     b.set_ylabel("cosine with the closest pattern")
-    b.set_title("(b) alignment of each end point", fontsize="medium")
+    b.set_title("(b) alignment of each end point (hollow: not certified)", fontsize="medium")
     if title is not None:
         fig.suptitle(title)
     return fig

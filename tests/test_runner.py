@@ -119,7 +119,9 @@ def test_interrupt_keeps_complete_lines_and_says_how_to_resume(study, tmp_path, 
 
 
 def test_ctrl_c_during_an_append_keeps_and_counts_the_line(study, tmp_path, monkeypatch, capsys):
-    """A real SIGINT in the middle of writing a line is held until the line is on disk."""
+    """A real SIGINT in the middle of writing a line is held until the line is on disk. The test
+    installs Python's own SIGINT handler: a process started in the background by a non-interactive
+    shell (as CI may be) inherits SIGINT ignored, and an ignored SIGINT rightly stays ignored."""
     out = tmp_path / "out"
     real = os.fsync
     sent = []
@@ -133,7 +135,11 @@ def test_ctrl_c_during_an_append_keeps_and_counts_the_line(study, tmp_path, monk
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync_with_sigint)
-    assert run_command(str(study), str(out), False) == 130
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert run_command(str(study), str(out), False) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sent and len(lines(out / "results.jsonl")) == 1
     assert "1 of 4 points done" in capsys.readouterr().err
     assert leftovers(out) == [] and not (out / "summary.csv").exists()

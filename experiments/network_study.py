@@ -122,7 +122,8 @@ def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
                                params["max_iter"])
         out = res.to_dict()
         cos = top_eigenvector_cosine(res, data)
-        found = {o.pattern for o in res.optima if o.alignment is not None and o.alignment >= 0.95}
+        found = {o.pattern for o in res.optima  # patterns with a certified optimum aligned with them
+                 if o.verdict == "local_optimum" and o.alignment is not None and o.alignment >= 0.95}
         row = {**out, "best_energy": res.optima[0].energy if res.optima else None,
                "patterns_found": len(found), "top_eigenvector_cosine": cos}
         arrays = {"end_points": res.W, "energies": res.energies, "cluster": res.cluster,

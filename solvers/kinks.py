@@ -69,6 +69,8 @@ class LocalCheck:
     # 1-dimensional face); for a smooth unit minus the largest Riemannian Hessian eigenvalue
     direction: np.ndarray | None = None  # a unit ascent direction where NOT_OPTIMAL
     reason: str = ""
+    radius: float = float("nan")  # E(w') <= E(w) for every unit w' within this distance (a lower
+    # bound, ``certified_radius``); nan where not certified or where kinks with dE/df >= 0 are active
 
 
 def slope_of(activation: str) -> float:
@@ -255,7 +257,39 @@ def check_kink_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation
     if face_gap <= GAP_FACTOR * FIRST_ORDER_TOL * scale_q:
         return LocalCheck(LocalVerdict.UNRESOLVED, len(xa), worst_rate, margin, face_gap,
                          reason="no eigen-gap on the face")
-    return LocalCheck(LocalVerdict.LOCAL_OPTIMUM, len(xa), worst_rate, margin, face_gap)
+    radius = np.nan
+    if not len(convex_rows):
+        sigma = np.linalg.svd(a, compute_uv=False) if len(a) else np.zeros(0)
+        sigma = sigma[sigma > 1e-10 * sigma[0]] if len(sigma) else sigma
+        kappa = margin * float(np.abs(ca).min()) * float(sigma.min()) if len(ca) else 0.0
+        if len(ca):  # the multiplier solves the first-order equation up to the LP's accepted residual
+            kappa = max(kappa - FIRST_ORDER_TOL * float(np.linalg.norm(M)), np.finfo(float).tiny)
+        radius = certified_radius(z[~active] / xnorm[~active], kappa, face_gap, float(vals[0]),
+                                  2 * float(np.linalg.norm(X, 2)) ** 2 / n)
+    return LocalCheck(LocalVerdict.LOCAL_OPTIMUM, len(xa), worst_rate, margin, face_gap, radius=radius)
+
+
+def certified_radius(side_distances: np.ndarray, kappa: float, gap: float, top: float, q: float) -> float:
+    """A radius r with E(w') <= E(w) for every unit w' with |w' - w| <= r, at a certified w.
+
+    Split w' = alpha w + a + b, a in the face subspace S orthogonal to w, b in S's complement (the
+    span of the active rows). Within the distance to the nearest inactive kink (``side_distances``:
+    |w . x_j| / |x_j| off the face) every inactive row keeps its side, and
+
+        E(w') - E(w) <= -gap |a|^2 - alpha kappa |b| + 2 q |a| |b| + (q + |top|) |b|^2
+
+    with kappa <= -E'(w; b/|b|) (strict first order: kappa >= margin min|c_j| sigma_min(X_A), from
+    the interior multiplier), q >= |Q_g| for every gating (|K| |X|^2 <= 2 |X|^2 / n for E = f'Kf),
+    top = E(w) the face eigenvalue. With 2 q |a| |b| <= gap |a|^2 + q^2 |b|^2 / gap, alpha >= 1/2
+    and |b| <= |w' - w| <= 1, E does not rise for |w' - w| <= kappa / (2 (q^2 / gap + q + |top|)).
+    On a face of dimension 1 (gap = inf) the q^2 / gap term vanishes; with no active row (b = 0)
+    the radius is the distance to the nearest kink.
+    """
+    r0 = float(np.min(np.abs(side_distances))) if len(side_distances) else np.inf
+    if kappa == 0.0:  # no active row: E is the cell's quadratic, at most its top eigenvalue
+        return min(r0, 1.0)
+    curvature = (q * q / gap if np.isfinite(gap) else 0.0) + q + abs(top)
+    return min(r0, 1.0, kappa / (2 * curvature))
 
 
 def ascend_on_kinks(w0: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation: str, max_iter: int = 500):

@@ -48,6 +48,8 @@ class Optimum:
     certified: int = 0  # restarts whose end point here is a certified local maximum
     verdict: str = "unresolved"  # local_optimum (some restart certified), not_optimal or unresolved
     active_kinks: int = 0  # kinks (rows with w . x = 0) the representative sits on
+    radius: float | None = None  # kinked units: E does not rise within this distance of the
+    # representative (solvers.kinks.certified_radius); None where not certified or not computed
 
 
 @dataclass
@@ -85,6 +87,7 @@ class OneLayerResult:
                 "dead_units": self.dead,
                 "optima": [{"energy": o.energy, "restarts": o.count, "certified_restarts": o.certified,
                             "verdict": o.verdict, "active_kinks": o.active_kinks,
+                            "certified_radius": o.radius,
                             "pattern": o.pattern, "alignment": o.alignment} for o in self.optima],
                 "verdicts": {v: verdicts.count(v) for v in ("local_optimum", "not_optimal", "unresolved")},
                 "certified": float(np.mean([v == "local_optimum" for v in verdicts])) if verdicts else 0.0,
@@ -298,7 +301,12 @@ def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: i
         o.certified = sum(v is LocalVerdict.LOCAL_OPTIMUM for v in verdicts)
         o.verdict = (LocalVerdict.LOCAL_OPTIMUM if o.certified else LocalVerdict.UNRESOLVED
                      if LocalVerdict.UNRESOLVED in verdicts else LocalVerdict.NOT_OPTIMAL).value
-        best = max(members, key=lambda k: E[k])
+        # the numbers shown with a verdict are those of a start that has it: the best certified one
+        sure = [k for k in members if checks[k].verdict is LocalVerdict.LOCAL_OPTIMUM]
+        best = max(sure or members, key=lambda k: E[k])
+        o.w, o.energy = W[best], float(E[best])
         o.active_kinks = checks[best].active
+        radius = checks[best].radius
+        o.radius = float(radius) if np.isfinite(radius) else None
     return OneLayerResult(activation, W, E, gn, iters + kink_iters, stops, cluster, optima, checks,
                           {"ascent": t1 - t0, "check": t2 - t1, "total": time.perf_counter() - t0})

@@ -368,3 +368,53 @@ def test_interior_margin_is_not_fooled_by_a_multiplier_on_the_boundary(rng):
         lam[lam == 0.0] = 0.1
         lam[lam == 1.0] = 0.9
         assert _interior_margin(M, M @ lam) == pytest.approx(min(lam.min(), (1 - lam).min()), abs=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("kind", ["mixture", "patterns"])
+def test_certified_radius_holds_by_brute_force(activation, kind, rng):
+    """Oracle for the reported radius: at distance up to the certified radius (random directions,
+    single active rows off their kink to either side, the face's own directions), E by its
+    definition never exceeds E at the certified point beyond round-off; the radius is positive."""
+    d = (pattern_mixture(300, patterns=3, dim=10, noise=0.05, seed=4) if kind == "mixture"
+         else pattern_data(300, locations=5, vocab=8, patterns=3, fixed=2, seed=4))
+    res = one_layer_census(d, activation, restarts=6, seed=1)
+    X = np.vstack([d.x1, d.x2])
+    radii = [(r, c.radius) for r, c in enumerate(res.checks) if c.verdict.value == "local_optimum"]
+    assert radii and all(rad > 0 for _, rad in radii)
+    for r, rad in radii:
+        w = res.W[r]
+        E0 = _E(w, d.x1, d.x2, activation)
+        active = np.abs(X @ w) <= 1e-12 * np.linalg.norm(X, axis=1)
+        dirs = [rng.standard_normal(len(w)) for _ in range(60)]
+        for j in np.flatnonzero(active)[:8]:
+            dirs += [s * X[j] + 0.3 * rng.standard_normal(len(w)) for s in (1, -1)]
+        for v in dirs:
+            v = v - (v @ w) * w
+            v /= np.linalg.norm(v)
+            for frac in (1.0, 0.5, 0.1):
+                theta = 2 * np.arcsin(frac * rad / 2)  # chord length frac * rad on the unit sphere
+                trial = np.cos(theta) * w + np.sin(theta) * v
+                assert _E(trial, d.x1, d.x2, activation) <= E0 + 1e-13 * (1 + abs(E0))
+
+
+def test_network_cli_one_layer_table_says_certified_only_where_certified(capsys):
+    from ufm.cli import main
+    from ufm.network_command import _table
+
+    assert main(["network", "one-layer", "--samples", "100", "--patterns", "2", "--input-dim", "6",
+                 "--activation", "linear", "--restarts", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "1 distinct end point from 4 starts, 1 of them a certified local optimum" in out
+    assert "E = " in out and "local optimum (certified)" in out
+    optimum = {"energy": 0.5, "restarts": 1, "certified_restarts": 0, "active_kinks": 2, "pattern": 0,
+               "alignment": 0.99, "certified_radius": None}
+    result = {"activation": "relu", "restarts": 2, "distinct_end_points": 2, "distinct_optima": 0,
+              "dead_units": 0, "verdicts": {"local_optimum": 0, "not_optimal": 1, "unresolved": 1},
+              "optima": [{**optimum, "verdict": "not_optimal"}, {**optimum, "verdict": "unresolved"}]}
+    payload = {"model": "one-layer", "data": "mixture", "samples": 10, "input_dim": 3, "patterns": 2,
+               "seed": 0, "results": [result]}
+    lines = _table(payload).splitlines()
+    assert "2 distinct end points from 2 starts, 0 of them certified local optima" in lines[1]
+    assert lines[2].endswith("on 2 kinks: not a local optimum") and lines[3].endswith(": unresolved")
+    assert not any("(certified)" in line for line in lines)

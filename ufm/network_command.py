@@ -165,8 +165,9 @@ def _table(payload: dict) -> str:
     for r in payload["results"]:
         if payload["model"] == "one-layer":
             v = r["verdicts"]
-            head = (f"{r['activation']:<11} {r['distinct_end_points']} distinct end points from "
-                    f"{r['restarts']} starts, {r['distinct_optima']} of them certified local optima; "
+            optima = "a certified local optimum" if r["distinct_optima"] == 1 else "certified local optima"
+            head = (f"{r['activation']:<11} {_plural(r['distinct_end_points'], 'distinct end point')} from "
+                    f"{_plural(r['restarts'], 'start')}, {r['distinct_optima']} of them {optima}; "
                     f"{r['dead_units']} dead; starts: {v['local_optimum']} certified, {v['not_optimal']} "
                     f"not optimal, {v['unresolved']} unresolved")
             if "top_eigenvector_cosine" in r:

@@ -271,11 +271,12 @@ def refine_and_check(W: np.ndarray, E: np.ndarray, x1: np.ndarray, x2: np.ndarra
     (``solvers.kinks.ascend_on_kinks``: E never decreases beyond round-off, and the check is that
     of the point returned). Returns (W, E, checks, iterations)."""
     from solvers.kinks import ascend_on_kinks
+    from ufm.networks.one_layer import KINK_SLOPES
 
     W, E = W.copy(), E.copy()
     checks, iters = [], np.zeros(len(W), dtype=int)
     for r in range(len(W)):
-        if activation in ("relu", "leaky_relu"):
+        if activation in KINK_SLOPES:
             W[r], E[r], check, iters[r] = ascend_on_kinks(W[r], x1, x2, activation)
         else:
             check = check_smooth_optimum(W[r], x1, x2, activation)
@@ -297,12 +298,12 @@ def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: i
     cluster, optima = census(W, E, activation, data.x1, data.directions)
     for c, o in enumerate(optima):
         members = [k for k in range(len(W)) if cluster[k] == c]
-        verdicts = [checks[k].verdict for k in members]
-        o.certified = sum(v is LocalVerdict.LOCAL_OPTIMUM for v in verdicts)
-        o.verdict = (LocalVerdict.LOCAL_OPTIMUM if o.certified else LocalVerdict.UNRESOLVED
-                     if LocalVerdict.UNRESOLVED in verdicts else LocalVerdict.NOT_OPTIMAL).value
-        # the numbers shown with a verdict are those of a start that has it: the best certified one
         sure = [k for k in members if checks[k].verdict is LocalVerdict.LOCAL_OPTIMUM]
+        o.certified = len(sure)
+        o.verdict = (LocalVerdict.LOCAL_OPTIMUM if sure else LocalVerdict.UNRESOLVED
+                     if any(checks[k].verdict is LocalVerdict.UNRESOLVED for k in members)
+                     else LocalVerdict.NOT_OPTIMAL).value
+        # the numbers shown with a verdict are those of a start that has it: the best certified one
         best = max(sure or members, key=lambda k: E[k])
         o.w, o.energy = W[best], float(E[best])
         o.active_kinks = checks[best].active

@@ -418,3 +418,15 @@ def test_network_cli_one_layer_table_says_certified_only_where_certified(capsys)
     assert "2 distinct end points from 2 starts, 0 of them certified local optima" in lines[1]
     assert lines[2].endswith("on 2 kinks: not a local optimum") and lines[3].endswith(": unresolved")
     assert not any("(certified)" in line for line in lines)
+
+
+def test_kink_module_energy_is_the_units_energy(rng):
+    """solvers.kinks keeps a numpy E for its line searches: it is ufm.networks.one_layer.energy."""
+    from solvers.kinks import energy_np, slope_of
+
+    d = pattern_mixture(50, patterns=3, dim=6, noise=0.2, seed=0)
+    W = rng.standard_normal((5, 6))
+    for activation in ("relu", "leaky_relu"):
+        ref = energy(torch.tensor(W), torch.tensor(d.x1), torch.tensor(d.x2), activation).numpy()
+        ours = [energy_np(w, d.x1, d.x2, slope_of(activation)) for w in W]
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)

@@ -20,6 +20,8 @@ from ufm.errors import UFMInputError
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "quadratic")
 #: negative slope of the leaky ReLU
 LEAKY_SLOPE = 0.1
+#: the activations with a kink at 0, h(z) = s z + (1 - s) max(z, 0), and their slope s below it
+KINK_SLOPES = {"relu": 0.0, "leaky_relu": LEAKY_SLOPE}
 
 
 def check_activation(name: str) -> str:

@@ -25,7 +25,8 @@ import scipy.linalg
 
 from ufm.losses.base import as_samples
 
-#: default tolerance: certified means gap_bound <= CERTIFY_TOL * excess (DESIGN section 5)
+#: default tolerance: certified means gap_bound <= CERTIFY_TOL * scale, the scale being
+#: min(excess, the loss's range over the sphere) (DESIGN section 5)
 CERTIFY_TOL = 1e-6
 #: safety factor of the round-off estimate of the scaled certificate matrix
 ROUNDOFF_FACTOR = 8.0
@@ -33,12 +34,15 @@ ROUNDOFF_FACTOR = 8.0
 
 @dataclass(frozen=True)
 class Certificate:
-    """Global-optimality certificate, decided on the excess f - floor (DESIGN section 5).
+    """Global-optimality certificate, decided on what the geometry controls (DESIGN section 5).
 
     ``lambda_min`` is the smallest eigenvalue of S (of the loss f) and ``gap_bound`` =
     n max(0, -lambda_min) >= f - f*. Both are computed as excess times the same quantities of
-    log(f - floor), whose S is well scaled at any tau; ``gap_relative_to_excess`` is the bound
-    divided by the excess, which ``certified`` compares with ``tol``. ``roundoff`` estimates
+    log(f - floor), whose S is well scaled at any tau. ``scale`` is what the geometry controls at
+    these parameters: the excess f - floor, but never more than the loss's range over the sphere
+    (``Loss.geometry_range``; at large tau the excess over a tau -> 0 floor stays about
+    n log(n/m) while the loss moves by O(n / tau)); ``scale_kind`` says which. ``certified``
+    compares ``gap_relative_to_scale`` = gap_bound / scale with ``tol``. ``roundoff`` estimates
     float64's error in that ratio: above ``tol`` the answer is unresolved, never certified.
     """
 
@@ -55,31 +59,43 @@ class Certificate:
     tol: float
     how: str  # how lambda_min was computed
     residual: float | None = None  # ||S H||_F / excess: first-order (Riemannian) condition
+    scale: float = float("nan")  # min(excess, the loss's range over the sphere)
+    scale_kind: str = "excess"  # "excess" or "range"
+    gap_relative_to_scale: float = float("nan")  # gap_bound / scale: what ``certified`` compares
+    floor_note: str = "geometry-independent lower bound"  # what the floor is (Loss.floor_note)
 
     @property
     def relative_gap_bound(self) -> float:
-        """gap_bound / |value| (for reference only; certification uses the excess)."""
+        """gap_bound / |value| (for reference only; certification uses the scale)."""
         return self.gap_bound / max(abs(self.value), np.finfo(float).tiny)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["relative_gap_bound"] = float(self.relative_gap_bound)
-        if not np.isfinite(self.log_excess):  # excess exactly 0: JSON has no -inf
-            d["log_excess"] = None
+        for key in ("log_excess", "excess", "value", "gap_relative_to_scale", "gap_relative_to_excess",
+                    "scale", "gap_bound", "roundoff"):
+            if not np.isfinite(d[key]):  # JSON has no inf or nan
+                d[key] = None
         return d
 
 
 def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
            how: str, scale: float, tau: float | None, residual=None,
-           unresolved: str | None = None, log_excess_relaxed: float | None = None) -> Certificate:
+           unresolved: str | None = None, log_excess_relaxed: float | None = None,
+           log_range: float = np.inf, floor_note: str | None = None) -> Certificate:
     """Certificate from the smallest eigenvalue of the scaled S (that of log(h - floor), h the
     loss's convex relaxation: the loss itself when convex in G).
 
     ``scale`` bounds the absolute row sums of the scaled S: float64 round-off in its entries
     is about eps (1 + 2 / tau) times that (the exponents carry D / tau), and in the gap
     relative to the excess n times as much. With a convex minorant h <= f (``log_excess_relaxed``
-    its log excess), f - f* <= (f - h) + n max(0, -lambda_min) (h - floor).
+    its log excess), f - f* <= (f - h) + n max(0, -lambda_min) (h - floor). The verdict compares
+    the gap with min(excess, exp(``log_range``)), the loss's range over the sphere.
     """
+    if log_excess == np.inf or (log_excess_relaxed is not None and log_excess_relaxed == np.inf):
+        return Certificate(np.inf, float(floor), np.inf, np.inf, np.nan, np.inf, np.nan, np.nan, False,
+                           "the value is +inf (coincident points of a singular kernel): not optimal",
+                           tol, how, None, np.nan, "excess", np.nan, *([floor_note] if floor_note else []))
     excess = float(np.exp(log_excess))
     lex_h = log_excess if log_excess_relaxed is None else log_excess_relaxed
     excess_h = float(np.exp(lex_h))
@@ -94,25 +110,32 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
         gap_relax = max(excess - excess_h, 0.0)
         rel = (gap_relax + rel_h * excess_h) / excess if excess > 0 else 0.0
         roundoff = roundoff_h * ratio + 8 * eps
+    # what the geometry controls: the excess, capped by the loss's range over the sphere
+    by_range = np.isfinite(log_excess) and log_range < log_excess
+    factor = float(np.exp(log_excess - log_range)) if by_range else 1.0  # excess / scale >= 1
+    scale_value = float(np.exp(log_range)) if by_range else excess
+    scale_kind = "range" if by_range else "excess"
+    rel_scale, roundoff_scale = rel * factor, roundoff * factor
     if not np.isfinite(log_excess):
-        certified, reason, rel, roundoff = True, None, 0.0, 0.0
+        certified, reason, rel, roundoff, rel_scale = True, None, 0.0, 0.0, 0.0
         how += "; the value equals the floor, a lower bound: optimal"
     elif unresolved is not None:
         certified, reason = False, unresolved
-    elif not (np.isfinite(rel) and np.isfinite(roundoff)):
+    elif not (np.isfinite(rel_scale) and np.isfinite(roundoff_scale)):
         certified, reason = False, "unresolved: the certificate matrix overflowed float64"
-    elif roundoff > tol:
+    elif roundoff_scale > tol:
         certified = False
-        reason = (f"unresolved: float64 round-off in the certificate (~{roundoff:.1e} of the excess) "
-                  f"exceeds tol {tol:g}")
-    elif rel <= tol:
+        reason = (f"unresolved: float64 round-off in the certificate (~{roundoff_scale:.1e} of the "
+                  f"{scale_kind}) exceeds tol {tol:g}")
+    elif rel_scale <= tol:
         certified, reason = True, None
     else:
         certified = False
-        reason = f"gap bound is {rel:.2e} times the excess, above tol {tol:g}"
+        reason = f"gap bound is {rel_scale:.2e} times the {scale_kind}, above tol {tol:g}"
     return Certificate(float(floor + excess), float(floor), excess, float(log_excess),
-                       float(scaled_lambda_min * excess_h), float(rel * excess), rel, roundoff,
-                       bool(certified), reason, tol, how, None if residual is None else float(residual))
+                       float(scaled_lambda_min * excess_h), float(rel * excess), rel, roundoff_scale,
+                       bool(certified), reason, tol, how, None if residual is None else float(residual),
+                       scale_value, scale_kind, rel_scale, *([floor_note] if floor_note else []))
 
 
 def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None):
@@ -138,9 +161,10 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
     lam_min = float(np.min(values))
     lex_f = lex_h if relax is loss else loss.table_log_excess(symmetry.table, dist, samples)[0]
     how = f"exact spectrum of the invariant S, group-level ({symmetry.describe()})"
-    floor = loss.floor(samples)
+    floor = loss.point_floor(samples, table=symmetry.table, dist=dist)
     return decide(floor, lex_f, lam_min, symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
-                  log_excess_relaxed=None if relax is loss else lex_h)
+                  log_excess_relaxed=None if relax is loss else lex_h,
+                  log_range=loss.log_geometry_range(samples), floor_note=loss.floor_note)
 
 
 def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
@@ -150,7 +174,7 @@ def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
     ||S H||_F is reported."""
     samples = as_samples(samples)
     relax = loss.relaxation()
-    D = 1.0 - G if H is None else loss.distances(H, samples)
+    D = np.clip(1.0 - G, 0.0, 2.0) if H is None else loss.distances(H, samples)
     lex, Ft = relax.dense_log_excess(D, samples)
     g = 0.5 * (Ft + Ft.T)
     S = g - np.diag(np.einsum("ij,ij->i", g, G))
@@ -159,8 +183,11 @@ def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
     residual = None if H is None else np.linalg.norm(S @ H)
     scale = float(np.abs(S).sum(axis=1).max())
     lex_f = lex if relax is loss else loss.dense_log_excess(D, samples)[0]
-    return decide(loss.floor(samples), lex_f, lam_min, n, tol, f"dense eigh of the {n}x{n} S (LAPACK)",
-                  scale, loss.tau, residual, log_excess_relaxed=None if relax is loss else lex)
+    return decide(loss.point_floor(samples, dist=D), lex_f, lam_min, n, tol,
+                  f"dense eigh of the {n}x{n} S (LAPACK)", scale, loss.tau, residual,
+                  log_excess_relaxed=None if relax is loss else lex,
+                  log_range=loss.log_geometry_range(samples),
+                  floor_note=loss.floor_note)
 
 
 #: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
@@ -226,7 +253,11 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
         need = f"{n * n * 8 / 1e9:.1f} GB > budget {memory_budget / 1e9:.1f} GB"
         progress(f"certificate: n = {n}, S in row blocks of {block}, "
                  + ("kept in memory" if keep else f"recomputed for every product (n x n: {need})"))
-    refute_below = -tol / n  # a Rayleigh quotient below this refutes the certificate
+    log_range = loss.log_geometry_range(samples)
+    floor = loss.point_floor(samples, H=Ht)
+    # a Rayleigh quotient below this refutes the certificate: gap / scale = n (-rq) excess / scale
+    over_scale = float(np.exp(lex_f - log_range)) if np.isfinite(lex_f) and log_range < lex_f else 1.0
+    refute_below = -tol / (n * over_scale)
     passes = [0]
     best = [np.inf]
 
@@ -268,26 +299,27 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
         w = min(w, best[0])
     except _Refuted as stop:
         if np.isnan(stop.value):
-            return decide(loss.floor(samples), lex_f, best[0], n, tol, f"{how}: no convergence in "
+            return decide(floor, lex_f, best[0], n, tol, f"{how}: no convergence in "
                           f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
                           None, unresolved=f"unresolved: the eigenvalue search did not converge in "
-                          f"{max_products} products with S", log_excess_relaxed=relaxed)
+                          f"{max_products} products with S", log_excess_relaxed=relaxed,
+                          log_range=log_range, floor_note=loss.floor_note)
         w, refuted = min(gershgorin, stop.value), True
         how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient {stop.value:.3e} (an "
                "upper bound on lambda_min) already refutes the certificate; lambda_min and the gap bound "
                "reported are Gershgorin's lower bound on lambda_min")
-        rq_gap = n * max(0.0, -stop.value)
+        rq_gap = n * max(0.0, -stop.value) * over_scale
     residual = None
     if best[0] >= refute_below:
         try:
             residual = np.linalg.norm(apply_s(H))
         except _Refuted:
             pass
-    cert = decide(loss.floor(samples), lex_f, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
-                  log_excess_relaxed=relaxed)
+    cert = decide(floor, lex_f, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
+                  log_excess_relaxed=relaxed, log_range=log_range, floor_note=loss.floor_note)
     if refuted:  # the certificate fails by at least the Rayleigh quotient's margin
-        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times the excess (Rayleigh "
-                       f"quotient), above tol {tol:g}")
+        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times the {cert.scale_kind} "
+                       f"(Rayleigh quotient), above tol {tol:g}")
     return cert
 
 

@@ -194,9 +194,10 @@ def coordinate_restarts(
             active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
     lex = f.double().cpu().numpy()
+    floors = np.array([loss.point_floor(samples, H=H[r]) for r in range(R)])
     return RestartsResult(
         H.cpu().numpy(),
-        loss.floor(samples) + np.exp(lex),
+        floors + np.exp(lex),
         lex,
         gn.cpu().numpy(),
         iters.cpu().numpy(),

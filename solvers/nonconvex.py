@@ -20,6 +20,7 @@ Dimension 1 is refused: the sphere is {-1, +1}, where no gradient method can mov
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,9 +45,10 @@ class _Progress:
     """Per-restart bookkeeping shared by both methods: round-off-tolerant sufficient decrease
     and the stall counter."""
 
-    def __init__(self, f, gn):
+    def __init__(self, f, gn, log_range: float = math.inf):
         import torch
 
+        self.log_range = log_range
         self.best = gn.clone()
         self.best_f = f.clone()
         self.since = torch.zeros_like(gn, dtype=torch.long)
@@ -66,10 +68,20 @@ class _Progress:
         iters += moved.long()
         self.history.append(f.detach().double().cpu())
         stalled |= active & self.stalled(gn, f)
-        active = active & ~stalled & (gn > tol)
+        active = active & ~stalled & (gn > self.tolerance(tol, f))
         if progress is not None:
             progress(it + 1, int(active.sum()))
         return active
+
+    def tolerance(self, tol: float, f):
+        """The gradient tolerance on log(f - floor) per restart: ``tol`` where the excess is what
+        the geometry controls, tol x range / excess where the loss's range over the sphere is
+        smaller (DESIGN section 5), so that grad f <= tol x min(excess, range) either way."""
+        import torch
+
+        if not math.isfinite(self.log_range):
+            return torch.full_like(f, tol)
+        return tol * torch.exp(torch.clamp(self.log_range - f.double(), max=0.0)).to(f.dtype)
 
     def stalled(self, gn, f):
         """True where neither the objective (by more than round-off) nor the gradient norm
@@ -149,9 +161,11 @@ def _backtrack(active, t, trial, sufficient, current):
 
 
 def _reasons(gn, tol, stalled) -> list:
-    return [StopReason.GRADIENT_TOL if float(g) <= tol else
+    """Stop reason per restart; ``tol`` a number or one tolerance per restart."""
+    tols = tol.tolist() if getattr(tol, "ndim", 0) else [float(tol)] * len(gn)
+    return [StopReason.GRADIENT_TOL if float(g) <= t else
             (StopReason.STALLED if bool(s) else StopReason.ITERATION_LIMIT)
-            for g, s in zip(gn, stalled, strict=True)]
+            for g, s, t in zip(gn, stalled, tols, strict=True)]
 
 
 def riemannian_grad(H, egrad):
@@ -247,10 +261,10 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
     Y = torch.zeros_like(S)
     rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
     gamma = torch.ones(R, dtype=x.dtype, device=x.device)
-    active = gn > tol
+    track = _Progress(f, gn, loss.log_geometry_range(samples))
+    active = gn > track.tolerance(tol, f)
     stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
     iters = torch.zeros(R, dtype=torch.long, device=x.device)
-    track = _Progress(f, gn)
     fresh = torch.ones(R, dtype=torch.bool, device=x.device)  # no curvature information yet
     slot = 0
     for it in range(max_iter):
@@ -315,7 +329,7 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
             fresh |= snapped
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     H = _normalise(x.reshape(shape))
-    reasons = _reasons(gn, tol, stalled)
+    reasons = _reasons(gn, track.tolerance(tol, f), stalled)
     return H, f, gn, iters, reasons, track.history
 
 
@@ -338,10 +352,10 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
     snap = _collapse_snapper(samples, shape, evaluate, snap_classes)
     gn = rg.flatten(1).norm(dim=1)
     step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
-    active = gn > tol
+    track = _Progress(f, gn, loss.log_geometry_range(samples))
+    active = gn > track.tolerance(tol, f)
     stalled = torch.zeros(R, dtype=torch.bool, device=H.device)
     iters = torch.zeros(R, dtype=torch.long, device=H.device)
-    track = _Progress(f, gn)
     for it in range(max_iter):
         if not bool(active.any()):
             break
@@ -369,7 +383,7 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
         H, rg = x.reshape(shape), rgf.reshape(shape)
         step = torch.where(reset, 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300), step)
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
-    reasons = _reasons(gn, tol, stalled)
+    reasons = _reasons(gn, track.tolerance(tol, f), stalled)
     return H, f, gn, iters, reasons, track.history
 
 

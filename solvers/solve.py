@@ -74,7 +74,7 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
     def certified_with_margin(Z):
         """Stop early once the exact certificate holds with a 2x margin (O(q^3) per check)."""
         c = certify(Z)[1]
-        return c.certified and c.gap_relative_to_excess <= 0.5 * tol
+        return c.certified and c.gap_relative_to_scale <= 0.5 * tol
 
     for _ in range(4):
         run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter,
@@ -97,9 +97,9 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
     t0 = time.perf_counter()
     dist, cert = certify(run.Z)
     cert_seconds = time.perf_counter() - t0
-    if cert.gap_relative_to_excess > 0.5 * tol:
+    if cert.gap_relative_to_scale > 0.5 * tol:
         newton = newton_polish(loss, sym, samples, run.Z, release,
-                               lambda Z: certify(Z)[1].gap_relative_to_excess, 0.5 * tol)
+                               lambda Z: certify(Z)[1].gap_relative_to_scale, 0.5 * tol)
         seconds += newton.seconds
         iterations += newton.steps
         if newton.steps:
@@ -234,7 +234,7 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         order = np.argsort(run.log_excess)
         for r in order[:2]:
             cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
-            if best is None or cert.gap_relative_to_excess < best[1].gap_relative_to_excess:
+            if best is None or cert.gap_relative_to_scale < best[1].gap_relative_to_scale:
                 best = (run.H[r], cert, run.reasons[r].value)
             if cert.certified:
                 break
@@ -319,7 +319,7 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     best = None
     for r in np.argsort(run.log_excess):
         cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
-        if best is None or cert.gap_relative_to_excess < best[1].gap_relative_to_excess:
+        if best is None or cert.gap_relative_to_scale < best[1].gap_relative_to_scale:
             best = (run.H[r], cert, run.reasons[r].value)
     H, cert, stop = best
     geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)

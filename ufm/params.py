@@ -18,6 +18,11 @@ from ufm.errors import UFMInputError
 #: about 100 eps / tau^2 (measured: 5e-8 at tau = 5e-4, 1e-6 at 2e-4 to 3e-4, where answers stop
 #: being certified and a conic fallback can return a wrong geometry): below this, float64 cannot tell.
 TAU_MIN = 5e-4
+#: largest temperature accepted. Certificates are judged against min(excess, the loss's range over
+#: the sphere) (O(n / tau)), so large tau is served honestly: measured certified at the optimum and
+#: refused at random points up to tau = 1e14 (supcon, dhel). The bound is where the tests stop: the
+#: adversarial test poses every loss at this end.
+TAU_MAX = 1e8
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,18 @@ class Param:
     strict: bool = True  # value > minimum (else >=)
     nonzero: bool = False
     check: Any = None  # extra check(value, argument) -> value, after the range
+    maximum: float | None = None  # value <= maximum (a bound float64 can serve; documented)
+    #: the ends of the accepted range as values a test can pose (a strict minimum has no
+    #: attained end: its declaration names the smallest value tested); default (minimum, maximum)
+    extremes: tuple | None = None
+
+    def ends(self) -> tuple:
+        """Values at the ends of the accepted range (numbers; choices: every choice)."""
+        if self.kind == "choice":
+            return tuple(self.choices)
+        if self.extremes is not None:
+            return tuple(self.extremes)
+        return tuple(v for v in (self.minimum, self.maximum) if v is not None)
 
     @property
     def flag(self) -> str:
@@ -66,6 +83,9 @@ class Param:
                 raise UFMInputError(
                     arg, f"must be a finite number {'>' if self.strict else '>='} {low:g}, got {value}"
                 )
+        if self.maximum is not None and number > self.maximum:
+            raise UFMInputError(arg, f"must be <= {self.maximum:g}, got {value} (the accepted range: see the "
+                                "README's certificate section)")
         if self.nonzero and number == 0:
             raise UFMInputError(arg, f"must be non-zero, got {value}")
         return number if self.check is None else self.check(number, arg)
@@ -82,14 +102,17 @@ def _above_tau_min(t: float, argument: str) -> float:
 
 
 def temperature(default: float, source: str = "") -> Param:
-    """tau > 0, at least :data:`TAU_MIN` (float64's limit for a certificate)."""
+    """tau in [:data:`TAU_MIN`, :data:`TAU_MAX`] (float64's limit for a certificate, and where
+    the tests stop)."""
     return Param(
         "tau",
         default,
-        f"temperature > 0 dividing inner products (>= {TAU_MIN:g}; default "
+        f"temperature > 0 dividing inner products ({TAU_MIN:g} <= tau <= {TAU_MAX:g}; default "
         f"{default:g}{', ' + source if source else ''})",
         minimum=0.0,
         check=_above_tau_min,
+        maximum=TAU_MAX,
+        extremes=(TAU_MIN, TAU_MAX),
     )
 
 

@@ -32,18 +32,36 @@ def header(p: dict) -> str:
     return line
 
 
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
 def certificate_lines(c: dict) -> list[str]:
-    """Floor, excess and the certificate's verdict, decided on the excess (DESIGN section 5)."""
+    """Floor, excess, scale and the certificate's verdict, decided on the scale: the excess, capped
+    by the loss's range over the sphere (DESIGN section 5)."""
     excess = c["excess"]
     log_ex = c.get("log_excess")
-    ex_text = f"{excess:.6e}" if excess > 0 or log_ex is None else f"exp({log_ex:.6g}) (below float64)"
+    if excess is None:
+        ex_text = "+inf"
+    else:
+        ex_text = f"{excess:.6e}" if excess > 0 or log_ex is None else f"exp({log_ex:.6g}) (below float64)"
     verdict = "CERTIFIED" if c["certified"] else "NOT certified"
+    floor_word = c.get("floor_note") or "geometry-independent lower bound"
     lines = [
-        f"floor              {c['floor']:.12g}   (geometry-independent lower bound)",
-        f"excess             {ex_text}   (value - floor: what the geometry controls)",
-        f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e} = "
-        f"{c['gap_relative_to_excess']:.1e} x excess: {verdict} at tol {c['tol']:g}",
+        f"floor              {c['floor']:.12g}   ({floor_word})",
+        f"excess             {ex_text}   (value - floor)",
     ]
+    kind = c.get("scale_kind", "excess")
+    rel = c.get("gap_relative_to_scale", c.get("gap_relative_to_excess"))
+    if c.get("scale") is not None:
+        what = ("the excess" if kind == "excess"
+                else "the loss's range over the sphere, below the excess")
+        lines.append(f"scale              {c['scale']:.6e}   (what the geometry controls: {what})")
+    if c.get("lambda_min") is None or rel is None:
+        lines.append(f"certificate        {verdict}")
+    else:
+        lines.append(f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e} = "
+                     f"{rel:.1e} x {kind}: {verdict} at tol {c['tol']:g}")
     if c.get("reason"):
         lines.append(f"                   ({c['reason']})")
     return lines
@@ -147,14 +165,15 @@ def format_verify(p: dict) -> str:
             lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  "
                          f"{r['stop_reason']}")
         return "\n".join(lines)
-    lines.append("   #   excess gap  Gram dist   grad norm   gap/excess  certified  Hessian min  stop")
+    lines.append("   #   excess gap  Gram dist   grad norm    gap/scale  certified  Hessian min  stop")
     for i, r in enumerate(p["restarts"]):
         hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
         lines.append(f"{i:>4}  {r['rel_gap']:10.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
-                     f"{r['gap_relative_to_excess']:10.2e}  {'yes' if r['certified'] else 'no':>9}  "
+                     f"{_num(r.get('gap_relative_to_scale', r['gap_relative_to_excess'])):>10}  "
+                     f"{'yes' if r['certified'] else 'no':>9}  "
                      f"{hess:>11}  {r['stop_reason']}")
-    lines.append("(excess gap: (excess - optimal excess) / optimal excess; gap/excess: the certificate's "
-                 "bound over the restart's excess)")
+    lines.append("(excess gap: (excess - optimal excess) / optimal excess; gap/scale: the certificate's "
+                 "bound over what the geometry controls, the restart's excess capped by the loss's range)")
     return "\n".join(lines)
 
 

@@ -9,22 +9,33 @@ sample of another instance. For fixed alpha, E_alpha is linear in G: the *fixed-
 a linear SDP over the elliptope. The other player sets alpha from the current geometry, with the
 gradient stopped: w_ij = g(r_ij^p), r = 1 - s, and
 
-    alpha_ij = w_ij / (sum_{j in N(i)} w_ij + eps |N(i)|)
+    alpha_ij = w_ij / (sum_{j in N(i)} w_ij + eps T_i)
 
-with g one of exp(-x / tau) (p = 1, eps = 0: the dynamics is tau times the gradient of DCL);
-quadratic (mu_i - x)_+ / tau with mu_i such that sum_j (mu_i - x_ij)_+ = tau (a sparsemax);
-inverse 1 / (x + tau)^q. Only exp with p = 1 and eps = 0 has a scalar objective; in general the
-coordinate-wise dynamics (alpha from the current point, a descent step on E_alpha, repeat) is the
-only way to solve it, and what is certified is a fixed point: embeddings that globally minimise
-the fixed-alpha program at their own alpha (DESIGN section 3).
+with g one of exp(-x / tau); quadratic (mu_i - x)_+ / tau with mu_i such that
+sum_j (mu_i - x_ij)_+ = tau (a sparsemax); inverse 1 / (x + tau)^q. The eps term T_i
+(``eps_term``): ``negatives``, T_i = |N(i)| (the authors' code, the default); ``positive``,
+T_i = sum_{j in P(i)} w_ij (the paper's eps e^{-r_ii'/tau}: with p = 1 and exp weights, eps = 1
+makes the dynamics tau times InfoNCE's gradient and eps = 0 tau times DCL's). Weights other than
+exp with p = 1 have no scalar objective: the coordinate-wise dynamics (alpha from the current
+point, a descent step on E_alpha, repeat) is the only way to solve them, and what is certified is a
+fixed point: embeddings that globally minimise the fixed-alpha program at their own alpha (DESIGN
+section 3).
+
+**Weights in log space.** log w and the log of each denominator are computed as log-sum-exps
+(eps term included), so a weight that is tiny but positive never becomes 0 and 0/0 never occurs
+(at tau = 0.01 the total A = sum alpha is about 1e-23; at smaller tau it is below float64's
+range). Each row's alpha is carried as log a_i (its total) and alpha / a_i, which sums to 1.
+
+**Floor and scale.** Scaling alpha leaves the fixed-alpha program's minimiser unchanged, so the
+scale a certificate is judged against must scale with alpha (DESIGN section 5). With alpha frozen,
+s_ij - s_ii' >= -2 gives E_alpha >= -2 A: the forms' excess is E_alpha + 2 A =
+sum alpha (s_ij - s_ii' + 2) in [0, 4 A], and the floor they report is -2 A at the point's own
+alpha (:meth:`AlphaCL.point_floor`). The declared geometry-independent floor is -2 per anchor
+(A <= anchors).
 
 Defaults follow the authors' code and README (luckmatters/ssl/real-dataset): tau 0.5, exp, and
 ``p = 2`` on r = 1 - s: their command line ``alpha_exponent=2``, which the paper calls p = 4 on the
 Euclidean distance (r = d^2 / 2); eps 0.1.
-
-**Floor**: alpha_ij >= 0 with sum_j alpha_ij <= 1 and s_ij - s_ii' >= -2, so E >= -2 per anchor;
-the excess E + 2 |anchors| = sum alpha (r_ii' + 2 - r_ij) + 2 (1 - sum_j alpha_ij) is a sum of
-non-negative terms.
 """
 
 from __future__ import annotations
@@ -34,12 +45,18 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ufm.losses.base import Loss, RowEvaluator
+from ufm.errors import UFMInputError
+from ufm.losses.base import Loss, RowEvaluator, _dense_table, as_samples
 from ufm.params import Param, temperature
 from ufm.samples import SAME_GROUP, Samples
 from ufm.tables import NEG, POS, RowParts, Table
 
 WEIGHTS = ("exp", "quadratic", "inverse")
+EPS_TERMS = ("negatives", "positive")
+#: largest exponent p: r^p <= 2^16 keeps every log-weight an ordinary float64 number
+P_MAX = 16.0
+#: largest exponent q of the inverse weight
+Q_MAX = 64.0
 
 
 def sparsemax_weights(x, mult, tau: float):
@@ -83,7 +100,7 @@ class AlphaCL(Loss):
     title = (
         "alpha-CL: pairwise importance alpha from the geometry (stop-gradient), fixed-alpha linear program"
     )
-    formula = "sum_i sum_{j in N(i)} alpha_ij (s_ij - s_ii'), alpha_ij = w_ij / (sum_j w_ij + eps |N(i)|)"
+    formula = "sum_i sum_{j in N(i)} alpha_ij (s_ij - s_ii'), alpha_ij = w_ij / (sum_j w_ij + eps T_i)"
     source = (
         "Tian 2022, Understanding Deep Contrastive Learning via Coordinate-wise Optimization "
         "(NeurIPS); code: facebookresearch/luckmatters ssl/real-dataset"
@@ -100,19 +117,40 @@ class AlphaCL(Loss):
         Param(
             "p",
             2.0,
-            "alpha-CL exponent p of w = g(r^p), r = 1 - cosine (> 0; default 2, the authors' "
-            "alpha_exponent = 2, p = 4 in the paper's distance)",
+            f"alpha-CL exponent p of w = g(r^p), r = 1 - cosine (0 < p <= {P_MAX:g}; default 2, the "
+            "authors' alpha_exponent = 2, p = 4 in the paper's distance)",
             minimum=0.0,
+            maximum=P_MAX,
+            extremes=(0.01, P_MAX),
         ),
-        Param("eps", 0.1, "alpha-CL normalisation eps >= 0 (default 0.1)", minimum=0.0, strict=False),
+        Param("eps", 0.1, "alpha-CL normalisation eps >= 0 (default 0.1)", minimum=0.0, strict=False,
+              extremes=(0.0, 1e300)),
         Param(
-            "q", 1.0, "alpha-CL exponent q of the inverse weight 1/(x + tau)^q (> 0; default 1)", minimum=0.0
+            "eps_term",
+            "negatives",
+            "alpha-CL eps term T_i in alpha = w / (sum w + eps T_i): negatives (T_i = |N(i)|, the "
+            "authors' code; default) | positive (T_i = the positives' weight, the paper: eps = 1 is "
+            "InfoNCE, eps = 0 DCL)",
+            kind="choice",
+            choices=EPS_TERMS,
+        ),
+        Param(
+            "q", 1.0, f"alpha-CL exponent q of the inverse weight 1/(x + tau)^q (0 < q <= {Q_MAX:g}; "
+            "default 1)", minimum=0.0, maximum=Q_MAX, extremes=(0.01, Q_MAX),
         ),
     )
     samples_kind = "views"
     convex_in_gram = True  # the fixed-alpha program: linear in G
     scalar_objective = False
-    floor_text = "-2 per anchor (s_ij - s_ii' >= -2, sum_j alpha_ij <= 1)"
+    floor_text = ("-2 sum alpha at the point's own alpha (the fixed-alpha program's floor: "
+                  "s_ij - s_ii' >= -2); never below -2 per anchor")
+
+    floor_note = "-2 sum alpha: the fixed-alpha program's floor at the point's own alpha"
+
+    def _check(self) -> None:
+        if self.eps_term == "positive" and self.weight == "quadratic":
+            raise UFMInputError("--eps-term", "positive needs a weight defined pair by pair (exp or "
+                                "inverse); the quadratic weight is a sparsemax over the negatives")
 
     def kind_of_relation(self) -> np.ndarray:
         k = np.full(4, NEG, dtype=np.int8)
@@ -128,49 +166,139 @@ class AlphaCL(Loss):
             return "no anchor has both a positive and a negative: alpha-CL is constant"
         return None
 
-    # ---- weights ---------------------------------------------------------------------------
-    def weights(self, x, mult):
-        """w = g(x) for x = r^p on negatives (``mult`` > 0), 0 elsewhere (numpy or torch)."""
-        xp = np if isinstance(x, np.ndarray) else __import__("torch")
-        live = mult > 0
-        if self.weight == "quadratic":
-            return sparsemax_weights(x, mult, self.tau)
+    # ---- weights (log space) -----------------------------------------------------------------
+    def log_weights(self, X, live, mult=None):
+        """log w = log g(r^p) for distances r = X (numpy or torch) where ``live``, -inf elsewhere;
+        ``mult`` the multiplicities (the quadratic weight normalises over the live entries)."""
+        torch_in = type(X).__module__.startswith("torch")
+        xp = __import__("torch") if torch_in else np
+        r = X.clamp(0.0, 2.0) if torch_in else np.clip(X, 0.0, 2.0)
+        x = r**self.p
+        ninf = xp.full_like(x, -np.inf)
         if self.weight == "exp":
-            w = xp.exp(-x / self.tau)
+            lw = -x / self.tau
+        elif self.weight == "inverse":
+            lw = -self.q * xp.log(x + self.tau)
         else:
-            w = (x + self.tau) ** (-self.q)
-        return xp.where(live, w, xp.zeros_like(w))
+            m = live.to(x.dtype) if mult is None and torch_in else (live * 1.0 if mult is None else mult)
+            w = sparsemax_weights(xp.where(live, x, xp.ones_like(x)), xp.where(live, m, xp.zeros_like(x)),
+                                  self.tau)
+            if torch_in:
+                lw = xp.where(w > 0, xp.log(w.clamp_min(1e-300)), ninf)
+            else:
+                with np.errstate(divide="ignore"):
+                    lw = np.log(w)
+        return xp.where(live, lw, ninf)
+
+    def _log_eps_term(self, lw_pos_sum, nneg):
+        """log(eps T_i): T_i = |N(i)| or the positives' total weight (numpy or torch)."""
+        if self.eps <= 0:
+            return None
+        if self.eps_term == "positive":
+            return math.log(self.eps) + lw_pos_sum
+        return math.log(self.eps) + (nneg.log() if hasattr(nneg, "log") else np.log(nneg))
+
+    def row_alpha(self, X, mult, kind):
+        """``(log a, alpha / a)`` per row of a table (A, T), from distances X (numpy): a_i =
+        sum_j m_ij alpha_ij, the row's total alpha, and the row's alpha normalised to sum 1."""
+        neg, pos = kind == NEG, kind == POS
+        mult = np.asarray(mult, dtype=float)
+        mn = np.where(neg, mult, 0.0)
+        with np.errstate(divide="ignore"):
+            logm = np.log(np.where(neg | pos, mult, 1.0))
+        lw = self.log_weights(X, neg, mn)
+        parts = [np.where(neg, logm + lw, -np.inf)]
+        lpos = None
+        if self.eps_term == "positive" and self.eps > 0:
+            lpos = _lse(np.where(pos, logm + self.log_weights(X, pos), -np.inf))
+        eps_log = self._log_eps_term(lpos, np.maximum(mn.sum(axis=1), 1.0))
+        log_den = _lse(parts[0]) if eps_log is None else np.logaddexp(_lse(parts[0]), eps_log)
+        with np.errstate(invalid="ignore"):
+            log_alpha = np.where(neg, lw - log_den[:, None], -np.inf)
+        log_a = _lse(np.where(neg, logm + log_alpha, -np.inf))
+        safe = np.where(np.isfinite(log_a), log_a, 0.0)
+        alpha_row = np.where(neg & np.isfinite(log_a)[:, None], np.exp(log_alpha - safe[:, None]), 0.0)
+        return log_a, alpha_row
 
     def alpha(self, X, mult, kind):
-        """alpha per entry of each row (A, T), from distances X (numpy)."""
-        neg = kind == NEG
-        mn = np.where(neg, mult, 0.0)
-        with np.errstate(invalid="ignore"):
-            x = np.clip(np.where(neg, X, 1.0), 0.0, None) ** self.p
-        w = self.weights(x, mn)
-        den = (mn * w).sum(axis=1) + self.eps * mn.sum(axis=1)
-        return np.divide(w, den[:, None], out=np.zeros_like(w), where=den[:, None] > 0)
+        """alpha per entry of each row (A, T), from distances X (numpy; may underflow to 0 where
+        the weights do: solvers use :meth:`row_alpha`)."""
+        log_a, alpha_row = self.row_alpha(X, mult, kind)
+        return alpha_row * np.exp(np.where(np.isfinite(log_a), log_a, -np.inf))[:, None]
 
     # ---- rows ---------------------------------------------------------------------------------
     def _rows_log_excess(self, X, mult, kind, weight, X_alpha=None):
-        """Excess of E_alpha with alpha from ``X_alpha`` (default X: alpha-CL's own value), and
-        the gradient of the fixed-alpha program (linear in G) divided by the excess."""
-        alpha = self.alpha(X if X_alpha is None else X_alpha, mult, kind)
+        """Excess of E_alpha over the fixed-alpha program's floor -2 A, alpha from ``X_alpha``
+        (default X: alpha-CL's own value), and the gradient of the fixed-alpha program (linear in
+        G) divided by the excess; row i's share is a_i sum_j (alpha_ij / a_i)(rbar_i + 2 - X_ij)."""
+        log_a, alpha_row = self.row_alpha(X if X_alpha is None else X_alpha, mult, kind)
         rp = RowParts.of(mult, kind, weight)
-        pos, neg, mp, mn, npos, anchors = rp.pos, rp.neg, rp.mp, rp.mn, rp.npos, rp.anchors
         W = np.zeros_like(X)
-        if not anchors.any():
+        X = np.clip(X, 0.0, 2.0)
+        rbar = (rp.mp * X).sum(1) / np.maximum(rp.npos, 1.0)
+        ex_row = (rp.mn * alpha_row * (rbar[:, None] + 2.0 - np.where(rp.neg, X, 0.0))).sum(1)
+        live = rp.anchors & np.isfinite(log_a) & (ex_row > 0)
+        with np.errstate(divide="ignore"):
+            lex_i = np.where(live, np.log(np.where(rp.anchors, weight, 1.0)) + log_a
+                             + np.log(np.where(live, ex_row, 1.0)), -np.inf)
+        lex = float(_lse(lex_i[None, :])[0])
+        if not np.isfinite(lex):
             return -np.inf, W
-        rbar = (mp * X).sum(1) / np.maximum(npos, 1.0)
-        a_sum = (mn * alpha).sum(1)
-        ex_a = (mn * alpha * (rbar[:, None] + 2.0 - np.where(neg, X, 0.0))).sum(1) + 2.0 * (1.0 - a_sum)
-        ex_a = np.where(anchors, np.maximum(ex_a, 0.0), 0.0)
-        excess = float((weight * ex_a).sum())
-        if not excess > 0:
-            return -np.inf, W
-        W = np.where(neg, alpha, np.where(pos, -(a_sum / np.maximum(npos, 1.0))[:, None], 0.0))
-        W = np.where(anchors[:, None], W, 0.0) / excess
-        return math.log(excess), W
+        finite = np.isfinite(log_a)
+        row_f = np.where(rp.anchors & finite, np.exp(np.where(finite, log_a, 0.0) - lex), 0.0)
+        W = np.where(rp.neg, alpha_row, np.where(rp.pos, -(1.0 / np.maximum(rp.npos, 1.0))[:, None], 0.0))
+        return lex, W * row_f[:, None]
+
+    def _rows_log_alpha_total(self, X, mult, kind, weight) -> float:
+        """log A = log sum_i weight_i a_i over table rows (anchors only)."""
+        log_a, _ = self.row_alpha(X, mult, kind)
+        rp = RowParts.of(mult, kind, weight)
+        with np.errstate(divide="ignore"):
+            li = np.where(rp.anchors, np.log(np.where(rp.anchors, weight, 1.0)) + log_a, -np.inf)
+        return float(_lse(li[None, :])[0])
+
+    def log_alpha_total(self, samples, *, dist=None, table=None, H=None) -> float:
+        """log A, A = sum of alpha over anchors (summed over mini-batches, with the reduction), at a
+        point given by n x n distances, by a table and its per-value distances, or by H (torch)."""
+        samples = as_samples(samples)
+        if H is not None:
+            return float(self._torch_log_alpha_total(H, samples)) + math.log(self._scale(samples))
+        if table is not None:
+            kind = table.kinds(self.kind_of_relation())
+            lt = self._rows_log_alpha_total(table.gather(dist), table.mult, kind, table.anchor_weight)
+        elif samples.batches is None:
+            t = _dense_table(samples)
+            lt = self._rows_log_alpha_total(dist, t.mult, t.kinds(self.kind_of_relation()), t.anchor_weight)
+        else:
+            parts = []
+            for idx, sb in samples.batch_subsets:
+                t = _dense_table(sb)
+                parts.append(self._rows_log_alpha_total(np.asarray(dist)[np.ix_(idx, idx)], t.mult,
+                                                        t.kinds(self.kind_of_relation()), t.anchor_weight))
+            lt = float(_lse(np.asarray(parts)[None, :])[0])
+        return lt + math.log(self._scale(samples))
+
+    def _torch_log_alpha_total(self, H, samples: Samples):
+        """log A of H ((n, d) or (R, n, d)) as a tensor of the batch shape, before the reduction."""
+        import torch
+
+        if samples.batches is not None:
+            parts = [self._torch_log_alpha_total(H.index_select(-2, torch.as_tensor(i, device=H.device)), sb)
+                     for i, sb in samples.batch_subsets]
+            return torch.logsumexp(torch.stack(parts), 0)
+        ev = AlphaRows(H, samples, self)
+        n = H.shape[-2]
+        li = torch.cat([ev.block(a, min(a + 2048, n)).log_a_anchor for a in range(0, n, 2048)], dim=-1)
+        return torch.logsumexp(li, dim=-1)
+
+    def point_floor(self, samples, *, dist=None, table=None, H=None):
+        """-2 A at the point's own alpha: the floor of its fixed-alpha program (a tensor of the
+        batch shape for H of shape (R, n, d))."""
+        if H is not None and H.dim() > 2:
+            samples = as_samples(samples)
+            lt = self._torch_log_alpha_total(H, samples) + math.log(self._scale(samples))
+            return -2.0 * lt.exp()
+        return -2.0 * math.exp(self.log_alpha_total(samples, dist=dist, table=table, H=H))
 
     def frozen_table_log_excess(self, table: Table, dist, dist_alpha, samples=None):
         """:meth:`table_log_excess` with alpha frozen at the geometry ``dist_alpha``."""
@@ -205,8 +333,6 @@ class AlphaCL(Loss):
         """The fixed-alpha program over an n x n Gram variable, alpha from the Gram ``at``."""
         import cvxpy as cp
 
-        from ufm.losses.base import _dense_table, as_samples
-
         samples = as_samples(samples)
         if at is None:
             raise NotImplementedError("alpha-CL's CVXPY form is the fixed-alpha program: pass at=G0")
@@ -222,31 +348,47 @@ class AlphaCL(Loss):
 
     def torch_frozen_log_excess_and_grad(self, H, samples, H_alpha, block: int = 4096):
         """log excess of E_alpha at H with alpha from ``H_alpha`` and its gradient (the fixed-alpha
-        program's): the line search of the coordinate-wise dynamics."""
-        from ufm.losses.base import as_samples
-
+        program's), summed over mini-batches: the line search of the coordinate-wise dynamics."""
         samples = as_samples(samples)
-        lex, grad = self._torch_full(H, samples, block, ev=AlphaRows(H, samples, self, H_alpha))
-        return lex + math.log(self._scale(samples)), grad
+        return self._torch_batched(
+            H, samples, lambda Hb, sb, it: self._torch_full(
+                Hb, sb, block, ev=AlphaRows(Hb, sb, self, H_alpha if it is None else
+                                            H_alpha.index_select(-2, it))))
 
     def _torch_plain(self, H, samples: Samples):
-        """By the definition: alpha from H without gradient, then sum alpha (s_ij - s_ii')."""
+        """By the definition: alpha from H without gradient (log-sum-exp denominators), then
+        sum alpha (s_ij - s_ii')."""
         import torch
 
         pos, neg = self._dense_masks(samples, H.device)
         G = H @ H.transpose(-1, -2)
         with torch.no_grad():
-            r = (1.0 - G).clamp_min(0.0) ** self.p
-            w = self.weights(torch.where(neg, r, torch.ones_like(r)), neg.to(H.dtype).expand_as(r))
-            w = torch.where(neg, w, torch.zeros_like(w))
-            alpha = w / (w.sum(-1, keepdim=True) + self.eps * neg.sum(-1, keepdim=True).to(H.dtype))
+            r = 1.0 - G
+            lw = self.log_weights(r, neg.expand_as(r))
+            terms = [lw]
+            if self.eps > 0:
+                if self.eps_term == "positive":
+                    lpos = torch.logsumexp(self.log_weights(r, pos.expand_as(r)), -1, keepdim=True)
+                else:
+                    lpos = neg.sum(-1, keepdim=True).to(H.dtype).log().expand(lw.shape[:-1] + (1,))
+                terms.append(math.log(self.eps) + lpos)
+            log_den = torch.logsumexp(torch.cat(terms, -1), -1, keepdim=True)
+            alpha = torch.where(neg, torch.exp(lw - log_den), torch.zeros_like(lw))
         spos = torch.where(pos, G, torch.zeros_like(G)).sum(-1) / pos.sum(-1).clamp_min(1)
         return (alpha * (G - spos.unsqueeze(-1))).sum((-1, -2))
 
 
+def _lse(v):
+    """log sum exp along the last axis of an array with -inf entries (numpy; all -inf: -inf)."""
+    m = np.max(v, axis=-1)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(np.isfinite(m), safe + np.log(np.exp(v - safe[..., None]).sum(axis=-1)), -np.inf)
+
+
 class AlphaRows(RowEvaluator):
-    """alpha-CL in row blocks (torch): alpha from ``H_alpha`` (default H), the excess of E_alpha
-    and the gradient of the fixed-alpha program."""
+    """alpha-CL in row blocks (torch): alpha from ``H_alpha`` (default H) in log space, the excess
+    of E_alpha over -2 A and the gradient of the fixed-alpha program."""
 
     def __init__(self, H, samples: Samples, loss: AlphaCL, H_alpha=None):
         import torch
@@ -257,7 +399,7 @@ class AlphaRows(RowEvaluator):
         self.y = torch.as_tensor(samples.labels, device=dev)
         npos, nneg = loss._counts(samples)
         self.npos = torch.as_tensor(np.maximum(npos, 1.0), device=dev, dtype=H.dtype)
-        self.nneg = torch.as_tensor(nneg, device=dev, dtype=H.dtype)
+        self.nneg = torch.as_tensor(np.maximum(nneg, 1.0), device=dev, dtype=H.dtype)
         self.anchors = torch.as_tensor(loss._anchor_mask(samples), device=dev)
 
     def block(self, start, stop):
@@ -271,26 +413,36 @@ class AlphaRows(RowEvaluator):
         pos = same.clone()
         pos[rows, rows + start] = False
         neg = ~same
-        negf = neg.to(H.dtype).expand_as(G)
-        x = torch.where(neg, (1.0 - G0).clamp_min(0.0) ** loss.p, torch.ones_like(G0))
-        w = loss.weights(x, negf)
-        den = (w * negf).sum(-1) + loss.eps * self.nneg[start:stop]
-        alpha = torch.where(neg, w, torch.zeros_like(w)) / den.unsqueeze(-1)
-        D = 1.0 - G
+        R0 = 1.0 - G0
+        lw = loss.log_weights(R0, neg.expand_as(R0))
+        terms = [lw]
+        if loss.eps > 0:
+            if loss.eps_term == "positive":
+                lt = torch.logsumexp(loss.log_weights(R0, pos.expand_as(R0)), -1, keepdim=True)
+            else:
+                lt = self.nneg[start:stop].log().reshape(-1, 1).expand(lw.shape[:-1] + (1,))
+            terms.append(math.log(loss.eps) + lt)
+        log_den = torch.logsumexp(torch.cat(terms, -1), -1, keepdim=True)
+        log_alpha = lw - log_den
+        log_a = torch.logsumexp(log_alpha, -1)
+        finite = torch.isfinite(log_a)
+        safe = torch.where(finite, log_a, torch.zeros_like(log_a))
+        alpha_row = torch.where(neg & finite.unsqueeze(-1), torch.exp(log_alpha - safe.unsqueeze(-1)),
+                                torch.zeros_like(lw))
+        D = (1.0 - G).clamp(0.0, 2.0)
         rbar = torch.where(pos, D, torch.zeros_like(D)).sum(-1) / self.npos[start:stop]
-        a_sum = alpha.sum(-1)
-        ex = (alpha * (rbar.unsqueeze(-1) + 2.0 - D)).sum(-1) + 2.0 * (1.0 - a_sum)
-        anchors = self.anchors[start:stop]
-        lex_i = torch.where(anchors, torch.log(ex.clamp_min(0.0)), torch.full_like(ex, float("-inf")))
-        return SimpleNamespace(
-            start=start, stop=stop, alpha=alpha, pos=pos, a_sum=a_sum, lex_i=lex_i, anchors=anchors
-        )
+        ex = (alpha_row * (rbar.unsqueeze(-1) + 2.0 - D)).sum(-1)
+        anchors = self.anchors[start:stop] & finite
+        ninf = torch.full_like(ex, float("-inf"))
+        lex_i = torch.where(anchors & (ex > 0), safe + torch.log(ex.clamp_min(1e-300)), ninf)
+        return SimpleNamespace(start=start, stop=stop, alpha_row=alpha_row, pos=pos, log_a=safe,
+                               anchors=anchors, lex_i=lex_i, log_a_anchor=torch.where(anchors, safe, ninf))
 
     def scaled(self, t, lex):
         import torch
 
-        F = t.alpha + torch.where(
-            t.pos, -(t.a_sum / self.npos[t.start : t.stop]).unsqueeze(-1), torch.zeros_like(t.alpha)
+        F = t.alpha_row + torch.where(
+            t.pos, -(1.0 / self.npos[t.start : t.stop]).unsqueeze(-1), torch.zeros_like(t.alpha_row)
         )
-        F = torch.where(t.anchors[:, None], F, torch.zeros_like(F))
-        return F * torch.exp(-lex).reshape(lex.shape + (1, 1))
+        row = torch.where(t.anchors, torch.exp(t.log_a - lex.unsqueeze(-1)), torch.zeros_like(t.log_a))
+        return F * row.unsqueeze(-1)

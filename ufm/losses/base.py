@@ -63,6 +63,8 @@ class Loss(ABC):
     anchor_word: ClassVar[str] = "sample"
     #: floor, in words
     floor_text: ClassVar[str] = ""
+    #: what the reported floor is (reports): see :meth:`point_floor`
+    floor_note: ClassVar[str] = "geometry-independent lower bound"
     #: temperature, for losses that have one (set from ``params``)
     tau: float | None = None
 
@@ -187,6 +189,34 @@ class Loss(ABC):
             total = self._floor(samples)
         return float(total * self._scale(samples))
 
+    def _range(self, samples: Samples) -> float:
+        """An upper bound on max - min of the full-batch loss (sum reduction) over unit
+        embeddings: how much the geometry can move it. ``inf`` where the loss is unbounded or its
+        excess is itself the right scale (the default)."""
+        return math.inf
+
+    def geometry_range(self, samples) -> float:
+        """:meth:`_range` summed over mini-batches, with the reduction: what the geometry
+        controls. Certificates, gradient tolerances and line searches are judged against
+        min(excess, this) (DESIGN section 5): at large tau the excess over a tau -> 0 floor stays
+        about n log(n/m) while the loss moves by O(n / tau)."""
+        samples = as_samples(samples)
+        if samples.batches is not None:
+            total = math.fsum(self._range(s) for _, s in samples.batch_subsets)
+        else:
+            total = self._range(samples)
+        return float(total * self._scale(samples))
+
+    def log_geometry_range(self, samples) -> float:
+        r = self.geometry_range(samples)
+        return math.log(r) if r > 0 else -math.inf
+
+    def point_floor(self, samples, *, dist=None, table=None, H=None) -> float:
+        """The floor that the forms' excess is measured from at a point (given by its n x n
+        distances ``dist``, by ``table`` and its per-value ``dist``, or by torch embeddings
+        ``H``): the declared :meth:`floor` for every loss whose floor is geometry-independent."""
+        return self.floor(samples)
+
     def _degenerate(self, samples: Samples) -> str | None:
         return None
 
@@ -252,7 +282,7 @@ class Loss(ABC):
         samples = as_samples(samples)
         H = np.asarray(H, dtype=np.float64)
         y = samples.labels
-        D = 1.0 - H @ H.T
+        D = np.clip(1.0 - H @ H.T, 0.0, 2.0)  # unit rows: |h_i.h_j| <= 1 (round-off gives 1 + 2e-16)
         U = class_centred(H, y, samples.k)
         sq = np.einsum("ij,ij->i", U, U)
         Dp = 0.5 * (sq[:, None] + sq[None, :]) - U @ U.T
@@ -266,15 +296,17 @@ class Loss(ABC):
         G = np.asarray(G, dtype=np.float64)
         lex, Ft = self.dense_log_excess(1.0 - G, samples)
         excess = float(np.exp(lex))
-        return self.floor(samples) + excess, 0.5 * excess * (Ft + Ft.T)
+        floor = self.point_floor(samples, dist=1.0 - G)
+        return floor + excess, 0.5 * excess * (Ft + Ft.T)
 
     def gram_value(self, G: np.ndarray, samples) -> float:
         return self.gram_value_and_grad(G, samples)[0]
 
     def value(self, H: np.ndarray, samples) -> float:
         """f at unit embeddings H (n, d), float64, distances to full precision."""
-        lex, _ = self.dense_log_excess(self.distances(H, samples), samples)
-        return self.floor(samples) + float(np.exp(lex))
+        D = self.distances(H, samples)
+        lex, _ = self.dense_log_excess(D, samples)
+        return self.point_floor(samples, dist=D) + float(np.exp(lex))
 
     # ---- over H (torch) ----------------------------------------------------------------------
     @abstractmethod
@@ -319,16 +351,22 @@ class Loss(ABC):
     def torch_log_excess_and_grad(self, H, samples, block: int = 4096):
         """log(f - floor) of H ((n, d) or (R, n, d)) and its gradient in H, in row blocks of
         ``block`` anchors (memory O(block n)); one pass when n <= block, else two."""
-        import torch
 
         samples = as_samples(samples)
+        return self._torch_batched(H, samples, lambda Hb, sb, it: self._torch_full(Hb, sb, block))
+
+    def _torch_batched(self, H, samples: Samples, full):
+        """``full(H_batch, batch_samples, indices)`` (indices None for a full batch) summed over
+        mini-batches by a log-sum-exp of the parts' log excesses, with the reduction."""
+        import torch
+
         if samples.batches is None:
-            lex, grad = self._torch_full(H, samples, block)
+            lex, grad = full(H, samples, None)
         else:
             parts = []
             for idx, s in samples.batch_subsets:
                 it = torch.as_tensor(idx, device=H.device)
-                parts.append((it, *self._torch_full(H.index_select(-2, it), s, block)))
+                parts.append((it, *full(H.index_select(-2, it), s, it)))
             lex = torch.logsumexp(torch.stack([p[1] for p in parts]), dim=0)
             grad = torch.zeros_like(H)
             for it, lb, gb in parts:
@@ -343,7 +381,8 @@ class Loss(ABC):
 
         lex, grad = self.torch_log_excess_and_grad(H, samples, block)
         excess = torch.exp(lex)
-        return self.floor(samples) + excess, grad * excess.reshape(excess.shape + (1, 1))
+        floor = self.point_floor(samples, H=H)
+        return floor + excess, grad * excess.reshape(excess.shape + (1, 1))
 
     def torch_value(self, H, samples, reduction: str | None = None):
         """Differentiable value of H ((n, d) or (R, n, d)): a plain, independent implementation

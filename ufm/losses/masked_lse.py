@@ -247,6 +247,14 @@ class MaskedLSE(Loss):
             return math.fsum(mult[a] * (np.log(nneg[a]) - (1.0 + self.pos_weight) / self.tau))
         return math.fsum(mult[a] * np.log(npos[a]))
 
+    def _range(self, samples: Samples) -> float:
+        """Each anchor's term is a log-sum-exp of G_il / tau minus a (1/|P|) sum_P G_ij / tau
+        ("in": minus the log of a mean of e^{G_ij / tau}), with every G in [-1, 1]: the two parts
+        move by at most 2 / tau and 2 a / tau, so the loss by at most (2 + 2 a) / tau per anchor
+        (a = 1/2 for DHEL's shared positive term)."""
+        _, _, mult, a = self._types(samples)
+        return float(mult[a].sum()) * (2.0 + 2.0 * self.pos_weight) / self.tau
+
     def _degenerate(self, samples: Samples) -> str | None:
         npos, nneg, _, a = self._types(samples)
         word = samples.group_word

@@ -43,7 +43,7 @@ def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL
         "certified": cert.certified, "certificate": cert.to_dict(),
         "class_certificate": None if collapsed is None else collapsed.to_dict(),
         "nc1": metrics.nc1(H, cls) if problem.k >= 2 else 0.0,
-        "optimal_value": None, "rel_gap": None, "class_mean_cosines": None,
+        "optimal_value": None, "rel_gap": None, "gap_over_scale": None, "class_mean_cosines": None,
         "cosines_vs_optimum": None, "cosines_vs_etf": None, "gram_distance": None,
         "procrustes_distance": None,
     }
@@ -55,6 +55,8 @@ def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL
     report.update({
         "optimal_value": optimum.value, "optimal_excess": ex_star,
         "rel_gap": (cert.excess - ex_star) / max(ex_star, 1e-300),
+        "gap_over_scale": ((cert.floor - optimum.certificate.floor) + (cert.excess - ex_star))
+        / max(optimum.certificate.scale, 1e-300),
         "class_mean_cosines": cos.tolist() if problem.k <= 500 else None,
         "cosines_vs_optimum": float(np.abs(cos - optimum.class_gram()).max()),
         "cosines_vs_etf": metrics.etf_deviation(cos),

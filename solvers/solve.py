@@ -39,6 +39,8 @@ AUTO_CONIC_MAX_N = 40
 #: this many, and stopping after REFINE_PATIENCE runs in a row that cut the gap by less than 10%
 REFINE_RESTARTS = 10
 REFINE_PATIENCE = 2
+#: the n x n coordinate-wise dynamics below this temperature starts from its end points at this one
+CONTINUATION_TAU = 0.5
 #: a conic fallback for the reduced program is tried only up to this many factor rows
 CONIC_FALLBACK_MAX_Q = 200
 
@@ -315,7 +317,14 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     from ufm.geometry import EmbeddingGeometry
 
     d = min(problem.n, max(problem.k + 1, 3))
-    run = coordinate_restarts(problem, d, restarts=4, seed=seed, max_iter=max_iter)
+    loss, H0, notes = problem.loss, None, []
+    if loss.tau is not None and loss.tau < CONTINUATION_TAU:
+        # at small tau alpha is sharp and the dynamics from random starts crawls (5,2,2 batch at
+        # tau 0.01: 260 iterations, 4x those at 0.5); from the end points at tau 0.5 it takes 60
+        warm = Problem(type(loss)(**{**loss.values, "tau": CONTINUATION_TAU}), problem.samples)
+        H0 = coordinate_restarts(warm, d, restarts=4, seed=seed, max_iter=max_iter).H
+        notes.append(f"started from the dynamics' end points at tau {CONTINUATION_TAU:g} (continuation)")
+    run = coordinate_restarts(problem, d, restarts=4, seed=seed, max_iter=max_iter, H0=H0)
     best = None
     for r in np.argsort(run.log_excess):
         cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
@@ -328,7 +337,8 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     return SolveResult(problem, "full", "dynamics", status, cert.value, geometry, cert,
                        int(run.iterations.sum()), timings, None,
                        [f"coordinate-wise dynamics from 4 restarts in dimension {d}; certified means a "
-                        "global optimum of its own fixed-alpha program"], symmetry="none (the n x n program)")
+                        "global optimum of its own fixed-alpha program", *notes],
+                       symmetry="none (the n x n program)")
 
 
 def _compare_full_batch(problem: Problem, res: SolveResult, tol: float) -> dict:

@@ -121,6 +121,7 @@ class RestartReport:
     cluster: int | None  # None for end points that did not converge
     hessian: tuple | None = None  # (smallest eigenvalue, largest |eigenvalue|)
     class_certificate: Certificate | None = None  # exact class-level one, when H is collapsed
+    gap_over_scale: float | None = None  # gap / the optimum's scale (what the geometry controls)
 
     @property
     def certified(self) -> bool:
@@ -128,9 +129,10 @@ class RestartReport:
 
     @property
     def converged(self) -> bool:
-        """Stopped on the gradient tolerance, or certified (an end point at the iteration limit
-        or stalled is not called a minimum)."""
-        return self.stop_reason == StopReason.GRADIENT_TOL.value or self.certified
+        """The optimiser's own stopping rule said so: it stopped on its gradient tolerance. An
+        end point at the iteration limit, or stalled, is never called converged, even where its
+        certificate holds (``certified`` says that, on its own)."""
+        return self.stop_reason == StopReason.GRADIENT_TOL.value
 
     @property
     def kind(self) -> str | None:
@@ -144,11 +146,13 @@ class RestartReport:
     def to_dict(self) -> dict:
         c = self.certificate
         cert = {"lambda_min": None, "gap_bound": None, "gap_relative_to_excess": None, "residual": None,
+                "scale": None, "scale_kind": None, "gap_relative_to_scale": None,
                 "certified": None, "reason": NO_CERTIFICATE} if c is None else \
-            {"lambda_min": c.lambda_min, "gap_bound": c.gap_bound,
-             "gap_relative_to_excess": c.gap_relative_to_excess, "residual": c.residual,
-             "certified": c.certified, "reason": c.reason}
+            {k: v for k, v in c.to_dict().items() if k in (
+                "lambda_min", "gap_bound", "gap_relative_to_excess", "residual", "scale", "scale_kind",
+                "gap_relative_to_scale", "certified", "reason")}
         return {"value": self.value, "excess": self.excess, "gap": self.gap, "rel_gap": self.rel_gap,
+                "gap_over_scale": self.gap_over_scale,
                 "gram_distance": self.gram_distance, "procrustes_distance": self.procrustes_distance,
                 "class_gram_difference": self.class_gram_difference, "grad_norm": self.grad_norm,
                 **cert, "stop_reason": self.stop_reason,
@@ -215,8 +219,29 @@ class VerifyResult:
                 claim += (" (fixed points of the coordinate-wise dynamics, certified on their own "
                           "fixed-alpha program)")
         if unconverged:
-            claim += f"; {unconverged} did not converge (iteration limit or stalled)"
+            claim += f"; {self._unconverged_text()}"
         return claim
+
+    def _unconverged_text(self) -> str:
+        """How many restarts did not converge, how they stopped, and how many of those are
+        certified all the same (a certificate is judged on the end point alone)."""
+        stopped = [r for r in self.restarts if not r.converged]
+        reasons = {}
+        for r in stopped:
+            what = r.stop_reason.replace("_", " ")
+            reasons[what] = reasons.get(what, 0) + 1
+        how = ", ".join(f"{what}: {count}" for what, count in reasons.items())
+        text = (f"{len(stopped)} did not converge (stopped before the gradient tolerance; {how}) and are "
+                "left out of the census")
+        certified = sum(r.certified for r in stopped)
+        if certified:
+            text += f"; {certified} of them certified all the same"
+        return text
+
+    def arrays(self) -> dict:
+        """What ``ufm verify --out`` saves in arrays.npz: :func:`restart_arrays` of the end points."""
+        return restart_arrays(self.problem.samples, self.run.H, [r.value for r in self.restarts],
+                              [r.certified for r in self.restarts], self.dim)
 
     def to_dict(self) -> dict:
         p = self.problem
@@ -245,6 +270,25 @@ class VerifyResult:
             "restarts": [r.to_dict() for r in self.restarts],
             "time_s": self.timings.get("total"), "timings": self.timings,
         }
+
+
+def restart_arrays(samples, H, values, certified, dim: int) -> dict:
+    """End points in the user's sample order: ``restarts`` (R, n, d) float64 unit rows,
+    ``values`` (R,), ``certified`` (R,) bool (each restart's own certificate; False where none
+    exists) and ``labels`` (n,), the user's label of every row.
+
+    The solvers keep samples sorted by class (:class:`ufm.samples.Samples`); ``samples.order[i]``
+    is the user's index of stored sample i, so row j of the user's order is stored row
+    ``argsort(order)[j]``. Saved rows therefore line up with the labels the user gave, and
+    ``ufm certify --embeddings`` with those labels re-certifies them."""
+    n = samples.n
+    H = np.asarray(H, dtype=np.float64).reshape(-1, n, dim)
+    labels = np.asarray(samples.class_labels)[samples.labels]
+    if samples.order is not None:
+        rows = np.argsort(samples.order)
+        H, labels = H[:, rows], labels[rows]
+    return {"restarts": np.ascontiguousarray(H), "values": np.asarray(values, dtype=np.float64).reshape(-1),
+            "certified": np.asarray(certified, dtype=bool).reshape(-1), "labels": labels}
 
 
 def default_dim(problem: Problem) -> int:
@@ -283,6 +327,8 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
         hessian = problem.n * dim <= HESSIAN_MAX_COORDS and loss.scalar_objective
     reports, how = [], "no certificate (the loss has no convex relaxation)"
     ex_star = None if optimum is None else optimum.certificate.excess
+    floor_star = None if optimum is None else optimum.certificate.floor
+    scale_star = None if optimum is None else optimum.certificate.scale
     for r, H in enumerate(run.H):
         cert = None
         if optimum is not None:
@@ -290,10 +336,14 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
             how = cert.how
         excess = float(run.values[r] - problem.floor()) if cert is None else cert.excess
         value = float(run.values[r]) if cert is None else cert.value
-        gap = None if ex_star is None else excess - ex_star
+        # value - optimal value, without cancellation where the floors agree (alpha-CL's floor is
+        # the point's own fixed-alpha program's)
+        floor_r = problem.floor() if cert is None else cert.floor
+        gap = None if ex_star is None else (floor_r - floor_star) + (excess - ex_star)
         reports.append(RestartReport(
             value=value, excess=excess, gap=gap,
             rel_gap=None if gap is None else gap / max(ex_star, 1e-300),
+            gap_over_scale=None if gap is None else gap / max(scale_star, 1e-300),
             gram_distance=None if H_ref is None else metrics.gram_distance(H, H_ref),
             procrustes_distance=None if H_ref is None else metrics.procrustes_distance(H, H_ref),
             class_gram_difference=None if ref_cos is None else

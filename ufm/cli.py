@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
     v.add_argument("--plot", metavar="FILE", help="draw the restart census (gaps, lambda_min, distinct "
                    "minima) and the optimisation curves to FILE (.png, .pdf or .svg)")
+    v.add_argument("--out", metavar="DIR", help="directory for result.json (the object --json prints) and "
+                   "arrays.npz: restarts (R x n x d end points, rows in the order of the samples as "
+                   "given), values, certified (each restart's own certificate) and labels")
 
     c = sub.add_parser(
         "certify",
@@ -475,7 +478,7 @@ def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args
 def cmd_verify(args) -> int:
     from solvers.certificate import CERTIFY_TOL
     from solvers.nonconvex import METHODS, PRECISIONS, check_dim, resolve_device
-    from solvers.verify import default_dim, verify
+    from solvers.verify import default_dim, restart_arrays, verify
 
     seed = integer(args.seed, "--seed", 0, MAX_SEED)
     problem = _problem_from_args(args, seed)
@@ -489,14 +492,19 @@ def cmd_verify(args) -> int:
     tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
     plot = _plot_path(args, problem)
     reason = problem.degenerate()
+    if reason is None:
+        _check_verify_memory(problem, dim, restarts, device, args)
+    out = prepare_out(args.out)  # before any work
     if reason is not None:  # nothing to optimise: reported, not run
         floor = problem.floor()
         payload = {**problem.describe(), "dim": dim, "degenerate": reason, "optimal_value": floor,
                    "floor": floor, "restarts": []}
+        if out is not None:
+            none = np.empty((0, problem.n, dim))
+            _save_verify(out, payload, restart_arrays(problem.samples, none, [], [], dim))
         print(json.dumps(payload) if args.json else
               f"degenerate problem: {reason}\noptimal value      {floor:.12g}   (= the floor)")
         return 0
-    _check_verify_memory(problem, dim, restarts, device, args)
     print(f"ufm verify: {problem.loss.name}, k = {problem.k}, n = {problem.n}, d = {dim}, "
           f"{restarts} restarts ...",
           file=sys.stderr)
@@ -507,8 +515,23 @@ def cmd_verify(args) -> int:
         from ufm.plot_command import verify_figure
 
         _save_figure(verify_figure(res), plot, payload)
+    if out is not None:
+        _save_verify(out, payload, res.arrays())
     print(json.dumps(payload) if args.json else format_verify(payload))
     return 0
+
+
+def _save_verify(out: Path, payload: dict, arrays: dict) -> None:
+    """result.json (the object ``--json`` prints) and arrays.npz, each written whole; both are
+    serialised before either file is touched."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    text = json.dumps(payload, indent=2).encode()
+    atomic_write(out / "arrays.npz", lambda fh: fh.write(buf.getvalue()))
+    atomic_write(out / "result.json", lambda fh: fh.write(text))
+    print(f"ufm: wrote {out / 'result.json'} and {out / 'arrays.npz'}", file=sys.stderr)
 
 
 def cmd_certify(args) -> int:

@@ -165,14 +165,15 @@ def format_verify(p: dict) -> str:
             lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  "
                          f"{r['stop_reason']}")
         return "\n".join(lines)
-    lines.append("   #   excess gap  Gram dist   grad norm    gap/scale  certified  Hessian min  stop")
+    lines.append("   #  value gap/s*  Gram dist   grad norm    gap/scale  certified  Hessian min  stop")
     for i, r in enumerate(p["restarts"]):
         hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
-        lines.append(f"{i:>4}  {r['rel_gap']:10.2e}  {r['gram_distance']:9.2e}  {r['grad_norm']:9.2e}  "
+        lines.append(f"{i:>4}  {_num(r.get('gap_over_scale', r['rel_gap'])):>12}  {r['gram_distance']:9.2e}  "
+                     f"{r['grad_norm']:9.2e}  "
                      f"{_num(r.get('gap_relative_to_scale', r['gap_relative_to_excess'])):>10}  "
                      f"{'yes' if r['certified'] else 'no':>9}  "
                      f"{hess:>11}  {r['stop_reason']}")
-    lines.append("(excess gap: (excess - optimal excess) / optimal excess; gap/scale: the certificate's "
+    lines.append("(value gap/s*: (value - optimal value) / the optimum's scale; gap/scale: the certificate's "
                  "bound over what the geometry controls, the restart's excess capped by the loss's range)")
     return "\n".join(lines)
 
@@ -190,8 +191,9 @@ def format_certify(r: dict) -> str:
         lines.append("class level        collapsed embeddings: class-level certificate "
                      + ("CERTIFIED" if cc["certified"] else "NOT certified"))
     if r.get("optimal_value") is not None:
-        lines.append(f"optimum            {r['optimal_value']:.12g} for these counts; excess gap "
-                     f"{r['rel_gap']:.2e} of the optimal excess")
+        lines.append(f"optimum            {r['optimal_value']:.12g} for these counts; value gap "
+                     f"{_num(r.get('gap_over_scale'))} of the optimum's scale (excess gap {r['rel_gap']:.2e} "
+                     "of the optimal excess)")
         lines.append(f"class-mean cosines max deviation from the optimum {r['cosines_vs_optimum']:.3e}, "
                      f"from the simplex ETF {r['cosines_vs_etf']:.3e}")
         lines.append(f"distance to the optimal geometry: Gram {r['gram_distance']:.3e}, Procrustes "

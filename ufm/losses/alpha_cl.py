@@ -46,7 +46,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from ufm.errors import UFMInputError
-from ufm.losses.base import Loss, RowEvaluator, _dense_table, as_samples
+from ufm.losses.base import Loss, RowEvaluator, _dense_table, _logsumexp, as_samples
+from ufm.losses.masked_lse import lse_rows
 from ufm.params import Param, temperature
 from ufm.samples import SAME_GROUP, Samples
 from ufm.tables import NEG, POS, RowParts, Table
@@ -190,13 +191,28 @@ class AlphaCL(Loss):
                     lw = np.log(w)
         return xp.where(live, lw, ninf)
 
-    def _log_eps_term(self, lw_pos_sum, nneg):
-        """log(eps T_i): T_i = |N(i)| or the positives' total weight (numpy or torch)."""
+    def _log_eps_term(self, log_pos_weight, nneg):
+        """log(eps T_i) per row (numpy): T_i = |N(i)|, or the positives' total weight given as
+        its log; None where eps = 0."""
         if self.eps <= 0:
             return None
-        if self.eps_term == "positive":
-            return math.log(self.eps) + lw_pos_sum
-        return math.log(self.eps) + (nneg.log() if hasattr(nneg, "log") else np.log(nneg))
+        return math.log(self.eps) + (log_pos_weight if self.eps_term == "positive" else np.log(nneg))
+
+    def torch_log_alpha(self, R, pos, neg, nneg):
+        """log alpha_ij (torch, rows x n) from distances R = 1 - G, the rows' positive and
+        negative masks and |N(i)| per row: log w - log(sum_N w + eps T_i), -inf off N(i)."""
+        import torch
+
+        lw = self.log_weights(R, neg.expand_as(R))
+        terms = [lw]
+        if self.eps > 0:
+            if self.eps_term == "positive":
+                lt = torch.logsumexp(self.log_weights(R, pos.expand_as(R)), -1, keepdim=True)
+            else:
+                lt = nneg.log().reshape(-1, 1).expand(lw.shape[:-1] + (1,))
+            terms.append(math.log(self.eps) + lt)
+        log_den = torch.logsumexp(torch.cat(terms, -1), -1, keepdim=True)
+        return torch.where(neg, lw - log_den, torch.full_like(lw, -math.inf))
 
     def row_alpha(self, X, mult, kind):
         """``(log a, alpha / a)`` per row of a table (A, T), from distances X (numpy): a_i =
@@ -207,15 +223,15 @@ class AlphaCL(Loss):
         with np.errstate(divide="ignore"):
             logm = np.log(np.where(neg | pos, mult, 1.0))
         lw = self.log_weights(X, neg, mn)
-        parts = [np.where(neg, logm + lw, -np.inf)]
+        lse_neg = lse_rows(np.where(neg, logm + lw, -np.inf))
         lpos = None
         if self.eps_term == "positive" and self.eps > 0:
-            lpos = _lse(np.where(pos, logm + self.log_weights(X, pos), -np.inf))
+            lpos = lse_rows(np.where(pos, logm + self.log_weights(X, pos), -np.inf))
         eps_log = self._log_eps_term(lpos, np.maximum(mn.sum(axis=1), 1.0))
-        log_den = _lse(parts[0]) if eps_log is None else np.logaddexp(_lse(parts[0]), eps_log)
+        log_den = lse_neg if eps_log is None else np.logaddexp(lse_neg, eps_log)
         with np.errstate(invalid="ignore"):
             log_alpha = np.where(neg, lw - log_den[:, None], -np.inf)
-        log_a = _lse(np.where(neg, logm + log_alpha, -np.inf))
+        log_a = lse_rows(np.where(neg, logm + log_alpha, -np.inf))
         safe = np.where(np.isfinite(log_a), log_a, 0.0)
         alpha_row = np.where(neg & np.isfinite(log_a)[:, None], np.exp(log_alpha - safe[:, None]), 0.0)
         return log_a, alpha_row
@@ -241,7 +257,7 @@ class AlphaCL(Loss):
         with np.errstate(divide="ignore"):
             lex_i = np.where(live, np.log(np.where(rp.anchors, weight, 1.0)) + log_a
                              + np.log(np.where(live, ex_row, 1.0)), -np.inf)
-        lex = float(_lse(lex_i[None, :])[0])
+        lex = _logsumexp(lex_i)
         if not np.isfinite(lex):
             return -np.inf, W
         finite = np.isfinite(log_a)
@@ -255,7 +271,7 @@ class AlphaCL(Loss):
         rp = RowParts.of(mult, kind, weight)
         with np.errstate(divide="ignore"):
             li = np.where(rp.anchors, np.log(np.where(rp.anchors, weight, 1.0)) + log_a, -np.inf)
-        return float(_lse(li[None, :])[0])
+        return _logsumexp(li)
 
     def log_alpha_total(self, samples, *, dist=None, table=None, H=None) -> float:
         """log A, A = sum of alpha over anchors (summed over mini-batches, with the reduction), at a
@@ -275,7 +291,7 @@ class AlphaCL(Loss):
                 t = _dense_table(sb)
                 parts.append(self._rows_log_alpha_total(np.asarray(dist)[np.ix_(idx, idx)], t.mult,
                                                         t.kinds(self.kind_of_relation()), t.anchor_weight))
-            lt = float(_lse(np.asarray(parts)[None, :])[0])
+            lt = _logsumexp(parts)
         return lt + math.log(self._scale(samples))
 
     def _torch_log_alpha_total(self, H, samples: Samples):
@@ -363,27 +379,10 @@ class AlphaCL(Loss):
         pos, neg = self._dense_masks(samples, H.device)
         G = H @ H.transpose(-1, -2)
         with torch.no_grad():
-            r = 1.0 - G
-            lw = self.log_weights(r, neg.expand_as(r))
-            terms = [lw]
-            if self.eps > 0:
-                if self.eps_term == "positive":
-                    lpos = torch.logsumexp(self.log_weights(r, pos.expand_as(r)), -1, keepdim=True)
-                else:
-                    lpos = neg.sum(-1, keepdim=True).to(H.dtype).log().expand(lw.shape[:-1] + (1,))
-                terms.append(math.log(self.eps) + lpos)
-            log_den = torch.logsumexp(torch.cat(terms, -1), -1, keepdim=True)
-            alpha = torch.where(neg, torch.exp(lw - log_den), torch.zeros_like(lw))
+            la = self.torch_log_alpha(1.0 - G, pos, neg, neg.sum(-1).to(H.dtype))
+            alpha = torch.where(neg, torch.exp(la), torch.zeros_like(la))
         spos = torch.where(pos, G, torch.zeros_like(G)).sum(-1) / pos.sum(-1).clamp_min(1)
         return (alpha * (G - spos.unsqueeze(-1))).sum((-1, -2))
-
-
-def _lse(v):
-    """log sum exp along the last axis of an array with -inf entries (numpy; all -inf: -inf)."""
-    m = np.max(v, axis=-1)
-    safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.where(np.isfinite(m), safe + np.log(np.exp(v - safe[..., None]).sum(axis=-1)), -np.inf)
 
 
 class AlphaRows(RowEvaluator):
@@ -413,22 +412,12 @@ class AlphaRows(RowEvaluator):
         pos = same.clone()
         pos[rows, rows + start] = False
         neg = ~same
-        R0 = 1.0 - G0
-        lw = loss.log_weights(R0, neg.expand_as(R0))
-        terms = [lw]
-        if loss.eps > 0:
-            if loss.eps_term == "positive":
-                lt = torch.logsumexp(loss.log_weights(R0, pos.expand_as(R0)), -1, keepdim=True)
-            else:
-                lt = self.nneg[start:stop].log().reshape(-1, 1).expand(lw.shape[:-1] + (1,))
-            terms.append(math.log(loss.eps) + lt)
-        log_den = torch.logsumexp(torch.cat(terms, -1), -1, keepdim=True)
-        log_alpha = lw - log_den
+        log_alpha = loss.torch_log_alpha(1.0 - G0, pos, neg, self.nneg[start:stop])
         log_a = torch.logsumexp(log_alpha, -1)
         finite = torch.isfinite(log_a)
         safe = torch.where(finite, log_a, torch.zeros_like(log_a))
         alpha_row = torch.where(neg & finite.unsqueeze(-1), torch.exp(log_alpha - safe.unsqueeze(-1)),
-                                torch.zeros_like(lw))
+                                torch.zeros_like(log_alpha))
         D = (1.0 - G).clamp(0.0, 2.0)
         rbar = torch.where(pos, D, torch.zeros_like(D)).sum(-1) / self.npos[start:stop]
         ex = (alpha_row * (rbar.unsqueeze(-1) + 2.0 - D)).sum(-1)

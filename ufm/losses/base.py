@@ -181,13 +181,18 @@ class Loss(ABC):
     def _floor(self, samples: Samples) -> float:
         """Floor of a full batch, as a sum."""
 
-    def floor(self, samples) -> float:
+    def _batch_sum(self, per_batch, samples) -> float:
+        """``per_batch`` (a full-batch quantity, as a sum) summed over mini-batches, with the
+        reduction."""
         samples = as_samples(samples)
         if samples.batches is not None:
-            total = math.fsum(self._floor(s) for _, s in samples.batch_subsets)
+            total = math.fsum(per_batch(s) for _, s in samples.batch_subsets)
         else:
-            total = self._floor(samples)
+            total = per_batch(samples)
         return float(total * self._scale(samples))
+
+    def floor(self, samples) -> float:
+        return self._batch_sum(self._floor, samples)
 
     def _range(self, samples: Samples) -> float:
         """An upper bound on max - min of the full-batch loss (sum reduction) over unit
@@ -200,12 +205,7 @@ class Loss(ABC):
         controls. Certificates, gradient tolerances and line searches are judged against
         min(excess, this) (DESIGN section 5): at large tau the excess over a tau -> 0 floor stays
         about n log(n/m) while the loss moves by O(n / tau)."""
-        samples = as_samples(samples)
-        if samples.batches is not None:
-            total = math.fsum(self._range(s) for _, s in samples.batch_subsets)
-        else:
-            total = self._range(samples)
-        return float(total * self._scale(samples))
+        return self._batch_sum(self._range, samples)
 
     def log_geometry_range(self, samples) -> float:
         r = self.geometry_range(samples)

@@ -194,7 +194,8 @@ def coordinate_restarts(
             active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
     lex = f.double().cpu().numpy()
-    floors = np.array([loss.point_floor(samples, H=H[r]) for r in range(R)])
+    floors = loss.point_floor(samples, H=H)  # one pass over the batch of restarts
+    floors = floors.cpu().numpy() if hasattr(floors, "cpu") else floors
     return RestartsResult(
         H.cpu().numpy(),
         floors + np.exp(lex),

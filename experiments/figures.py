@@ -221,12 +221,16 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
                     log(f"ufm run: {fig_spec['file']}: {_describe_params(r['params'], varying)} has no "
                         f"geometry to draw ({why}); left out")
                 continue
-            value = r.get("optimal_value") if r.get("optimal_value") is not None else r.get("best_value")
-            sub = f"value {value:.6g}" if value is not None else ""
-            if r.get("rank") is not None:
-                sub += f", rank {r['rank']}"
-            panels.append({"name": _describe_params(r["params"], varying) or r["params"]["loss"],
-                           "cosines": cos, "subtitle": sub})
+            if "best_value" in r:  # a study with restarts draws its best end point: its value
+                sub = (f"best of {len(r['restarts'])} in d = {r['dim']}: {r['best_value']:.6g}"
+                       if r.get("best_value") is not None else "")
+            else:  # the certified optimum
+                sub = f"value {r['optimal_value']:.6g}" if r.get("optimal_value") is not None else ""
+                if r.get("rank") is not None:
+                    sub += f", rank {r['rank']}"
+            used = study.loss_params_text(r["params"])
+            name = _describe_params(r["params"], varying) or r["params"]["loss"]
+            panels.append({"name": name, "cosines": cos, "subtitle": f"{used}\n{sub}" if used else sub})
         fig = plotting.loss_family(panels, title=title)
     elif kind == "network_census":
         varying = [k for k in study.swept if k != "activation"

@@ -22,7 +22,8 @@ RESULT_FIELDS = ("optimal_value", "excess", "rank", "collapsed", "certified", "g
                  "cos_min", "cos_max")
 STEP_FIELDS = ("cos_major", "cos_minor", "cos_between")
 MINIBATCH_FIELDS = ("gram_distance_to_full_batch", "class_cosine_difference")
-VERIFY_FIELDS = ("optimal_value", "relaxation_tight", "fraction_global", "distinct_minima", "best_gap",
+VERIFY_FIELDS = ("optimal_value", "relaxation_tight", "fraction_global", "distinct_minima",
+                 "distinct_minima_up_to_rotation", "best_gap",
                  "certified", "cos_min", "cos_max")
 #: largest problems whose class Gram and lifted embeddings are saved with the point
 MAX_ARRAY_CLASSES = 5000

@@ -73,7 +73,8 @@ def verify_point(problem, options: dict, seed: int):
     v = options["verify"]
     try:
         return verify(problem, problem.dim, v["restarts"], v["optimizer"], v["device"], seed,
-                      options["tol"], max_iter=v["max_iter"], precision=v["precision"], snap=v["snap"])
+                      options["tol"], max_iter=v["max_iter"], precision=v["precision"], snap=v["snap"],
+                      init=v.get("init", "random"))
     except UFMInputError as err:
         raise UFMInputError(toml_key(err.argument), err.message) from None
 
@@ -263,7 +264,8 @@ def summary_csv(study: Study, rows: list[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(fields)
     for r in rows:
-        w.writerow([_cell(r["params"].get(f) if f in study.swept else r.get(f)) for f in fields])
+        w.writerow([_cell(study.loss_params_text(r["params"]) if f == "loss_params" else
+                          r["params"].get(f) if f in study.swept else r.get(f)) for f in fields])
     return buf.getvalue()
 
 
@@ -387,7 +389,8 @@ def _row_words(row: dict) -> str:
     if "fraction_global" in row:
         frac = row["fraction_global"]
         glob = "no certificate" if frac is None else f"{frac:.0%} of restarts certified global"
-        return f"best value {row['best_value']:.8g}, {row['distinct_minima']} distinct minima, {glob}"
+        m = row["distinct_minima"]
+        return f"best value {row['best_value']:.8g}, {m} distinct minim{'um' if m == 1 else 'a'}, {glob}"
     c = row["certificate"]
     return f"value {row['optimal_value']:.8g}, {'certified' if c['certified'] else 'NOT certified'}"
 

@@ -45,7 +45,7 @@ STUDIES_DIR = Path(__file__).parent
 SAMPLE_KEYS = ("loss", "kind", "counts", "preset", "instances", "views", "k_major", "k_minor",
                "n_minor", "ratio", "batches", "dim", "seed")
 LOSS_KEYS = (*all_params(), "reduction")
-VERIFY_KEYS = ("restarts", "optimizer", "max_iter", "precision", "device", "snap")
+VERIFY_KEYS = ("restarts", "optimizer", "max_iter", "precision", "device", "snap", "init")
 FIGURE_KEYS = ("kind", "file", "select", "x", "y", "by", "title", "projection")
 #: the keys each table accepts
 TABLE_KEYS = {
@@ -63,7 +63,8 @@ KIND_KEYS = {"counts": ("counts",), "step": ("k_major", "k_minor", "n_minor", "r
              "preset": ("preset",), "views": ("instances",)}
 KIND_OPTIONAL = {"views": ("views",)}
 #: values of [problem] keys left out of the file (tau only where the point's loss declares it)
-PROBLEM_DEFAULTS = {"loss": "supcon", "kind": "counts", "tau": 1.0}
+#: (a loss parameter the file leaves out takes that loss's own declared default, per point)
+PROBLEM_DEFAULTS = {"loss": "supcon", "kind": "counts"}
 VERIFY_DEFAULTS = {"restarts": 8, "optimizer": "lbfgs", "max_iter": 5000, "precision": "float64",
                    "device": "cpu", "snap": True}
 MAX_SEED = 2**63 - 1
@@ -118,7 +119,25 @@ class Study:
     def summary_fields(self) -> list[str]:
         from experiments.rows import summary_result_fields
 
-        return [*self.swept, *summary_result_fields(self), "time_s"]
+        params = ["loss_params"] if self.implicit_loss_params else []
+        return [*self.swept, *params, *summary_result_fields(self), "time_s"]
+
+    @property
+    def implicit_loss_params(self) -> bool:
+        """Points whose loss parameters are not all columns or set in the file (the loss is
+        swept, or a declared parameter is left at the loss's default): the summary then has a
+        ``loss_params`` column."""
+        if self.network:
+            return False
+        losses = self.problem["loss"] if "loss" in self.swept else [self.problem["loss"]]
+        return "loss" in self.swept or any(p.name not in self.problem for name in losses
+                                           for p in loss_class(name).params)
+
+    @staticmethod
+    def loss_params_text(params: dict) -> str:
+        """The point's loss parameters, ``tau=0.3 kernel=gaussian``."""
+        return " ".join(f"{p.name}={params[p.name]}" for p in loss_class(params["loss"]).params
+                        if p.name in params)
 
     @property
     def network(self) -> bool:
@@ -383,6 +402,10 @@ def _validate_verify(doc: dict, path: Path) -> dict | None:
             raise UFMInputError(_key("verify", "device"), err.message) from None
     if not isinstance(opts["snap"], bool):
         raise UFMInputError(_key("verify", "snap"), f"must be true or false, got {opts['snap']!r}")
+    if "init" in opts:  # kept out of the options (and point ids) unless the file sets it
+        from solvers.verify import INITS
+
+        opts["init"] = choice(opts["init"], _key("verify", "init"), INITS, "start")
     return opts
 
 
@@ -464,12 +487,18 @@ def load_study(path: Path, smoke: bool = False) -> Study:
 
 def grid(problem: dict, swept: list[str]):
     """Yield one parameter dict per grid point: the Cartesian product of the swept keys, without
-    the loss parameters that the point's loss does not declare."""
+    the loss parameters that the point's loss does not declare, and with those it declares but
+    the file leaves out at the loss's own defaults (DHEL tau 0.3, alpha-CL tau 0.5, ...): every
+    point says which parameters it used."""
     axes = [problem[key] if key in swept else [problem[key]] for key in problem]
     for combo in itertools.product(*axes):
         params = dict(zip(problem, combo, strict=True))
-        own = {"reduction", *(p.name for p in loss_class(params["loss"]).params)}
-        yield {k: v for k, v in params.items() if k not in LOSS_KEYS or k in own}
+        cls = loss_class(params["loss"])
+        own = {"reduction", *(p.name for p in cls.params)}
+        point = {k: v for k, v in params.items() if k not in LOSS_KEYS or k in own}
+        for p in cls.params:
+            point.setdefault(p.name, p.default)
+        yield point
 
 
 def point_id(params: dict, options: dict) -> str:

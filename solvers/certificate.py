@@ -26,7 +26,8 @@ import scipy.linalg
 from ufm.losses.base import as_samples
 
 #: default tolerance: certified means gap_bound <= CERTIFY_TOL * scale, the scale being
-#: min(excess, the loss's range over the sphere) (DESIGN section 5)
+#: min(excess, the loss's range over the sphere), or for a loss whose floor is attained
+#: max(excess, its declared scale) (DESIGN section 5)
 CERTIFY_TOL = 1e-6
 #: safety factor of the round-off estimate of the scaled certificate matrix
 ROUNDOFF_FACTOR = 8.0
@@ -41,7 +42,9 @@ class Certificate:
     log(f - floor), whose S is well scaled at any tau. ``scale`` is what the geometry controls at
     these parameters: the excess f - floor, but never more than the loss's range over the sphere
     (``Loss.geometry_range``; at large tau the excess over a tau -> 0 floor stays about
-    n log(n/m) while the loss moves by O(n / tau)); ``scale_kind`` says which. ``certified``
+    n log(n/m) while the loss moves by O(n / tau)); ``scale_kind`` says which. For a loss whose
+    floor is attained (excess 0 at the optimum) the verdict is absolute: scale = max(excess, the
+    loss's declared scale), ``scale_kind`` "floor", and ``reason`` says so. ``certified``
     compares ``gap_relative_to_scale`` = gap_bound / scale with ``tol``. ``roundoff`` estimates
     float64's error in that ratio: above ``tol`` the answer is unresolved, never certified.
     """
@@ -60,7 +63,7 @@ class Certificate:
     how: str  # how lambda_min was computed
     residual: float | None = None  # ||S H||_F / excess: first-order (Riemannian) condition
     scale: float = float("nan")  # min(excess, the loss's range over the sphere)
-    scale_kind: str = "excess"  # "excess" or "range"
+    scale_kind: str = "excess"  # "excess", "range" or "floor" (an attained floor: absolute verdict)
     gap_relative_to_scale: float = float("nan")  # gap_bound / scale: what ``certified`` compares
     floor_note: str = "geometry-independent lower bound"  # what the floor is (Loss.floor_note)
 
@@ -82,7 +85,8 @@ class Certificate:
 def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, tol: float,
            how: str, scale: float, tau: float | None, residual=None,
            unresolved: str | None = None, log_excess_relaxed: float | None = None,
-           log_range: float = np.inf, floor_note: str | None = None) -> Certificate:
+           log_range: float = np.inf, floor_note: str | None = None,
+           floor_scale: float | None = None) -> Certificate:
     """Certificate from the smallest eigenvalue of the scaled S (that of log(h - floor), h the
     loss's convex relaxation: the loss itself when convex in G).
 
@@ -91,6 +95,10 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
     relative to the excess n times as much. With a convex minorant h <= f (``log_excess_relaxed``
     its log excess), f - f* <= (f - h) + n max(0, -lambda_min) (h - floor). The verdict compares
     the gap with min(excess, exp(``log_range``)), the loss's range over the sphere.
+
+    ``floor_scale`` (``Loss.floor_scale``, given for a loss whose floor is attained): the excess is
+    0 at the optimum, where a gap relative to it means nothing, so the verdict is absolute,
+    gap_bound <= tol x max(excess, floor_scale) (scale_kind "floor"; :func:`_decide_absolute`).
     """
     if log_excess == np.inf or (log_excess_relaxed is not None and log_excess_relaxed == np.inf):
         return Certificate(np.inf, float(floor), np.inf, np.inf, np.nan, np.inf, np.nan, np.nan, False,
@@ -110,6 +118,9 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
         gap_relax = max(excess - excess_h, 0.0)
         rel = (gap_relax + rel_h * excess_h) / excess if excess > 0 else 0.0
         roundoff = roundoff_h * ratio + 8 * eps
+    if floor_scale is not None:
+        return _decide_absolute(floor, log_excess, excess, excess_h, scaled_lambda_min, rel, roundoff, tol,
+                                how, residual, unresolved, float(floor_scale), floor_note)
     # what the geometry controls: the excess, capped by the loss's range over the sphere
     by_range = np.isfinite(log_excess) and log_range < log_excess
     factor = float(np.exp(log_excess - log_range)) if by_range else 1.0  # excess / scale >= 1
@@ -119,14 +130,8 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
     if not np.isfinite(log_excess):
         certified, reason, rel, roundoff, rel_scale = True, None, 0.0, 0.0, 0.0
         how += "; the value equals the floor, a lower bound: optimal"
-    elif unresolved is not None:
-        certified, reason = False, unresolved
-    elif not (np.isfinite(rel_scale) and np.isfinite(roundoff_scale)):
-        certified, reason = False, "unresolved: the certificate matrix overflowed float64"
-    elif roundoff_scale > tol:
-        certified = False
-        reason = (f"unresolved: float64 round-off in the certificate (~{roundoff_scale:.1e} of the "
-                  f"{scale_kind}) exceeds tol {tol:g}")
+    elif (refused := _unresolved(unresolved, rel_scale, roundoff_scale, tol, f"the {scale_kind}")):
+        certified, reason = False, refused
     elif rel_scale <= tol:
         certified, reason = True, None
     else:
@@ -136,6 +141,71 @@ def decide(floor: float, log_excess: float, scaled_lambda_min: float, n: int, to
                        float(scaled_lambda_min * excess_h), float(rel * excess), rel, roundoff_scale,
                        bool(certified), reason, tol, how, None if residual is None else float(residual),
                        scale_value, scale_kind, rel_scale, *([floor_note] if floor_note else []))
+
+
+def _unresolved(unresolved, rel_scale, roundoff_scale, tol, of: str) -> str | None:
+    """Why float64 cannot decide (the caller's own reason, an overflow, or round-off in the
+    certificate above tol, ``of`` naming what it is measured against), or None."""
+    if unresolved is not None:
+        return unresolved
+    if not (np.isfinite(rel_scale) and np.isfinite(roundoff_scale)):
+        return "unresolved: the certificate matrix overflowed float64"
+    if roundoff_scale > tol:
+        return (f"unresolved: float64 round-off in the certificate (~{roundoff_scale:.1e} of {of}) "
+                f"exceeds tol {tol:g}")
+    return None
+
+
+def _decide_absolute(floor, log_excess, excess, excess_h, scaled_lambda_min, rel, roundoff, tol, how,
+                     residual, unresolved, floor_scale, floor_note) -> Certificate:
+    """The verdict for a loss whose floor is attained (DESIGN section 5, "The floor may be
+    attained"): gap_bound = min(n max(0, -lambda_min) excess (+ f - h), excess), the second since
+    the floor is a lower bound (f - f* <= f - floor, exact: the excess has full relative
+    precision), and certified iff gap_bound <= tol x max(excess, floor_scale). Where the excess is
+    0 within round-off (``FLOOR_ROUNDOFF`` ulps of ``floor_scale``) the point is at the floor, and
+    the reason says so; the certificate matrix's round-off matters only where the excess does not
+    already bound the gap."""
+    from ufm.losses.base import FLOOR_ROUNDOFF
+
+    eps = np.finfo(float).eps
+    scale_value = max(excess, floor_scale)
+    floor_tol = FLOOR_ROUNDOFF * eps * floor_scale
+    at_floor = excess <= floor_tol
+    by_matrix = rel * excess if excess > 0 and np.isfinite(rel) else np.inf
+    capped = not by_matrix < excess  # the floor bounds the gap: no eigenvalue needed
+    gap = excess if capped else by_matrix
+    rel_scale = gap / scale_value
+    if capped:
+        roundoff_scale = 4 * eps * excess / scale_value  # the excess's own error: full relative precision
+    else:
+        roundoff_scale = roundoff * excess / scale_value if np.isfinite(roundoff) else np.inf
+    against = f"tol x max(excess, the loss's scale {floor_scale:.6g})"
+    if excess == 0:
+        how += "; the value equals the floor, a lower bound: optimal"
+    elif capped:
+        how += "; gap bounded by the excess (the floor is a lower bound)"
+    if (refused := _unresolved(None if capped else unresolved, rel_scale, roundoff_scale, tol,
+                               "max(excess, the loss's scale)")):
+        certified, reason = False, refused
+    elif rel_scale <= tol:
+        certified = True
+        if at_floor:
+            zero = ("exactly 0" if excess == 0
+                    else f"{excess:.3g}, 0 within round-off ({floor_tol:.1e})")
+            reason = (f"at the floor: the excess is {zero}, so the verdict is on an absolute gap: "
+                      f"gap bound {gap:.3g} <= {against}")
+        else:
+            reason = (f"decided on an absolute gap (the loss reaches its floor, where a gap relative to "
+                      f"the excess means nothing): gap bound {gap:.3g} <= {against}")
+    else:
+        certified = False
+        reason = (f"gap bound is {rel_scale:.2e} times max(excess, the loss's scale {floor_scale:.6g}), "
+                  f"above tol {tol:g} (an absolute gap: the loss reaches its floor)")
+    lam = float(scaled_lambda_min * excess_h) if excess_h > 0 and np.isfinite(scaled_lambda_min) else 0.0
+    return Certificate(float(floor + excess), float(floor), excess, float(log_excess), lam, float(gap),
+                       gap / excess if excess > 0 else 0.0, float(roundoff_scale), bool(certified), reason,
+                       tol, how, None if residual is None else float(residual), float(scale_value), "floor",
+                       float(rel_scale), *([floor_note] if floor_note else []))
 
 
 def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None):
@@ -164,7 +234,8 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
     floor = loss.point_floor(samples, table=symmetry.table, dist=dist)
     return decide(floor, lex_f, lam_min, symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
                   log_excess_relaxed=None if relax is loss else lex_h,
-                  log_range=loss.log_geometry_range(samples), floor_note=loss.floor_note)
+                  log_range=loss.log_geometry_range(samples), floor_note=loss.floor_note,
+                  floor_scale=loss.floor_scale(samples))
 
 
 def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
@@ -187,7 +258,7 @@ def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
                   f"dense eigh of the {n}x{n} S (LAPACK)", scale, loss.tau, residual,
                   log_excess_relaxed=None if relax is loss else lex,
                   log_range=loss.log_geometry_range(samples),
-                  floor_note=loss.floor_note)
+                  floor_note=loss.floor_note, floor_scale=loss.floor_scale(samples))
 
 
 #: above this n the certificate of explicit embeddings is matrix-free (Lanczos), else dense
@@ -258,6 +329,12 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
     # a Rayleigh quotient below this refutes the certificate: gap / scale = n (-rq) excess / scale
     over_scale = float(np.exp(lex_f - log_range)) if np.isfinite(lex_f) and log_range < lex_f else 1.0
     refute_below = -tol / (n * over_scale)
+    floor_scale = loss.floor_scale(samples)
+    if floor_scale is not None:  # an absolute verdict (see _decide_absolute)
+        excess = float(np.exp(lex_f))
+        over_scale = excess / max(excess, floor_scale)
+        # where the excess itself is within tol of the scale it bounds the gap: nothing refutes
+        refute_below = -np.inf if over_scale <= tol else -tol / (n * over_scale)
     passes = [0]
     best = [np.inf]
 
@@ -303,7 +380,7 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
                           f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
                           None, unresolved=f"unresolved: the eigenvalue search did not converge in "
                           f"{max_products} products with S", log_excess_relaxed=relaxed,
-                          log_range=log_range, floor_note=loss.floor_note)
+                          log_range=log_range, floor_note=loss.floor_note, floor_scale=floor_scale)
         w, refuted = min(gershgorin, stop.value), True
         how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient {stop.value:.3e} (an "
                "upper bound on lambda_min) already refutes the certificate; lambda_min and the gap bound "
@@ -316,9 +393,11 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
         except _Refuted:
             pass
     cert = decide(floor, lex_f, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
-                  log_excess_relaxed=relaxed, log_range=log_range, floor_note=loss.floor_note)
+                  log_excess_relaxed=relaxed, log_range=log_range, floor_note=loss.floor_note,
+                  floor_scale=floor_scale)
     if refuted:  # the certificate fails by at least the Rayleigh quotient's margin
-        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times the {cert.scale_kind} "
+        what = "max(excess, the loss's scale)" if cert.scale_kind == "floor" else f"the {cert.scale_kind}"
+        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times {what} "
                        f"(Rayleigh quotient), above tol {tol:g}")
     return cert
 

@@ -8,6 +8,10 @@ distances 1 - G taken from the factors without cancellation, so the geometry is 
 tau (at tau = 0.001 the excess is about exp(-1500), far below float64's range, while its log is an
 ordinary number).
 
+A loss whose floor is attained (the spectral loss) has log(f - floor) = -inf at its optimum: the
+L-BFGS stops where the excess is 0 within round-off (``Loss.floor_tolerance``; stop reason FLOOR)
+instead of chasing log(0).
+
 Collapse is never assumed: the first phase holds the collapse coordinates at 0 (collapsed classes,
 aligned views), then the exact certificate of the full problem is checked, and any unit whose
 spread directions show a negative eigenvalue is released and re-solved (``solvers.solve``).
@@ -58,6 +62,14 @@ class _Objective:
         return self._diag
 
 
+def log_floor_tolerance(loss, samples) -> float:
+    """log of the excess below which a loss whose floor is attained is at its floor
+    (``Loss.floor_tolerance``); -inf for every other loss. The objective log(f - floor) stops
+    there instead of chasing log(0)."""
+    tol = loss.floor_tolerance(samples)
+    return float(np.log(tol)) if tol > 0 else -np.inf
+
+
 def _unit_rows(Y: np.ndarray) -> np.ndarray:
     return Y / np.linalg.norm(Y, axis=1, keepdims=True)
 
@@ -91,7 +103,7 @@ def minimize_factored(loss, symmetry, samples, Z0: np.ndarray, release: np.ndarr
         fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
         check = None if done is None else (lambda y: done(_unit_rows(y.reshape(Z0.shape) * free)))
         res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8,
-                    done=check)
+                    done=check, fmin=log_floor_tolerance(loss, samples) / fun.scale)
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)

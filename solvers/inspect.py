@@ -54,7 +54,9 @@ def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL
     ex_star = optimum.certificate.excess
     report.update({
         "optimal_value": optimum.value, "optimal_excess": ex_star,
-        "rel_gap": (cert.excess - ex_star) / max(ex_star, 1e-300),
+        # relative to the optimal excess, except at an attained floor (that excess is round-off)
+        "rel_gap": None if ex_star <= problem.loss.floor_tolerance(problem.samples)
+        else (cert.excess - ex_star) / max(ex_star, 1e-300),
         "gap_over_scale": ((cert.floor - optimum.certificate.floor) + (cert.excess - ex_star))
         / max(optimum.certificate.scale, 1e-300),
         "class_mean_cosines": cos.tolist() if problem.k <= 500 else None,

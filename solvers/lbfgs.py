@@ -47,6 +47,7 @@ def lbfgs(
     max_iter: int = 10000,
     done: Callable[[np.ndarray], bool] | None = None,
     done_every: int = 25,
+    fmin: float = -np.inf,
 ) -> LBFGSResult:
     """Minimise ``fun`` (returning value and gradient) from ``x0``.
 
@@ -57,6 +58,11 @@ def lbfgs(
     ``max_iter`` iterations. Where f only moves at round-off, a step that lowers |D^{-1} g| is
     accepted: the certificate needs first-order accuracy beyond f's last digit. ``done(x)``, when
     given, is asked every ``done_every`` iterations whether to stop (reason TARGET).
+
+    ``fmin``: a value nothing can go below (the log of an attainable floor's round-off, for an
+    objective log(f - floor)): reaching it stops with reason FLOOR, and so does f = -inf (the
+    excess exactly 0), which a line search accepts instead of refusing it as not finite; no
+    iteration chases log(0).
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     f, g = fun(x)
@@ -69,6 +75,9 @@ def lbfgs(
     reason = StopReason.ITERATION_LIMIT
     it = 0
     while it < max_iter:
+        if f <= fmin or f == -np.inf:
+            reason = StopReason.FLOOR
+            break
         if np.max(np.abs(inv_d(g))) <= gtol:
             reason = StopReason.GRADIENT_TOL
             break
@@ -106,6 +115,9 @@ def lbfgs(
             x_new = x + step * d
             f_new, g_new = fun(x_new)
             evals += 1
+            if f_new == -np.inf or f_new <= fmin:  # at the floor: nothing lies below
+                accepted = True
+                break
             if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
                 accepted = True
                 break
@@ -117,6 +129,10 @@ def lbfgs(
             step *= 0.3
         if not accepted:
             reason = StopReason.STALLED
+            break
+        if f_new == -np.inf or f_new <= fmin:
+            x, f, g = x_new, f_new, g_new
+            reason = StopReason.FLOOR
             break
         s, y = x_new - x, g_new - g
         sy = s @ y

@@ -14,6 +14,9 @@ all parameters: batching restarts would couple their line searches and stopping.
 is log(f - floor), the log of the loss's excess over its floor (full relative precision at
 any tau; the loss itself is floor + exp of it). Stops on its Riemannian gradient norm
 (Frobenius) <= tol, or at the iteration cap; the reason is a :class:`StopReason` per restart.
+Where a loss attains its floor (the spectral loss) log(f - floor) has no minimiser: a restart
+stops where the excess is 0 within round-off (``Loss.floor_tolerance``; reason FLOOR), a step that
+lands exactly on it (excess 0, log -inf) is accepted, and nothing chases log(0).
 Dimension 1 is refused: the sphere is {-1, +1}, where no gradient method can move.
 """
 
@@ -45,10 +48,14 @@ class _Progress:
     """Per-restart bookkeeping shared by both methods: round-off-tolerant sufficient decrease
     and the stall counter."""
 
-    def __init__(self, f, gn, log_range: float = math.inf):
+    def __init__(self, f, gn, log_range: float = math.inf, floor_tolerance: float = 0.0):
         import torch
 
         self.log_range = log_range
+        # an attained floor (Loss.floor_tolerance, in float64 ulps; scaled to this precision): a
+        # restart whose log(f - floor) is at or below its log stops there (StopReason.FLOOR)
+        ulps = torch.finfo(f.dtype).eps / torch.finfo(torch.float64).eps
+        self.log_floor = math.log(floor_tolerance * ulps) if floor_tolerance > 0 else -math.inf
         self.best = gn.clone()
         self.best_f = f.clone()
         self.since = torch.zeros_like(gn, dtype=torch.long)
@@ -60,7 +67,12 @@ class _Progress:
         so that the gradient can still be driven down once f no longer moves)."""
         import torch
 
-        return torch.isfinite(f_new) & (f_new <= f - decrease + self.fuzz_scale * f.abs())
+        at_floor = f_new == -math.inf  # the excess exactly 0: nothing lies below (never refused)
+        return at_floor | (torch.isfinite(f_new) & (f_new <= f - decrease + self.fuzz_scale * f.abs()))
+
+    def at_floor(self, f):
+        """Restarts whose excess is 0 within round-off of an attained floor."""
+        return f <= self.log_floor
 
     def end_iteration(self, it, active, stalled, iters, moved, gn, f, tol, progress):
         """Count the iteration of restarts that moved, mark stalls, report progress; returns the
@@ -68,7 +80,7 @@ class _Progress:
         iters += moved.long()
         self.history.append(f.detach().double().cpu())
         stalled |= active & self.stalled(gn, f)
-        active = active & ~stalled & (gn > self.tolerance(tol, f))
+        active = active & ~stalled & (gn > self.tolerance(tol, f)) & ~self.at_floor(f)
         if progress is not None:
             progress(it + 1, int(active.sum()))
         return active
@@ -160,12 +172,15 @@ def _backtrack(active, t, trial, sufficient, current):
     return new, pending, t
 
 
-def _reasons(gn, tol, stalled) -> list:
-    """Stop reason per restart; ``tol`` a number or one tolerance per restart."""
+def _reasons(gn, tol, stalled, floor=None) -> list:
+    """Stop reason per restart; ``tol`` a number or one tolerance per restart; ``floor`` marks the
+    restarts at an attained floor (StopReason.FLOOR, whatever their gradient: log(f - floor) has
+    no minimiser there, its gradient grows as the excess vanishes)."""
     tols = tol.tolist() if getattr(tol, "ndim", 0) else [float(tol)] * len(gn)
-    return [StopReason.GRADIENT_TOL if float(g) <= t else
+    floor = [False] * len(gn) if floor is None else [bool(x) for x in floor]
+    return [StopReason.FLOOR if at else StopReason.GRADIENT_TOL if float(g) <= t else
             (StopReason.STALLED if bool(s) else StopReason.ITERATION_LIMIT)
-            for g, s, t in zip(gn, stalled, tols, strict=True)]
+            for g, s, t, at in zip(gn, stalled, tols, floor, strict=True)]
 
 
 def riemannian_grad(H, egrad):
@@ -261,8 +276,8 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
     Y = torch.zeros_like(S)
     rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
     gamma = torch.ones(R, dtype=x.dtype, device=x.device)
-    track = _Progress(f, gn, loss.log_geometry_range(samples))
-    active = gn > track.tolerance(tol, f)
+    track = _Progress(f, gn, loss.log_geometry_range(samples), loss.floor_tolerance(samples))
+    active = (gn > track.tolerance(tol, f)) & ~track.at_floor(f)
     stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
     iters = torch.zeros(R, dtype=torch.long, device=x.device)
     fresh = torch.ones(R, dtype=torch.bool, device=x.device)  # no curvature information yet
@@ -329,7 +344,7 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
             fresh |= snapped
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     H = _normalise(x.reshape(shape))
-    reasons = _reasons(gn, track.tolerance(tol, f), stalled)
+    reasons = _reasons(gn, track.tolerance(tol, f), stalled, track.at_floor(f))
     return H, f, gn, iters, reasons, track.history
 
 
@@ -352,8 +367,8 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
     snap = _collapse_snapper(samples, shape, evaluate, snap_classes)
     gn = rg.flatten(1).norm(dim=1)
     step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
-    track = _Progress(f, gn, loss.log_geometry_range(samples))
-    active = gn > track.tolerance(tol, f)
+    track = _Progress(f, gn, loss.log_geometry_range(samples), loss.floor_tolerance(samples))
+    active = (gn > track.tolerance(tol, f)) & ~track.at_floor(f)
     stalled = torch.zeros(R, dtype=torch.bool, device=H.device)
     iters = torch.zeros(R, dtype=torch.long, device=H.device)
     for it in range(max_iter):
@@ -383,7 +398,7 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
         H, rg = x.reshape(shape), rgf.reshape(shape)
         step = torch.where(reset, 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300), step)
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
-    reasons = _reasons(gn, track.tolerance(tol, f), stalled)
+    reasons = _reasons(gn, track.tolerance(tol, f), stalled, track.at_floor(f))
     return H, f, gn, iters, reasons, track.history
 
 

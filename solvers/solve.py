@@ -63,11 +63,31 @@ def resolve_method(problem: Problem, method: str) -> str:
 # ---- the reduced route ----------------------------------------------------------------------------
 
 
+def _rank(cert: Certificate, by_value: bool = True) -> tuple:
+    """Sort key of a candidate answer, best first: certified before not, then the smaller value
+    (its log excess breaking ties that float64 rounds away), or with ``by_value`` False (no scalar
+    objective) the smaller gap bound over the scale. NaN sorts last."""
+
+    def num(x) -> float:
+        return float(x) if np.isfinite(x) or x == -np.inf else np.inf
+
+    if by_value:
+        return (not cert.certified, num(cert.value), num(cert.log_excess), num(cert.gap_relative_to_scale))
+    return (not cert.certified, num(cert.gap_relative_to_scale), num(cert.value))
+
+
+def _at_floor(loss, samples, cert: Certificate) -> bool:
+    """The excess is 0 within round-off of a floor the loss attains: nothing is left to minimise."""
+    return bool(loss.floor_attainable and cert.excess <= loss.floor_tolerance(samples))
+
+
 def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
-    """Factored solve from Z0 with collapse tested, not assumed. Returns the end point's factors,
-    distances, certificate (with the seconds that took), status, iterations and seconds."""
+    """Factored solve from Z0 with collapse tested, not assumed. Returns the best end point's
+    factors, distances, certificate (with the seconds that took), status, iterations and seconds:
+    the best over every phase (collapse released, Newton), certified first (:func:`_rank`), never
+    simply the last run. At an attained floor (excess 0 within round-off) it stops there."""
     release = np.zeros(sym.collapse_units, dtype=bool)
-    iterations, seconds = 0, 0.0
+    iterations, seconds, cert_seconds = 0, 0.0, 0.0
 
     def certify(Z):
         dist = sym.distances_from_factors(Z)
@@ -78,11 +98,25 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
         c = certify(Z)[1]
         return c.certified and c.gap_relative_to_scale <= 0.5 * tol
 
+    best = None  # (Z, dist, cert, stop reason)
+
+    def consider(Z, reason):
+        nonlocal best, cert_seconds
+        t0 = time.perf_counter()
+        dist, cert = certify(Z)
+        cert_seconds += time.perf_counter() - t0
+        if best is None or _rank(cert) < _rank(best[2]):
+            best = (Z, dist, cert, reason)
+        return cert
+
     for _ in range(4):
         run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter,
                                 done=certified_with_margin)
         iterations += run.iterations
         seconds += run.seconds
+        cert = consider(run.Z, run.reason)
+        if run.reason == StopReason.FLOOR or _at_floor(loss, samples, cert):
+            break  # the value equals a lower bound: no release can improve on it
         dist = sym.distances_from_factors(run.Z)
         _, g, diag = reduced_certificate_matrix(loss, sym, dist, samples)
         unit_eig = sym.unit_eigenvalues(g, diag)  # of the scaled S (gradient of log(f - floor))
@@ -94,29 +128,28 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
         Z0 = sym.perturb_released(run.Z, newly)
     # L-BFGS stops when log(f - floor) no longer moves in float64, often before the first-order
     # condition holds to the certificate's accuracy (k = 1000 distinct counts: gap 1e-5 of the
-    # excess). Newton-CG steps (solvers.factored.newton_polish) finish from there; fresh L-BFGS runs
-    # from the end point remain as a fallback while they keep cutting the gap.
-    t0 = time.perf_counter()
-    dist, cert = certify(run.Z)
-    cert_seconds = time.perf_counter() - t0
-    if cert.gap_relative_to_scale > 0.5 * tol:
-        newton = newton_polish(loss, sym, samples, run.Z, release,
+    # excess). Newton-CG steps (solvers.factored.newton_polish) finish from there, from the best
+    # point so far and with its release mask.
+    Z, _, cert, reason = best
+    if cert.gap_relative_to_scale > 0.5 * tol and not _at_floor(loss, samples, cert):
+        newton = newton_polish(loss, sym, samples, Z, release,
                                lambda Z: certify(Z)[1].gap_relative_to_scale, 0.5 * tol)
         seconds += newton.seconds
         iterations += newton.steps
         if newton.steps:
-            run.Z = newton.Z
-            dist, cert = certify(run.Z)
-    best = (run, dist, cert)
-    run, dist, cert = best
+            consider(newton.Z, reason)
+    Z, dist, cert, reason = best
     status = {
         StopReason.GRADIENT_TOL: SolveStatus.CONVERGED,
         StopReason.NO_PROGRESS: SolveStatus.CONVERGED,
         StopReason.TARGET: SolveStatus.CONVERGED,
+        StopReason.FLOOR: SolveStatus.CONVERGED,
         StopReason.STALLED: SolveStatus.STALLED,
         StopReason.ITERATION_LIMIT: SolveStatus.ITERATION_LIMIT,
-    }[run.reason]
-    return run.Z, dist, cert, cert_seconds, status, iterations, seconds
+    }[reason]
+    if cert.certified and status is not SolveStatus.CONVERGED and _at_floor(loss, samples, cert):
+        status = SolveStatus.CONVERGED  # at the floor: nothing below it (the line search stalled there)
+    return Z, dist, cert, cert_seconds, status, iterations, seconds, reason
 
 
 def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, full_G=None):
@@ -158,21 +191,29 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
                      "fixed-alpha program")
         Z, its = run.Z, run.iterations
     else:
-        Z, dist, cert, cert_secs, status, its, secs = _polish(loss, sym, samples, Z0, tol, max_iter)
+        Z, dist, cert, cert_secs, status, its, secs, stop = _polish(loss, sym, samples, Z0, tol, max_iter)
         timings["factored"] = secs
         timings["certify"] = cert_secs
+        if stop == StopReason.FLOOR or _at_floor(loss, samples, cert):
+            notes.append(f"stopped at the floor: the excess {cert.excess:.3g} is 0 within round-off "
+                         f"({loss.floor_tolerance(samples):.1e}); the certificate is decided on an "
+                         "absolute gap")
     iterations += its
     small = Z.shape[0] <= CONIC_FALLBACK_MAX_Q
+    geometry = sym.geometry(sym.gram_from_factors(Z))
+    timings["total"] = time.perf_counter() - t_start
+    res = SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations, timings,
+                      solver_value, notes, symmetry=sym.describe())
     if not cert.certified and solver == "factored" and loss.scalar_objective and small and _cvxpy_available():
         notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); retried from a "
                      "clarabel solution")
         fallback = solve(problem, method, "clarabel", tol, seed, max_iter)
-        fallback.notes[:0] = notes
-        return fallback
-    geometry = sym.geometry(sym.gram_from_factors(Z))
-    timings["total"] = time.perf_counter() - t_start
-    return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations, timings,
-                       solver_value, notes, symmetry=sym.describe())
+        if _rank(fallback.certificate) < _rank(cert):
+            fallback.notes[:0] = notes
+            return fallback
+        notes.append(f"the clarabel route was no better (value {fallback.value:.12g}, certified "
+                     f"{fallback.certificate.certified}): the factored answer is kept")
+    return res
 
 
 def _cvxpy_available() -> bool:
@@ -236,7 +277,7 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         order = np.argsort(run.log_excess)
         for r in order[:2]:
             cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
-            if best is None or cert.gap_relative_to_scale < best[1].gap_relative_to_scale:
+            if best is None or _rank(cert) < _rank(best[1]):
                 best = (run.H[r], cert, run.reasons[r].value)
             if cert.certified:
                 break
@@ -248,8 +289,11 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
     H, cert, stop = best
     notes.append(f"Burer-Monteiro over H in dimension(s) {', '.join(map(str, dims))} (float64 L-BFGS), "
                  f"best end point stopped on {stop}")
-    status = SolveStatus.CONVERGED if stop in ("gradient_tolerance", "stalled") or cert.certified \
-        else SolveStatus.ITERATION_LIMIT
+    status = SolveStatus.CONVERGED if stop in ("gradient_tolerance", "stalled", "floor_reached") \
+        or cert.certified else SolveStatus.ITERATION_LIMIT
+    if stop == StopReason.FLOOR.value:
+        notes.append(f"stopped at the floor: the excess {cert.excess:.3g} is 0 within round-off; the "
+                     "certificate is decided on an absolute gap")
     geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
     timings["total"] = time.perf_counter() - t_start
     return SolveResult(problem, "full", "factored" if solver == "factored" else f"{solver}+factored", status,
@@ -328,7 +372,7 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     best = None
     for r in np.argsort(run.log_excess):
         cert = certify_embeddings(problem.loss, run.H[r], problem.samples, tol)
-        if best is None or cert.gap_relative_to_scale < best[1].gap_relative_to_scale:
+        if best is None or _rank(cert, by_value=False) < _rank(best[1], by_value=False):
             best = (run.H[r], cert, run.reasons[r].value)
     H, cert, stop = best
     geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)

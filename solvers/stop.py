@@ -14,8 +14,11 @@ class StopReason(enum.Enum):
     # or nothing improved for the patience of a batched restart
     ITERATION_LIMIT = "iteration_limit"
     TARGET = "target_reached"  # the caller's test said so (e.g. the certificate holds)
+    FLOOR = "floor_reached"  # the excess over the loss's floor is 0 within round-off: the value equals a
+    # lower bound, nothing is left to minimise (losses whose floor is attained; never chase log(0))
 
     @property
     def converged(self) -> bool:
         """A stop that ends at a point the optimiser could not improve on."""
-        return self in (StopReason.GRADIENT_TOL, StopReason.NO_PROGRESS, StopReason.TARGET)
+        return self in (StopReason.GRADIENT_TOL, StopReason.NO_PROGRESS, StopReason.TARGET,
+                        StopReason.FLOOR)

@@ -14,6 +14,7 @@ from solvers.result import SolveResult
 from solvers.solve import solve
 from ufm import metrics
 from ufm.errors import UFMInputError
+from ufm.matching import Census, Relabellings, census
 from ufm.problem import Problem
 
 #: two end points are the same minimum if their Gram distance is below this
@@ -83,8 +84,40 @@ def riemannian_hessian_extremes(loss, H: np.ndarray, samples, step: float = 1e-5
     return float(w[0]), float(np.abs(w).max())
 
 
+#: how restarts may start: uniform on the spheres, with every instance's views equal, or both
+#: (alternating, random first)
+INITS = ("random", "aligned", "both")
+
+
+def starts(problem: Problem, dim: int, restarts: int, seed: int, init: str = "random"):
+    """(R, n, d) starting points and the kind of each ("random" or "aligned"). An aligned start
+    draws one uniform point per instance and gives it to all its views: where a loss has a
+    minorant equal to it on aligned views (KCL) its minima are there."""
+    import torch
+
+    from solvers.nonconvex import random_start
+    from ufm.errors import check_choice
+
+    check_choice(init, INITS, "--init", "start")
+    samples = problem.samples
+    kinds = ["random" if init == "random" or (init == "both" and r % 2 == 0) else "aligned"
+             for r in range(restarts)]
+    H = random_start(restarts, problem.n, dim, seed, torch.float64, "cpu").numpy()
+    if "aligned" in kinds:
+        if samples.grid is None:
+            raise UFMInputError("--init", "aligned starts need instances seen in views (--instances N "
+                                f"[--views V]); these samples are {samples.kind}")
+        N, V = samples.grid
+        for r, kind in enumerate(kinds):
+            if kind == "aligned":
+                Hr = H[r].reshape(N, V, dim)
+                Hr[:] = Hr[:, :1]
+    return H, kinds
+
+
 def cluster(points: list[np.ndarray], tol: float = SAME_POINT_TOL) -> np.ndarray:
-    """Greedy clustering of end points by Gram distance; returns a cluster id per point."""
+    """Greedy clustering of end points by Gram distance, up to rotation only (no relabelling);
+    returns a cluster id per point (``distinct_minima_up_to_rotation``)."""
     reps, ids = [], []
     for H in points:
         for c, R in enumerate(reps):
@@ -114,7 +147,7 @@ class RestartReport:
     gram_distance: float | None
     procrustes_distance: float | None
     class_gram_difference: float | None
-    grad_norm: float
+    grad_norm: float | None  # of log(f - floor); None at the floor, where that log is -inf
     certificate: Certificate | None  # None where no global certificate exists
     stop_reason: str
     iterations: int
@@ -122,6 +155,10 @@ class RestartReport:
     hessian: tuple | None = None  # (smallest eigenvalue, largest |eigenvalue|)
     class_certificate: Certificate | None = None  # exact class-level one, when H is collapsed
     gap_over_scale: float | None = None  # gap / the optimum's scale (what the geometry controls)
+    init: str = "random"  # how the restart started
+    rotation_cluster: int | None = None  # cluster up to rotation only (no relabelling)
+    map_distance: float | None = None  # Gram distance to its minimum's representative after the map
+    relabelled: bool | None = None  # the map onto the representative permutes samples
 
     @property
     def certified(self) -> bool:
@@ -129,19 +166,28 @@ class RestartReport:
 
     @property
     def converged(self) -> bool:
-        """The optimiser's own stopping rule said so: it stopped on its gradient tolerance. An
-        end point at the iteration limit, or stalled, is never called converged, even where its
-        certificate holds (``certified`` says that, on its own)."""
-        return self.stop_reason == StopReason.GRADIENT_TOL.value
+        """The optimiser's own stopping rule said so: it stopped on its gradient tolerance, or at
+        the loss's floor (excess 0 within round-off: no lower value exists). An end point at the
+        iteration limit, or stalled, is never called converged, even where its certificate holds
+        (``certified`` says that, on its own)."""
+        return self.stop_reason in (StopReason.GRADIENT_TOL.value, StopReason.FLOOR.value)
 
     @property
     def kind(self) -> str | None:
+        """not_converged; saddle (a negative Hessian eigenvalue below -SADDLE_REL_TOL x the
+        largest); flat_min (no negative one, but a zero mode beyond rotations within that
+        tolerance: second order cannot tell, and the minimum need not be isolated: minima of equal
+        value may be points of one connected set); local_min; None without a Hessian."""
         if not self.converged:
             return "not_converged"
+        if self.stop_reason == StopReason.FLOOR.value:
+            return "local_min"  # the value is the floor, a lower bound: a global minimum
         if self.hessian is None:
             return None
         lo, top = self.hessian
-        return "saddle" if lo < -SADDLE_REL_TOL * max(top, 1e-300) else "local_min"
+        if lo < -SADDLE_REL_TOL * max(top, 1e-300):
+            return "saddle"
+        return "flat_min" if lo <= SADDLE_REL_TOL * top else "local_min"
 
     def to_dict(self) -> dict:
         c = self.certificate
@@ -157,7 +203,9 @@ class RestartReport:
                 "class_gram_difference": self.class_gram_difference, "grad_norm": self.grad_norm,
                 **cert, "stop_reason": self.stop_reason,
                 "stop": self.stop_reason, "converged": self.converged,
-                "iterations": self.iterations, "cluster": self.cluster,
+                "iterations": self.iterations, "cluster": self.cluster, "init": self.init,
+                "rotation_cluster": self.rotation_cluster, "map_distance": self.map_distance,
+                "relabelled": self.relabelled,
                 "hessian_min": None if self.hessian is None else self.hessian[0],
                 "class_certified": None if self.class_certificate is None
                 else self.class_certificate.certified,
@@ -173,6 +221,7 @@ class VerifyResult:
     restarts: list[RestartReport]
     certificate_how: str
     timings: dict = field(default_factory=dict)
+    census: Census | None = None  # distinct minima up to the problem's relabellings and rotation
 
     @property
     def certifiable(self) -> bool:
@@ -196,16 +245,49 @@ class VerifyResult:
 
     @property
     def distinct_minima(self) -> int:
-        """Clusters (Gram distance <= SAME_POINT_TOL) among the converged end points."""
+        """Distinct minima among the converged end points: two are one when a relabelling in the
+        problem's symmetry and an orthogonal map carry one onto the other within Gram distance
+        SAME_POINT_TOL (``ufm.matching``); said only with the map found."""
         return len({r.cluster for r in self.restarts if r.cluster is not None})
+
+    @property
+    def distinct_minima_up_to_rotation(self) -> int:
+        """Clusters up to rotation alone (no relabelling): Gram distance <= SAME_POINT_TOL."""
+        return len({r.rotation_cluster for r in self.restarts if r.rotation_cluster is not None})
+
+    @property
+    def flat_minima(self) -> int:
+        """Distinct minima whose Hessian has a zero mode beyond rotations (``flat_min``)."""
+        return sum(m["kind"] == "flat_min" for m in self.minima)
+
+    @property
+    def minima(self) -> list[dict]:
+        """The distinct minima, best first: value, excess, how many restarts reached it (its basin
+        among the starts), which start kinds, its representative's Hessian, kind and certificate."""
+        out = []
+        for c in sorted({r.cluster for r in self.restarts if r.cluster is not None}):
+            members = [i for i, r in enumerate(self.restarts) if r.cluster == c]
+            rep = self.census.representatives[c] if self.census is not None else members[0]
+            r = self.restarts[rep]
+            inits = {}
+            for i in members:
+                inits[self.restarts[i].init] = inits.get(self.restarts[i].init, 0) + 1
+            out.append({"minimum": c, "value": r.value, "excess": r.excess, "gap": r.gap,
+                        "gap_over_scale": r.gap_over_scale, "restarts": len(members), "starts": inits,
+                        "hessian_min": None if r.hessian is None else r.hessian[0], "kind": r.kind,
+                        "certified": r.certified if r.certificate is not None else None,
+                        "certified_restarts": sum(self.restarts[i].certified for i in members),
+                        "representative": rep, "members": members})
+        return out
 
     def claim(self) -> str:
         R = len(self.restarts)
         unconverged = R - self.converged
         if not self.certifiable:
+            m = self.distinct_minima
             claim = (f"{self.problem.loss.name} is not convex in G and has no convex relaxation: no global "
-                     f"certificate exists; {self.distinct_minima} distinct minima among {self.converged} "
-                     "converged restarts (the census only)")
+                     f"certificate exists; {m} distinct {'minimum' if m == 1 else 'minima'} among "
+                     f"{self.converged} converged restarts (the census only)")
         else:
             certified = sum(r.certified for r in self.restarts)
             if certified:
@@ -240,8 +322,10 @@ class VerifyResult:
 
     def arrays(self) -> dict:
         """What ``ufm verify --out`` saves in arrays.npz: :func:`restart_arrays` of the end points."""
-        return restart_arrays(self.problem.samples, self.run.H, [r.value for r in self.restarts],
-                              [r.certified for r in self.restarts], self.dim)
+        out = restart_arrays(self.problem.samples, self.run.H, [r.value for r in self.restarts],
+                             [r.certified for r in self.restarts], self.dim)
+        out.update(census_arrays(self.problem.samples, self.restarts, self.census, self.dim))
+        return out
 
     def to_dict(self) -> dict:
         p = self.problem
@@ -260,6 +344,10 @@ class VerifyResult:
             "fraction_global": self.fraction_global,
             "converged": self.converged,
             "distinct_minima": self.distinct_minima,
+            "distinct_minima_up_to_rotation": self.distinct_minima_up_to_rotation,
+            "census_symmetry": None if self.census is None else self.census.symmetry,
+            "census_unresolved": None if self.census is None else self.census.unresolved,
+            "minima": self.minima,
             "same_point_tol": SAME_POINT_TOL,
             "best_value": float(values[np.argmin(excess)]),
             "fraction_best": float(np.mean(excess <= best * (1 + 1e-9))),
@@ -291,6 +379,29 @@ def restart_arrays(samples, H, values, certified, dim: int) -> dict:
             "certified": np.asarray(certified, dtype=bool).reshape(-1), "labels": labels}
 
 
+def census_arrays(samples, restarts, found: Census | None, dim: int) -> dict:
+    """The census's maps, in the user's sample order: ``cluster`` (R,) each restart's minimum
+    (-1: not converged); ``map_permutation`` (R, n): row j of a restart is row
+    ``map_permutation[r, j]`` of its minimum's representative after the map; ``map_rotation``
+    (R, d, d): ``restart @ map_rotation ~ representative[map_permutation]`` (identity for a
+    representative; NaN where a restart is in no minimum)."""
+    R, n = len(restarts), samples.n
+    perm = np.tile(np.arange(n), (R, 1))
+    rot = np.tile(np.eye(dim), (R, 1, 1))
+    cl = np.array([-1 if r.cluster is None else r.cluster for r in restarts], dtype=np.int64)
+    for i, r in enumerate(restarts):
+        m = None if found is None else found.matches[i]
+        if m is not None:
+            perm[i], rot[i] = m.permutation, m.rotation
+        elif r.cluster is None:
+            rot[i] = np.nan
+    if samples.order is not None:  # stored row s is the user's row order[s]
+        order = np.asarray(samples.order)
+        rows = np.argsort(order)
+        perm = order[perm[:, rows]]
+    return {"cluster": cl, "map_permutation": perm, "map_rotation": rot}
+
+
 def default_dim(problem: Problem) -> int:
     """k - 1 (where the relaxation is tight for SupCon and the instance simplex fits), and never
     1 (see :func:`optimize`)."""
@@ -300,31 +411,36 @@ def default_dim(problem: Problem) -> int:
 def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: str = "lbfgs",
            device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
-           progress: bool = False, precision: str = "auto", snap: bool = True) -> VerifyResult:
-    """Optimise from ``restarts`` random starts in dimension ``dim`` (default
-    :func:`default_dim`) and compare every end point with the certified convex optimum (where the
-    loss has a convex relaxation; otherwise the census alone)."""
+           progress: bool = False, precision: str = "auto", snap: bool = True,
+           init: str = "random", census_tol: float = SAME_POINT_TOL) -> VerifyResult:
+    """Optimise from ``restarts`` starts (``init``: see :func:`starts`) in dimension ``dim``
+    (default :func:`default_dim`), compare every end point with the certified convex optimum
+    (where the loss has a convex relaxation) and count the distinct minima up to the problem's
+    relabellings and rotation (``ufm.matching``)."""
     dim = default_dim(problem) if dim is None else dim
     t0 = time.perf_counter()
     loss, samples = problem.loss, problem.samples
     reason = problem.degenerate()
     if reason is not None:
         raise UFMInputError("--counts", f"degenerate problem: {reason}")
+    H0, inits = starts(problem, dim, restarts, seed, init) if init != "random" \
+        else (None, ["random"] * int(restarts))
     optimum = solve(problem, tol=tol) if loss.has_relaxation else None
     t1 = time.perf_counter()
     if loss.scalar_objective:
-        run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter,
+        run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter, H0=H0,
                        progress=progress, precision=precision, snap=snap)
     else:
         from solvers.dynamics import coordinate_restarts
 
-        run = coordinate_restarts(problem, dim, restarts, seed, grad_tol, max_iter, device)
+        run = coordinate_restarts(problem, dim, restarts, seed, grad_tol, max_iter, device, H0=H0)
     t2 = time.perf_counter()
     H_ref = None if optimum is None else optimum.embeddings(lift=True)
     ref_cos = None if optimum is None else optimum.class_gram()
     labels = problem.labels
     if hessian is None:
         hessian = problem.n * dim <= HESSIAN_MAX_COORDS and loss.scalar_objective
+    at_floor = loss.floor_tolerance(samples)  # 0 for a loss whose floor is never attained
     reports, how = [], "no certificate (the loss has no convex relaxation)"
     ex_star = None if optimum is None else optimum.certificate.excess
     floor_star = None if optimum is None else optimum.certificate.floor
@@ -340,23 +456,37 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
         # the point's own fixed-alpha program's)
         floor_r = problem.floor() if cert is None else cert.floor
         gap = None if ex_star is None else (floor_r - floor_star) + (excess - ex_star)
+        if gap is not None and abs(gap) <= at_floor and excess <= at_floor:
+            gap = 0.0  # both at the floor: their excesses are round-off
         reports.append(RestartReport(
             value=value, excess=excess, gap=gap,
-            rel_gap=None if gap is None else gap / max(ex_star, 1e-300),
+            rel_gap=None if gap is None or ex_star <= at_floor else gap / max(ex_star, 1e-300),
             gap_over_scale=None if gap is None else gap / max(scale_star, 1e-300),
             gram_distance=None if H_ref is None else metrics.gram_distance(H, H_ref),
             procrustes_distance=None if H_ref is None else metrics.procrustes_distance(H, H_ref),
             class_gram_difference=None if ref_cos is None else
             float(np.abs(metrics.class_mean_cosines(H, labels) - ref_cos).max()),
-            grad_norm=float(run.grad_norms[r]), certificate=cert,
+            grad_norm=None if run.reasons[r] == StopReason.FLOOR else float(run.grad_norms[r]),
+            certificate=cert,
             stop_reason=run.reasons[r].value, iterations=int(run.iterations[r]), cluster=None,
-            hessian=riemannian_hessian_extremes(loss, H, samples) if hessian else None,
+            # at the floor log(f - floor) has no Hessian (f - floor is round-off): none reported
+            hessian=riemannian_hessian_extremes(loss, H, samples)
+            if hessian and run.reasons[r] != StopReason.FLOOR else None,
             class_certificate=None if optimum is None else
-            certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6),
+            certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6), init=inits[r],
         ))
-    converged = [i for i, rep in enumerate(reports) if rep.converged]
-    for i, c in zip(converged, cluster([run.H[i] for i in converged]), strict=True):
-        reports[i].cluster = int(c)
     t3 = time.perf_counter()
-    timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "total": t3 - t0}
-    return VerifyResult(problem, dim, optimum, run, reports, how, timings)
+    converged = [i for i, rep in enumerate(reports) if rep.converged]
+    for i, c in zip(converged, cluster([run.H[i] for i in converged], census_tol), strict=True):
+        reports[i].rotation_cluster = int(c)
+    best_first = sorted(converged, key=lambda i: (reports[i].excess, i))
+    found = census(list(run.H), best_first, Relabellings.of(loss, samples), census_tol)
+    for i in converged:
+        reports[i].cluster = int(found.cluster[i])
+        m = found.matches[i]
+        reports[i].map_distance = 0.0 if m is None else m.distance
+        reports[i].relabelled = False if m is None else m.relabelled
+    t4 = time.perf_counter()
+    timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "census": t4 - t3,
+               "total": t4 - t0}
+    return VerifyResult(problem, dim, optimum, run, reports, how, timings, found)

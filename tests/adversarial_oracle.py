@@ -319,6 +319,48 @@ class KCLOracle:
         return float(total * LD(self.scale)), H
 
 
+# ---- the spectral contrastive loss ------------------------------------------------------------------
+
+
+class SpectralOracle:
+    """HaoChen et al. 2021, N pairs (u_i, v_i): -(2/N) sum_i u_i.v_i + 1/(N(N-1)) sum_{i != j}
+    (u_i.v_j)^2 (the mean form; reduction "sum" multiplies by N). Optimum: the same expression
+    over the N x N block of cross-view entries of a Gram on the elliptope (convex: linear plus
+    squares)."""
+
+    scalar = True
+
+    def __init__(self, values: dict, labels, views):
+        self.values = dict(values)
+        self.rel = _Relations(labels, views)
+        self.u, self.w = self.rel.pairs()
+        self.N = self.u.size
+        self.n = self.rel.n
+        self.scale = float(self.N) if values.get("reduction") == "sum" else 1.0
+
+    def value(self, H) -> float:
+        G = _gram(H)
+        N = self.N
+        M = G[np.ix_(self.u, self.w)]
+        diag = np.diagonal(M)
+        off = (M * M).sum() - (diag * diag).sum()
+        return (-2 * diag.sum() / LD(N) + off / LD(N * (N - 1))) * LD(self.scale)
+
+    def optimum(self) -> tuple[float, np.ndarray]:
+        import cvxpy as cp
+
+        N = self.N
+        G, cons = _elliptope(self.n)
+        M = G[self.u, :][:, self.w]
+        off = ~np.eye(N, dtype=bool)
+        objective = -2 * cp.trace(M) / N + cp.sum(cp.multiply(off, cp.square(M))) / (N * (N - 1))
+        prob = cp.Problem(cp.Minimize(objective), cons)
+        _solve(prob)
+        if prob.value is None:
+            return float("nan"), None
+        return float(prob.value) * self.scale, factor(G.value)
+
+
 # ---- alpha-CL: the fixed-alpha program ------------------------------------------------------------
 
 
@@ -489,6 +531,7 @@ ORACLES = {
     "dhel": DHELOracle,
     "kcl": KCLOracle,
     "alpha_cl": AlphaCLOracle,
+    "spectral": SpectralOracle,
 }
 
 

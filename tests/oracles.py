@@ -93,6 +93,21 @@ def kcl(U, V, kernel="gaussian", t=2.0, gamma=16.0, s=1.0):
     return float(-2 * align + gamma * energy)
 
 
+def spectral(U, V, reduction="mean"):
+    """HaoChen et al. 2021: -(2/N) sum_i u_i.v_i + 1/(N(N-1)) sum_{i != j} (u_i.v_j)^2 (mean form;
+    "sum" multiplies by N), one pair at a time."""
+    U = np.asarray(U, dtype=np.longdouble)
+    V = np.asarray(V, dtype=np.longdouble)
+    N = U.shape[0]
+    total = np.longdouble(0)
+    for i in range(N):
+        total += -2 * (U[i] @ V[i]) / N
+        for j in range(N):
+            if j != i:
+                total += (U[i] @ V[j]) ** 2 / (N * (N - 1))
+    return float(total * N if reduction == "sum" else total)
+
+
 def alpha_cl(H, instances, tau, weight="exp", p=2.0, eps=0.1, q=1.0):
     """Tian 2022 with alpha from the geometry: sum_i sum_{j in N(i)} alpha_ij (s_ij - mean_P s)."""
     G = _G(H)

@@ -40,7 +40,8 @@ naming the parameter's flag; the case is then skipped. A parameter that does not
 at the others' defaults (KCL's s under the Gaussian kernel) is tested again under each choice of a
 choice parameter where it does (found by evaluating the loss, not by name). Nothing here branches
 on a loss's name: samples come from ``samples_kind``, the judgement from ``scalar_objective``, the
-cases from ``params``; a loss without a written oracle is judged by ``GenericOracle``.
+cases from ``params`` (a loss that declares none, like the spectral loss, is posed under each
+``reduction``); a loss without a written oracle is judged by ``GenericOracle``.
 
 Run time: about 6 s on two cores (every solve, CVXPY program and oracle optimum is cached per
 loss and parameter value).
@@ -60,6 +61,7 @@ from solvers.certificate import certify_embeddings
 from solvers.solve import solve
 from ufm.errors import UFMInputError
 from ufm.losses import LOSSES
+from ufm.params import REDUCTION
 from ufm.problem import Problem
 from ufm.samples import Samples
 
@@ -232,7 +234,8 @@ def _cases() -> list:
     for cls in LOSSES.values():
         if not cls().has_relaxation:  # no certificate at its defaults: nothing to judge
             continue
-        for p in cls.params:
+        # a loss that declares no parameter (spectral) is posed under each reduction instead
+        for p in cls.params or (REDUCTION,):
             ends = param_ends(cls, p)
             for value in ends:
                 add(cls, p, value)
@@ -339,7 +342,7 @@ def make_loss(name, param, value, context=()):
     """The loss with one parameter set (and the context's), or a skip where the project refuses
     that value: a refusal must be a one-line UFMInputError naming a parameter set here."""
     cls = LOSSES[name]
-    flags = {p.name: p.flag for p in cls.params}
+    flags = {p.name: p.flag for p in (*cls.params, REDUCTION)}
     settings = {**dict(context), param: value}
     try:
         loss = cls(**settings)

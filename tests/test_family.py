@@ -45,6 +45,8 @@ CASES = [
     ("kcl", {"kernel": "log"}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "log")),
     ("kcl", {"kernel": "riesz"}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "riesz", s=1.0)),
     ("kcl", {"kernel": "riesz", "s": -1.0}, PAIRS, lambda H: oracles.kcl(H[0::2], H[1::2], "riesz", s=-1.0)),
+    ("spectral", {}, PAIRS, lambda H: oracles.spectral(H[0::2], H[1::2])),
+    ("spectral", {"reduction": "sum"}, PAIRS, lambda H: oracles.spectral(H[0::2], H[1::2], "sum")),
     ("alpha_cl", {}, PAIRS, lambda H: oracles.alpha_cl(H, PAIRS.labels, 0.5)),
     (
         "alpha_cl",
@@ -60,6 +62,12 @@ CASES = [
     ),
 ]
 IDS = [f"{c[0]}-{'-'.join(f'{v}' for v in c[1].values())}" for c in CASES]
+
+
+def test_every_registered_loss_has_a_definition_case():
+    """A loss added to the registry fails here until its paper's definition is written in
+    tests/oracles.py and listed in CASES (every form is then checked against it)."""
+    assert {c[0] for c in CASES} == set(LOSSES)
 
 
 @pytest.mark.parametrize("name,params,samples,oracle", CASES, ids=IDS)
@@ -99,6 +107,7 @@ def test_gram_gradient_matches_finite_differences(rng):
     for name, params, samples in [
         ("dhel", {}, PAIRS),
         ("kcl", {"kernel": "imq"}, PAIRS),
+        ("spectral", {}, PAIRS),
         ("infonce", {"negatives": "same_view", "tau": 0.5}, VIEWS),
     ]:
         loss = get_loss(name, **params)
@@ -348,11 +357,12 @@ def test_supcon_in_has_verify_and_census_but_no_certificate():
 
 def test_mean_reduction_divides_by_anchors():
     H = torch.tensor(random_unit(np.random.default_rng(0), 10, 3))
-    for name, anchors in (("dhel", 5), ("kcl", 5), ("infonce", 10), ("alpha_cl", 10)):
+    for name, anchors in (("dhel", 5), ("kcl", 5), ("infonce", 10), ("alpha_cl", 10), ("spectral", 5)):
         s = get_loss(name, reduction="sum").torch_value(H, PAIRS).item()
         m = get_loss(name, reduction="mean").torch_value(H, PAIRS).item()
         assert m == pytest.approx(s / anchors, rel=1e-12), name
     assert get_loss("kcl").reduction == "mean"  # the authors' normalisation
+    assert get_loss("spectral").reduction == "mean"  # HaoChen et al.'s
 
 
 def test_losses_check_their_samples():

@@ -228,6 +228,168 @@ def test_npy_float_labels_are_numbers(tmp_path):
     assert labels == (2, 10) and all(type(c) is int for c in labels)  # integral floats: ints
 
 
+# label tables (--label-column), header lines, notes (issue 16)
+
+TWO_COLUMNS = "id,label\n0,cat\n1,dog\n2,cat\n"
+
+
+def _unit_rows(n, d=3):
+    H = np.random.default_rng(0).standard_normal((n, d))
+    return H / np.linalg.norm(H, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("command", ["solve", "verify", "certify", "plot"])
+def test_two_column_csv_needs_label_column(capsys, tmp_path, command):
+    (tmp_path / "y.csv").write_text(TWO_COLUMNS)
+    np.save(tmp_path / "H.npy", _unit_rows(3))
+    out = tmp_path / "out"
+    extra = {"solve": ["--out", out], "verify": ["--out", out, "--device", "cpu"],
+             "certify": ["--embeddings", tmp_path / "H.npy"],
+             "plot": ["--embeddings", tmp_path / "H.npy", "--out", tmp_path / "f.svg"]}[command]
+    head = ["plot", "heatmap"] if command == "plot" else [command]
+    line = assert_one_line_error(run(capsys, *head, "--labels", tmp_path / "y.csv", *extra), "--labels")
+    assert "2 columns: id, label" in line and "--label-column" in line and "y.csv" in line
+    assert not out.exists() and not (tmp_path / "f.svg").exists()
+
+
+@pytest.mark.parametrize("column", ["label", "1"])
+def test_label_column_by_name_or_index(capsys, tmp_path, column):
+    (tmp_path / "y.csv").write_text(TWO_COLUMNS)
+    p = problem_of("--labels", tmp_path / "y.csv", "--label-column", column)
+    assert p.class_labels == ("cat", "dog") and p.counts == (2, 1)
+    err = capsys.readouterr().err
+    assert err.count("ufm: note: ") == 1 and "header line 'id,label' skipped" in err
+    assert "column 'label'" in err
+    assert p.describe()["samples"]["notes"] == [err.strip()[len("ufm: note: "):]]
+    # the other column, by index: the ids are the labels
+    assert problem_of("--labels", tmp_path / "y.csv", "--label-column", "0").class_labels == (0, 1, 2)
+
+
+def test_label_column_numbers_and_other_separators(tmp_path):
+    assert parse_labels_text("id\tlabel\n0\t3\n1\t1\n2\t3", column="label").tolist() == [3, 1, 3]
+    assert parse_labels_text('"id" "y"\n0 b\n1 a\n', column="y").tolist() == ["b", "a"]
+    notes = []
+    assert parse_labels_text("0 3\n1 1\n2 3\n", column="1", notes=notes).tolist() == [3, 1, 3]
+    assert notes == []  # no header line: nothing skipped, nothing said
+
+
+@pytest.mark.parametrize("text", ["0 3\n1 1\n2 3\n", "0,3,7\n1,1,7\n"])
+def test_table_without_header_needs_label_column(capsys, tmp_path, text):
+    (tmp_path / "y.txt").write_text(text)
+    line = assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / "y.txt"), "--labels")
+    assert "columns, no header line" in line and "--label-column" in line
+
+
+@pytest.mark.parametrize("column,words", [("2", ["index 2 out of range", "id, label"]),
+                                          ("name", ["no column 'name'", "id, label"]),
+                                          ("-1", ["no column '-1'", "0 to 1"])])
+def test_bad_label_column_lists_the_columns(capsys, tmp_path, column, words):
+    (tmp_path / "y.csv").write_text(TWO_COLUMNS)
+    out = tmp_path / "out"
+    line = assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / "y.csv", "--label-column",
+                                     column, "--out", out), "--label-column")
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+def test_label_column_on_a_single_column_is_validated(capsys, tmp_path):
+    (tmp_path / "y.txt").write_text("cat\ndog\ncat\n")
+    np.save(tmp_path / "y.npy", np.array([0, 1, 0]))
+    for f in ("y.txt", "y.npy"):
+        assert problem_of("--labels", tmp_path / f, "--label-column", "0").counts == (2, 1)
+        line = assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / f, "--label-column", "1"),
+                                     "--label-column")
+        assert "index 1 out of range" in line and f in line
+    line = assert_one_line_error(run(capsys, "solve", "--counts", "3,3", "--label-column", "1"),
+                                 "--label-column")
+    assert "--labels" in line
+
+
+@pytest.mark.parametrize("text", ["id,label\n", "label\n", "id,label\n\n\n", "cat dog\n"])
+def test_header_only_csv_is_no_labels(capsys, tmp_path, text):
+    (tmp_path / "y.csv").write_text(text)
+    out = tmp_path / "out"
+    line = assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / "y.csv", "--out", out),
+                                 "--labels")
+    assert "no labels" in line and "header" in line
+    assert not out.exists()
+    assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / "y.csv", "--label-column", "0"),
+                          "--labels")
+
+
+def test_string_csv_header_is_skipped_with_a_note(capsys, tmp_path):
+    (tmp_path / "y.csv").write_text("species\ncat\ndog\ncat\n")
+    p = problem_of("--labels", tmp_path / "y.csv")
+    assert p.class_labels == ("cat", "dog") and p.counts == (2, 1)
+    err = capsys.readouterr().err
+    assert err.startswith("ufm: note: --labels: ") and "header line 'species' skipped" in err
+    assert len(err.splitlines()) == 1
+    assert p.describe()["samples"]["notes"] == [err.strip()[len("ufm: note: "):]]
+
+
+def test_string_csv_without_header_keeps_every_line(capsys, tmp_path):
+    (tmp_path / "y.csv").write_text("cat\ndog\ncat\n")
+    p = problem_of("--labels", tmp_path / "y.csv")
+    assert p.class_labels == ("cat", "dog") and p.counts == (2, 1) and p.n == 3
+    assert capsys.readouterr().err == ""
+    assert "notes" not in p.describe()["samples"]
+    notes = []
+    assert read_labels(str(tmp_path / "y.csv"), notes=notes).tolist() == ["cat", "dog", "cat"]
+    assert notes == []
+
+
+def test_numeric_header_is_said_too(capsys, tmp_path):
+    (tmp_path / "y.csv").write_text("label\n3\n1\n3\n")
+    notes = []
+    assert read_labels(str(tmp_path / "y.csv"), notes=notes).tolist() == [3, 1, 3]
+    assert len(notes) == 1 and "header line 'label' skipped" in notes[0]
+
+
+def test_label_column_name_declares_the_header(capsys, tmp_path):
+    """A header csv.Sniffer cannot see (names of varying lengths) is declared by naming it."""
+    (tmp_path / "y.csv").write_text("label\ncat\nmouse\ncat\n")
+    p = problem_of("--labels", tmp_path / "y.csv", "--label-column", "label")
+    assert p.class_labels == ("cat", "mouse") and "header line 'label' skipped" in capsys.readouterr().err
+
+
+def test_ragged_table_names_the_line(capsys, tmp_path):
+    (tmp_path / "y.csv").write_text("id,label\n0,cat\n1\n2,dog\n")
+    line = assert_one_line_error(run(capsys, "solve", "--labels", tmp_path / "y.csv", "--label-column",
+                                     "label"), "--labels")
+    assert "line 3 has 1 field" in line
+
+
+def test_plot_embeddings_with_label_column(capsys, tmp_path):
+    (tmp_path / "y.csv").write_text(TWO_COLUMNS)
+    np.save(tmp_path / "H.npy", _unit_rows(3))
+    code, _, err = run(capsys, "plot", "heatmap", "--embeddings", tmp_path / "H.npy", "--labels",
+                       tmp_path / "y.csv", "--label-column", "label", "--out", tmp_path / "f.svg")
+    assert code == 0, err
+    assert "ufm: note: --labels: " in err and (tmp_path / "f.svg").exists()
+
+
+@pytest.mark.parametrize("text,how", [("5,,3", "two commas in a row"), (",5,3", "a leading comma"),
+                                      ("5,3,", "a trailing comma"), ("5, ,3", "two commas in a row")])
+def test_counts_with_an_empty_field(capsys, text, how):
+    line = assert_one_line_error(run(capsys, "solve", "--counts", text), "--counts")
+    assert "empty field" in line and how in line
+    assert problem_of("--counts", "5, 3").counts == (5, 3)  # a space after a comma is fine
+
+
+def test_batches_leaving_samples_out_say_how_many(capsys, tmp_path):
+    (tmp_path / "b.txt").write_text("0 5\n1 6\n")
+    p = problem_of("--counts", "5,5", "--batches", tmp_path / "b.txt")
+    err = capsys.readouterr().err
+    assert err.startswith("ufm: note: --batches: ") and "6 of the 10 samples" in err
+    d = p.describe()["samples"]
+    assert d["left_out"] == 6 and any("6 of the 10 samples" in note for note in d["notes"])
+    # batches that cover every sample: no note
+    (tmp_path / "all.txt").write_text("0 1 2 3 4\n5 6 7 8 9\n")
+    for spec in (tmp_path / "all.txt", "random:4", "balanced:4"):
+        q = problem_of("--counts", "5,5", "--batches", spec)
+        assert "left_out" not in q.describe()["samples"] and capsys.readouterr().err == ""
+
+
 # --------------------------------------------------------------------------------------------
 # counts, presets, --counts-file
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ufm.cli import main
+from ufm.metrics import gram_distance
 
 #: (loss, sample arguments, dimension): small problems, every loss of ``ufm verify --help``
 CASES = {
@@ -79,7 +80,8 @@ def test_out_writes_result_and_arrays(loss, verified):
     d = printed["dim"]
     with np.load(out / "arrays.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    assert set(arrays) == {"restarts", "values", "certified", "labels"}
+    assert set(arrays) == {"restarts", "values", "certified", "labels", "cluster", "map_permutation",
+                           "map_rotation"}
     H, values, certified, labels = (arrays[k] for k in ("restarts", "values", "certified", "labels"))
     assert H.shape == (RESTARTS, n, d) and H.dtype == np.float64
     assert np.allclose(np.linalg.norm(H, axis=-1), 1.0, atol=1e-9)
@@ -94,6 +96,14 @@ def test_out_writes_result_and_arrays(loss, verified):
         assert labels.tolist() == np.repeat(np.arange(n // 2), 2).tolist()  # sample a V + v: instance a
     if not printed["certifiable"]:
         assert not certified.any() and all(r["certified"] is None for r in rows)
+    # the census's maps: each restart onto its minimum's representative, rows in the user's order
+    assert arrays["cluster"].tolist() == [-1 if r["cluster"] is None else r["cluster"] for r in rows]
+    for r, c in enumerate(arrays["cluster"]):
+        if c >= 0:
+            rep = printed["minima"][c]["representative"]
+            mapped = H[rep][arrays["map_permutation"][r]]
+            assert gram_distance(H[r], mapped) <= printed["same_point_tol"]
+            assert np.linalg.norm(H[r] @ arrays["map_rotation"][r] - mapped) <= 0.1 * np.sqrt(n)
 
 
 @pytest.mark.parametrize("loss", ["supcon", "alpha_cl"])

@@ -24,13 +24,14 @@ from ufm.inputs import (
     certify_memory,
     check_memory,
     integer,
+    label_samples,
     positive_int,
     prepare_out,
+    print_notes,
     read_batches,
     read_counts,
     read_counts_file,
     read_embeddings,
-    read_labels,
     solve_memory,
     verify_memory,
 )
@@ -90,11 +91,14 @@ def _sample_arguments(p: argparse.ArgumentParser, labels_required: bool = False)
         src.add_argument("--counts-file", metavar="FILE",
                          help="text file of class sizes separated by spaces, commas or newlines")
     src.add_argument("--labels", help="label vector: .npy, or text with labels separated by spaces, "
-                     "commas, tabs or newlines (numbers when every label is a number; a CSV header "
-                     "line is skipped)")
+                     "commas, tabs or newlines (numbers when every label is a number), or a CSV table "
+                     "with --label-column; a header line is skipped, with a note")
     src.add_argument("--instances", metavar="N", help="N instances seen in --views views (positives: the "
                      "other views of an instance; InfoNCE, DCL, DHEL, KCL, alpha-CL); samples ordered "
                      "a V + v")
+    p.add_argument("--label-column", metavar="NAME|INDEX",
+                   help="with --labels: the column of a CSV table that holds the labels, by its header "
+                   "name or 0-based index (required when the file has more than one column)")
     p.add_argument("--views", metavar="V", default=None,
                    help="views per instance with --instances (default 2: pairs)")
     p.add_argument("--batches", metavar="SPEC",
@@ -173,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (mixed on cuda, float64 on cpu) | float64 | mixed (float32, then float64)")
     v.add_argument("--seed", default="0", help="seed of the random starts and of random batches, integer "
                    ">= 0 (default 0)")
+    v.add_argument("--init", default="random",
+                   help="random (uniform on the spheres; default) | aligned (every instance's views start "
+                   "equal: where KCL's minorant equals it) | both (alternating, random first); the census "
+                   "says which start kind reached each minimum")
     v.add_argument("--no-snap", action="store_true",
                    help="turn off collapse snapping (a class within 0.25 of its mean direction is set onto "
                    "it when that lowers the loss), to watch plain gradient dynamics")
@@ -390,12 +398,14 @@ def _samples_from_args(args, loss, seed: int):
 
     if args.views is not None and args.instances is None:
         raise UFMInputError("--views", "needs --instances N")
+    if getattr(args, "label_column", None) is not None and getattr(args, "labels", None) is None:
+        raise UFMInputError("--label-column", "needs --labels FILE")
     if args.instances is not None:
         n_inst = positive_int(args.instances, "--instances")
         views = 2 if args.views is None else positive_int(args.views, "--views")
         samples = Samples.instances_views(n_inst, views)
     elif getattr(args, "labels", None) is not None:
-        samples = Samples.from_labels(read_labels(args.labels))
+        samples = label_samples(args.labels, args.label_column)
     elif getattr(args, "counts_file", None) is not None:
         samples = Samples.from_counts(read_counts_file(args.counts_file))
     elif getattr(args, "counts", None) is not None:
@@ -407,6 +417,7 @@ def _samples_from_args(args, loss, seed: int):
     loss.check_samples(samples, "--loss")
     if args.batches is not None:
         samples = read_batches(args.batches, samples, seed)
+    print_notes(samples)
     return samples
 
 
@@ -478,7 +489,7 @@ def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args
 def cmd_verify(args) -> int:
     from solvers.certificate import CERTIFY_TOL
     from solvers.nonconvex import METHODS, PRECISIONS, check_dim, resolve_device
-    from solvers.verify import default_dim, restart_arrays, verify
+    from solvers.verify import INITS, census_arrays, default_dim, restart_arrays, verify
 
     seed = integer(args.seed, "--seed", 0, MAX_SEED)
     problem = _problem_from_args(args, seed)
@@ -486,6 +497,10 @@ def cmd_verify(args) -> int:
     check_dim(dim)
     restarts = positive_int(args.restarts, "--restarts")
     check_choice(args.optimizer, METHODS, "--optimizer", "optimizer")  # before the convex solve
+    check_choice(args.init, INITS, "--init", "start")
+    if args.init != "random" and problem.samples.grid is None:
+        raise UFMInputError("--init", f"{args.init} starts align the views of every instance: they need "
+                            "instances seen in views (--instances N [--views V])")
     check_choice(args.precision, PRECISIONS, "--precision", "precision")
     device = resolve_device(args.device)
     max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
@@ -501,7 +516,8 @@ def cmd_verify(args) -> int:
                    "floor": floor, "restarts": []}
         if out is not None:
             none = np.empty((0, problem.n, dim))
-            _save_verify(out, payload, restart_arrays(problem.samples, none, [], [], dim))
+            _save_verify(out, payload, {**restart_arrays(problem.samples, none, [], [], dim),
+                                        **census_arrays(problem.samples, [], None, dim)})
         print(json.dumps(payload) if args.json else
               f"degenerate problem: {reason}\noptimal value      {floor:.12g}   (= the floor)")
         return 0
@@ -509,7 +525,8 @@ def cmd_verify(args) -> int:
           f"{restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
-                 max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap)
+                 max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap,
+                 init=args.init)
     payload = res.to_dict()
     if plot is not None:
         from ufm.plot_command import verify_figure

@@ -8,7 +8,8 @@ exception numpy, torch, zipfile or pickle raise while reading one becomes such a
 - counts: ``--counts 10,10,2,2`` (numbers separated by commas or spaces), a preset
   (:data:`PRESETS`, :func:`preset_counts`), or ``--counts-file FILE``;
 - labels (``.npy`` or text; numbers where every token is a number, else strings; a CSV
-  header line is skipped) and embeddings (``.npy``, ``.npz``, ``.pt``);
+  of several columns needs ``--label-column``; a header line is skipped, with a note) and
+  embeddings (``.npy``, ``.npz``, ``.pt``);
 - scalars (:func:`integer`, :func:`positive_int`), the ``--out`` directory, and estimates
   of the memory ``ufm verify`` / ``ufm certify`` / ``ufm solve`` would need, checked against
   what the machine has.
@@ -16,11 +17,14 @@ exception numpy, torch, zipfile or pickle raise while reading one becomes such a
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -32,7 +36,8 @@ from ufm.samples import MAX_SAMPLES, Samples, balanced_batches, parse_counts, ra
 
 __all__ = [
     "PRESETS", "preset_counts", "read_counts", "read_counts_file", "parse_labels_text",
-    "read_labels", "read_embeddings", "existing_file", "integer", "positive_int",
+    "read_labels", "label_samples", "print_notes", "read_embeddings", "existing_file", "integer",
+    "positive_int",
     "prepare_out", "available_memory", "check_memory", "format_bytes",
     "verify_memory", "certify_memory", "solve_memory", "read_batches",
 ]
@@ -271,21 +276,137 @@ def _tokens(line: str) -> list[str]:
     return out
 
 
-def parse_labels_text(text: str, argument: str = "--labels", source: str = "") -> np.ndarray:
-    """Labels from text separated by spaces, commas, tabs or newlines.
+class _Fields(csv.excel):
+    """Fields already split (by :func:`_tokens`) and joined with commas: no quoting."""
 
-    Numbers when every token parses as a number ("1" and "1.0" are one class; int64 when all
-    are integers, classes then ordered numerically), strings otherwise. A first line whose
-    tokens are not all numbers, followed by only numbers, is a CSV header and is skipped.
+    quoting = csv.QUOTE_NONE
+    escapechar = "\\"
+
+
+class _FieldSniffer(csv.Sniffer):
+    """csv.Sniffer's header vote on fields ufm has split itself (its own sniff of the delimiter
+    fails on a single column)."""
+
+    def sniff(self, sample, delimiters=None):
+        return _Fields
+
+
+#: rows csv.Sniffer looks at (it votes on the header against at most 21 rows below it)
+_SNIFF_ROWS = 22
+
+
+def _sniffer_header(rows: list[list[str]]) -> bool:
+    """csv.Sniffer().has_header on the first rows (a first line whose fields differ in type or
+    length from the columns below it)."""
+    sample = "\n".join(",".join(f.replace("\\", "\\\\").replace(",", "\\,") for f in r)
+                       for r in rows[:_SNIFF_ROWS]) + "\n"
+    try:
+        return bool(_FieldSniffer().has_header(sample))
+    except (csv.Error, ValueError, TypeError):
+        return False
+
+
+def _has_header(rows: list[list[str]]) -> bool:
+    """Whether the first of these rows (all of one width, at least two rows) names the columns:
+    not a row of numbers, and either a column holds a word above numbers only, or csv.Sniffer
+    judges it a header."""
+    first, rest = rows[0], rows[1:]
+    if not rest or all(map(_is_number, first)):
+        return False
+    for j, name in enumerate(first):
+        if not _is_number(name) and all(_is_number(r[j]) for r in rest):
+            return True
+    return _sniffer_header(rows)
+
+
+def _shown(line: str, limit: int = 60) -> str:
+    line = line.strip()
+    return repr(line if len(line) <= limit else line[:limit - 3] + "...")
+
+
+def _column_index(column: str, names: list[str] | None, width: int, where: str,
+                  column_argument: str) -> int:
+    """The 0-based index of ``column`` (a header name, else an integer index < width)."""
+    indices = "index 0" if width == 1 else f"an index 0 to {width - 1}"
+    if names is not None:
+        listing = f"columns {', '.join(names)} (or {indices})"
+    else:
+        listing = f"{width} column{'s' if width > 1 else ''}, no header line: {indices}"
+    text = str(column).strip()
+    if names is not None and text in names:
+        return names.index(text)
+    if re.fullmatch(r"\+?\d{1,18}", text):
+        j = int(text)
+        if j < width:
+            return j
+        raise UFMInputError(column_argument, f"index {j} out of range: {where}{listing}")
+    raise UFMInputError(column_argument, f"no column {text!r}: {where}{listing}")
+
+
+def parse_labels_text(text: str, argument: str = "--labels", source: str = "", column: str | None = None,
+                      notes: list | None = None, column_argument: str = "--label-column") -> np.ndarray:
+    """Labels from text: one label per line, or labels separated by spaces, commas, tabs or
+    newlines, or a table (CSV) of which ``column`` (a header name or a 0-based index) holds them.
+
+    Numbers when every label parses as a number ("1" and "1.0" are one class; int64 when all
+    are integers, classes then ordered numerically), strings otherwise. A table (two lines or
+    more of the same number of fields, two or more) needs ``column``. A first line is a header,
+    and skipped, when it names the columns: a word above numbers only, or a first line
+    csv.Sniffer judges a header (fields of another type or length than the column below), or
+    the line that holds the ``column`` name; a line skipped so is said in ``notes`` (a list
+    the note is appended to). A single line of distinct words is a header with no labels.
     """
     where = f"{source}: " if source else ""
-    lines = [line for line in text.splitlines() if line.strip()]
-    tokens = [_tokens(line) for line in lines]
-    flat = [t for ts in tokens for t in ts]
-    if len(tokens) >= 2:
-        rest = [t for ts in tokens[1:] for t in ts]
-        if rest and not all(map(_is_number, tokens[0])) and all(map(_is_number, rest)):
-            flat = rest  # header line
+    numbered = [(no, line, _tokens(line)) for no, line in enumerate(text.splitlines(), start=1)]
+    numbered = [item for item in numbered if item[2]]
+    rows = [r for _, _, r in numbered]
+    if not rows:
+        raise UFMInputError(argument, f"{where}no labels in the file")
+    first = rows[0]
+    if len(rows) == 1:
+        if not any(map(_is_number, first)) and len(set(first)) == len(first):
+            raise UFMInputError(argument, f"{where}no labels: only a header line ({', '.join(first)})")
+        if column is not None:
+            _column_index(column, None, 1, where, column_argument)
+        return _label_values(first, argument, where)
+    width = len(first)
+    table = width >= 2 and (all(len(r) == width for r in rows)
+                            or (not any(map(_is_number, first)) and len(set(first)) == width))
+    if table or width == 1 and all(len(r) == 1 for r in rows):
+        for no, _, r in numbered[1:]:
+            if len(r) != width:
+                raise UFMInputError(argument, f"{where}line {no} has {len(r)} field(s), the first line "
+                                    f"{width} ({', '.join(first)})")
+        header = _has_header(rows)
+        if (column is not None and not header and str(column).strip() in first
+                and not re.fullmatch(r"\+?\d+", str(column).strip()) and not all(map(_is_number, first))):
+            header = True  # the column named is in the first line: it is a header
+        names = first if header else None
+        if column is None and width >= 2:
+            columns = (f"{width} columns: {', '.join(first)}" if header
+                       else f"{width} columns, no header line")
+            raise UFMInputError(argument, f"{where}{columns}; choose the labels with {column_argument} "
+                                "NAME|INDEX (0-based)")
+        j = 0 if column is None else _column_index(column, names, width, where, column_argument)
+        data = rows[1:] if header else rows
+        if header and notes is not None:
+            of = f"; labels from column {first[j]!r}" if width >= 2 else ""
+            notes.append(f"{argument}: {where}header line {_shown(numbered[0][1])} skipped{of}")
+        return _label_values([r[j] for r in data], argument, where)
+    # labels written across lines (rows of different lengths): every token is a label
+    if column is not None:
+        _column_index(column, None, 1, where, column_argument)
+    flat = [t for r in rows for t in r]
+    rest = flat[len(first):]
+    if not all(map(_is_number, first)) and all(map(_is_number, rest)):
+        flat = rest  # header line
+        if notes is not None:
+            notes.append(f"{argument}: {where}header line {_shown(numbered[0][1])} skipped")
+    return _label_values(flat, argument, where)
+
+
+def _label_values(flat: list[str], argument: str, where: str) -> np.ndarray:
+    """Numbers when every label is a number, else strings."""
     if not flat:
         raise UFMInputError(argument, f"{where}no labels in the file")
     if not all(map(_is_number, flat)):
@@ -309,14 +430,18 @@ def _integral(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def read_labels(path: str, argument: str = "--labels") -> np.ndarray:
+def read_labels(path: str, argument: str = "--labels", column: str | None = None,
+                notes: list | None = None, column_argument: str = "--label-column") -> np.ndarray:
     """A label vector from ``.npy`` (numbers or strings; shape (n,), (n, 1) or (1, n)) or text
-    (:func:`parse_labels_text`)."""
+    (:func:`parse_labels_text`: ``column`` picks the column of a table, a header line skipped
+    is said in ``notes``). A ``.npy`` vector is one column: ``column``, if given, must be 0."""
     p = existing_file(path, argument)
     if p.suffix.lower() == ".npy":
         y = _load_npy(p, argument)
         if y.ndim != 1 and not (y.ndim == 2 and 1 in y.shape):
             raise UFMInputError(argument, f"{p}: expected a vector of labels, got shape {y.shape}")
+        if column is not None:
+            _column_index(column, None, 1, f"{p} (a label vector): ", column_argument)
         kind = y.dtype.kind
         if kind == "c":
             raise UFMInputError(argument, f"{p}: complex labels ({y.dtype})")
@@ -336,7 +461,23 @@ def read_labels(path: str, argument: str = "--labels") -> np.ndarray:
                 raise UFMInputError(argument, f"{p}: {int(bad.sum())} NaN or infinite label(s)")
             y = _integral(y)
         return y
-    return parse_labels_text(_read_text(p, argument), argument, str(p))
+    return parse_labels_text(_read_text(p, argument), argument, str(p), column, notes, column_argument)
+
+
+def label_samples(path: str, column: str | None = None, argument: str = "--labels",
+                  column_argument: str = "--label-column") -> Samples:
+    """Samples of the labels in a file (:func:`read_labels`), with the notes on how it was read
+    (a header line skipped) in ``notes``."""
+    notes: list[str] = []
+    y = read_labels(path, argument, column, notes, column_argument)
+    return replace(Samples.from_labels(y, argument), notes=tuple(notes))
+
+
+def print_notes(samples: Samples, file=None) -> None:
+    """Every note of the samples (a header line skipped, samples in no batch) as one line
+    ``ufm: note: ...`` on stderr."""
+    for note in samples.all_notes:
+        print(f"ufm: note: {note}", file=file or sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,13 +130,13 @@ def _verify(problem, args, seed: int):
 
 def _user_embeddings(args):
     """(H, labels, counts) from --embeddings with --labels (rows normalised)."""
-    from ufm.inputs import read_embeddings, read_labels
-    from ufm.samples import Samples
+    from ufm.inputs import label_samples, print_notes, read_embeddings
 
     if args.labels is None:
         raise UFMInputError("--labels", "required with --embeddings")
     H = read_embeddings(args.embeddings)
-    samples = Samples.from_labels(read_labels(args.labels))
+    samples = label_samples(args.labels, getattr(args, "label_column", None))
+    print_notes(samples)
     if samples.n != H.shape[0]:
         raise UFMInputError("--labels", f"{samples.n} labels for {H.shape[0]} embeddings")
     if H.shape[0] > MAX_DRAWN_SAMPLES:

@@ -428,8 +428,9 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
     """Census of non-convex restarts (entries of ``ufm verify --json``'s "restarts"): (a) histogram
     of the gaps value - optimum on a log axis (gaps <= 1e-16, zero or negative, counted in the first
     bin); (b) lambda_min of each restart's certificate, certified and not certified in two colours;
-    (c) how many restarts reached each distinct end point (cluster), bars coloured by certificate,
-    ticks showing the cluster id and its excess over the floor. For SupCon every local minimum is
+    (c) how many restarts reached each distinct minimum (``cluster``: one minimum up to the problem's
+    relabellings and a rotation, ``ufm.matching``), bars coloured by certificate, ticks showing the
+    minimum's id and its excess over the floor. For SupCon every local minimum is
     global (Behnia & Thrampoulidis 2024): (c) should show one certified bar.
     """
     from matplotlib.patches import Patch
@@ -500,7 +501,7 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
         ex = ex[np.isfinite(ex)]
         ticks.append(f"{_fmt(cid)}\n{np.median(ex):.3g}" if ex.size else _fmt(cid))
     c.set_xticks(pos, ticks, fontsize="small")
-    c.set_xlabel("distinct end point (excess over the floor)")
+    c.set_xlabel("minimum, up to relabelling and rotation (excess)")
     c.set_ylabel("restarts")
     c.yaxis.set_major_locator(MaxNLocator(integer=True))
     c.margins(y=0.15)

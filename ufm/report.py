@@ -54,14 +54,16 @@ def certificate_lines(c: dict) -> list[str]:
     kind = c.get("scale_kind", "excess")
     rel = c.get("gap_relative_to_scale", c.get("gap_relative_to_excess"))
     if c.get("scale") is not None:
-        what = ("the excess" if kind == "excess"
-                else "the loss's range over the sphere, below the excess")
+        what = {"excess": "the excess",
+                "floor": "absolute: max(excess, the loss's declared scale), the floor being attained"
+                }.get(kind, "the loss's range over the sphere, below the excess")
         lines.append(f"scale              {c['scale']:.6e}   (what the geometry controls: {what})")
     if c.get("lambda_min") is None or rel is None:
         lines.append(f"certificate        {verdict}")
     else:
+        of = "scale" if kind == "floor" else kind
         lines.append(f"certificate        lambda_min {c['lambda_min']:.3e}, gap bound {c['gap_bound']:.3e} = "
-                     f"{rel:.1e} x {kind}: {verdict} at tol {c['tol']:g}")
+                     f"{rel:.1e} x {of}: {verdict} at tol {c['tol']:g}")
     if c.get("reason"):
         lines.append(f"                   ({c['reason']})")
     return lines
@@ -138,6 +140,36 @@ def format_solve(payload: dict, res=None) -> str:
     return "\n".join(lines)
 
 
+def _minima_words(m: int) -> str:
+    return f"{m} distinct {'minimum' if m == 1 else 'minima'}"
+
+
+def minima_lines(p: dict) -> list[str]:
+    """The census: one line per distinct minimum (best first) with its basin among the starts."""
+    minima = p.get("minima") or []
+    if not minima:
+        return []
+    rot = p.get("distinct_minima_up_to_rotation")
+    lines = [f"census             {_minima_words(p['distinct_minima'])} up to {p['census_symmetry']} "
+             f"(mapped Gram distance <= {p['same_point_tol']:g}); {rot} up to rotation alone"]
+    flat = sum(m["kind"] == "flat_min" for m in minima)
+    if flat:
+        lines.append(f"{'':19}{flat} of them flat (a zero Hessian mode beyond rotations): not isolated "
+                     "minima; those of equal value may be points of one connected set")
+    if p.get("census_unresolved"):
+        lines.append(f"{'':19}{p['census_unresolved']} pair(s) of minima agree on every invariant but "
+                     "no map was found within the search's budget: the count is an upper bound")
+    lines.append("   minimum        value   gap/s*  restarts  starts            Hessian min  kind       "
+                 "certified")
+    for m in minima:
+        hess = "-" if m["hessian_min"] is None else f"{m['hessian_min']:.2e}"
+        cert = "-" if m["certified"] is None else f"{m['certified_restarts']} of {m['restarts']}"
+        starts = ", ".join(f"{k} {v}" for k, v in m["starts"].items())
+        lines.append(f"   {m['minimum']:>7}  {m['value']:12.8g}  {_num(m['gap_over_scale']):>7}  "
+                     f"{m['restarts']:>8}  {starts:<16}  {hess:>11}  {m['kind'] or '-':<9}  {cert}")
+    return lines
+
+
 def format_verify(p: dict) -> str:
     """Table of a ``ufm verify`` payload."""
     oc = p["optimum_certificate"]
@@ -153,26 +185,28 @@ def format_verify(p: dict) -> str:
         share = f"{p['fraction_global']:.0%} certified global"
     lines += [
         f"restarts           {len(p['restarts'])} ({p['optimizer']} on {p['device']}, {p['dtype']}): "
-        f"{p['converged']} converged, {p['distinct_minima']} distinct minima among them "
-        f"(Gram distance > {p['same_point_tol']:g}), {share}",
+        f"{p['converged']} converged, {_minima_words(p['distinct_minima'])} among them, {share}",
         f"claim              {p['claim']}",
     ]
+    lines += minima_lines(p)
     if oc is None:
-        lines.append("   #        value   grad norm  Hessian min  cluster  stop")
+        lines.append("   #        value   grad norm  Hessian min  minimum  stop")
         for i, r in enumerate(p["restarts"]):
             hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
             cl = "-" if r["cluster"] is None else str(r["cluster"])
-            lines.append(f"{i:>4}  {r['value']:12.6g}  {r['grad_norm']:9.2e}  {hess:>11}  {cl:>7}  "
+            lines.append(f"{i:>4}  {r['value']:12.6g}  {_num(r['grad_norm']):>9}  {hess:>11}  {cl:>7}  "
                          f"{r['stop_reason']}")
         return "\n".join(lines)
-    lines.append("   #  value gap/s*  Gram dist   grad norm    gap/scale  certified  Hessian min  stop")
+    lines.append("   #  value gap/s*  Gram dist   grad norm    gap/scale  certified  Hessian min  minimum  "
+                 "stop")
     for i, r in enumerate(p["restarts"]):
         hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+        cl = "-" if r.get("cluster") is None else str(r["cluster"])
         lines.append(f"{i:>4}  {_num(r.get('gap_over_scale', r['rel_gap'])):>12}  {r['gram_distance']:9.2e}  "
-                     f"{r['grad_norm']:9.2e}  "
+                     f"{_num(r['grad_norm']):>9}  "
                      f"{_num(r.get('gap_relative_to_scale', r['gap_relative_to_excess'])):>10}  "
                      f"{'yes' if r['certified'] else 'no':>9}  "
-                     f"{hess:>11}  {r['stop_reason']}")
+                     f"{hess:>11}  {cl:>7}  {r['stop_reason']}")
     lines.append("(value gap/s*: (value - optimal value) / the optimum's scale; gap/scale: the certificate's "
                  "bound over what the geometry controls, the restart's excess capped by the loss's range)")
     return "\n".join(lines)
@@ -191,9 +225,10 @@ def format_certify(r: dict) -> str:
         lines.append("class level        collapsed embeddings: class-level certificate "
                      + ("CERTIFIED" if cc["certified"] else "NOT certified"))
     if r.get("optimal_value") is not None:
+        excess_gap = ("" if r.get("rel_gap") is None else
+                      f" (excess gap {r['rel_gap']:.2e} of the optimal excess)")
         lines.append(f"optimum            {r['optimal_value']:.12g} for these counts; value gap "
-                     f"{_num(r.get('gap_over_scale'))} of the optimum's scale (excess gap {r['rel_gap']:.2e} "
-                     "of the optimal excess)")
+                     f"{_num(r.get('gap_over_scale'))} of the optimum's scale{excess_gap}")
         lines.append(f"class-mean cosines max deviation from the optimum {r['cosines_vs_optimum']:.3e}, "
                      f"from the simplex ETF {r['cosines_vs_etf']:.3e}")
         lines.append(f"distance to the optimal geometry: Gram {r['gram_distance']:.3e}, Procrustes "

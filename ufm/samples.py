@@ -64,7 +64,15 @@ def parse_counts(counts: str | Sequence[int] | np.ndarray, argument: str = "--co
         return v
 
     if isinstance(counts, str):
-        values = [p for p in re.split(r"[,\s]+", counts.strip()) if p]
+        fields = counts.strip().split(",")
+        empty = [i for i, f in enumerate(fields) if not f.strip()]
+        if len(fields) > 1 and empty:
+            i = empty[0]
+            how = ("a leading comma" if i == 0 else "a trailing comma" if i == len(fields) - 1
+                   else "two commas in a row")
+            raise UFMInputError(argument, f"empty field {i + 1} of {len(fields)} ({how}); class counts "
+                                "are separated by single commas or spaces, e.g. 10,10,2,2")
+        values = [p for f in fields for p in f.split()]
     elif isinstance(counts, np.ndarray):
         values = counts.ravel().tolist()
     else:
@@ -97,6 +105,7 @@ class Samples:
     batches: tuple | None = None
     order: np.ndarray | None = field(default=None, repr=False)
     batch_spec: str | None = None  # how the batches were made (a file, random:B, balanced:B)
+    notes: tuple = ()  # what the user should know of how the samples were read (a header skipped)
 
     def __post_init__(self):
         object.__setattr__(self, "counts", parse_counts(self.counts))
@@ -204,7 +213,28 @@ class Samples:
             d["batches"] = len(self.batches)
             d["batch_sizes"] = sorted({int(b.size) for b in self.batches})
             d["batch_spec"] = self.batch_spec
+            if self.left_out:
+                d["left_out"] = self.left_out
+        if self.all_notes:
+            d["notes"] = list(self.all_notes)
         return d
+
+    @property
+    def all_notes(self) -> tuple:
+        """The notes, with one on the samples the batches leave out (when they do)."""
+        if not self.left_out:
+            return self.notes
+        return (*self.notes, f"--batches: the batches leave {self.left_out} of the {self.n} samples out "
+                "(in no batch): the loss does not see them")
+
+    @cached_property
+    def left_out(self) -> int | None:
+        """How many samples are in no batch (None without batches)."""
+        if self.batches is None:
+            return None
+        if not self.batches:
+            return self.n
+        return self.n - int(np.unique(np.concatenate(self.batches)).size)
 
     # ---- mini-batches -------------------------------------------------------------------------
     def with_batches(self, batches, spec: str | None = None) -> Samples:

@@ -14,11 +14,12 @@ from ufm.losses.base import Loss, as_samples
 from ufm.losses.dhel import DHEL
 from ufm.losses.infonce import DCL, InfoNCE
 from ufm.losses.kcl import KCL
+from ufm.losses.spectral import Spectral
 from ufm.losses.supcon import SupCon, SupConIn
 
 #: every registered loss, by its ``--loss`` name
 LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (SupCon, SupConIn, InfoNCE, DCL, DHEL, KCL, AlphaCL)
+    cls.name: cls for cls in (SupCon, SupConIn, InfoNCE, DCL, DHEL, KCL, AlphaCL, Spectral)
 }
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "DHEL",
     "KCL",
     "AlphaCL",
+    "Spectral",
     "LOSSES",
     "get_loss",
     "loss_class",

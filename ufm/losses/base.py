@@ -30,6 +30,10 @@ from ufm.params import REDUCTION, Param
 from ufm.samples import Samples
 from ufm.tables import NEG, NONE, POS, DenseTable, Table
 
+#: ulps of the loss's scale within which an attainable floor counts as reached (see
+#: :meth:`Loss.floor_tolerance`): the value floor + excess is a sum of O(n) terms of that scale
+FLOOR_ROUNDOFF = 16.0
+
 
 def as_samples(samples) -> Samples:
     """Samples, or class counts (a sequence of integers) taken as classes."""
@@ -65,6 +69,11 @@ class Loss(ABC):
     floor_text: ClassVar[str] = ""
     #: what the reported floor is (reports): see :meth:`point_floor`
     floor_note: ClassVar[str] = "geometry-independent lower bound"
+    #: True if some geometry reaches the floor (excess 0 at the optimum: the spectral loss). Then
+    #: no optimiser may chase log(0): solvers stop where the excess is 0 within round-off
+    #: (:meth:`floor_tolerance`), and certificates there decide on an absolute gap,
+    #: gap_bound <= tol x max(excess, :meth:`floor_scale`) (DESIGN section 5)
+    floor_attainable: ClassVar[bool] = False
     #: temperature, for losses that have one (set from ``params``)
     tau: float | None = None
 
@@ -133,11 +142,16 @@ class Loss(ABC):
             raise UFMInputError(argument, f"{self.name} needs instances seen in views (--instances N "
                                 "[--views V]); positives are the other views of an instance (with class "
                                 "labels use --loss supcon)")
+        if self.pairs_only and samples.grid is not None and samples.grid[1] != 2:
+            raise UFMInputError("--views", f"{self.name} is defined on pairs: --views must be 2, got "
+                                f"{samples.grid[1]}")
 
     #: negatives only among samples of the anchor's view (masks and anchor counts)
     negatives_same_view: ClassVar[bool] = False
     #: samples per anchor (2 where an anchor is a pair)
     anchor_size: ClassVar[int] = 1
+    #: defined on pairs only (instances x 2 views)
+    pairs_only: ClassVar[bool] = False
 
     def _is_anchor(self, npos, nneg):
         """Which samples anchor a term: by default those with a positive and a negative."""
@@ -210,6 +224,24 @@ class Loss(ABC):
     def log_geometry_range(self, samples) -> float:
         r = self.geometry_range(samples)
         return math.log(r) if r > 0 else -math.inf
+
+    def floor_scale(self, samples) -> float | None:
+        """The loss's declared scale for an absolute verdict at its floor: its range over the sphere
+        (:meth:`geometry_range`), or max(|floor|, anchors) where that is unbounded; None for a loss
+        whose floor is not attained (its excess is never 0: verdicts stay relative)."""
+        if not self.floor_attainable:
+            return None
+        r = self.geometry_range(samples)
+        if math.isfinite(r) and r > 0:
+            return r
+        return max(abs(self.floor(samples)), float(self.anchors(samples)), 1.0)
+
+    def floor_tolerance(self, samples) -> float:
+        """The excess below which a point is at the floor: :data:`FLOOR_ROUNDOFF` ulps of
+        :meth:`floor_scale` (the value floor + excess no longer moves in float64); 0 for a loss
+        whose floor is not attained."""
+        scale = self.floor_scale(samples)
+        return 0.0 if scale is None else FLOOR_ROUNDOFF * float(np.finfo(float).eps) * scale
 
     def point_floor(self, samples, *, dist=None, table=None, H=None) -> float:
         """The floor that the forms' excess is measured from at a point (given by its n x n

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from ufm.errors import UFMInputError
 from ufm.losses.masked_lse import MaskedLSE
 from ufm.params import temperature
-from ufm.samples import Samples
 
 
 class DHEL(MaskedLSE):
@@ -30,11 +28,6 @@ class DHEL(MaskedLSE):
     same_view_negatives = True
     anchor_word = "pair"
     anchor_size = 2
+    pairs_only = True
     floor_text = "sum over pairs of 2 log(M - 1) - 3/tau"
 
-    def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
-        super().check_samples(samples, argument)
-        if samples.grid is not None and samples.grid[1] != 2:
-            raise UFMInputError(
-                "--views", f"dhel is defined on pairs: --views must be 2, got {samples.grid[1]}"
-            )

@@ -281,6 +281,7 @@ class KCL(Loss):
     default_reduction = "mean"
     anchor_word = "pair"
     anchor_size = 2
+    pairs_only = True
     negatives_same_view = True
     floor_text = "-2 k_a(0) + 2 gamma k(r^2 = 4) (mean form)"
 
@@ -288,12 +289,6 @@ class KCL(Loss):
         self.minorant = False
         self.k = Kernel(self.kernel, self.t, self.s)
 
-    def check_samples(self, samples: Samples, argument: str = "--loss") -> None:
-        super().check_samples(samples, argument)
-        if samples.grid is not None and samples.grid[1] != 2:
-            raise UFMInputError(
-                "--views", f"kcl is defined on pairs: --views must be 2, got {samples.grid[1]}"
-            )
 
     @property
     def energy_convex(self) -> bool:

@@ -15,6 +15,7 @@ grid points (``select = {tau = 0.1, preset = "imagenet-lt"}``). Kinds:
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +229,7 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
                 sub = f"value {r['optimal_value']:.6g}" if r.get("optimal_value") is not None else ""
                 if r.get("rank") is not None:
                     sub += f", rank {r['rank']}"
-            used = study.loss_params_text(r["params"])
+            used = textwrap.fill(study.loss_params_text(r["params"]), 34)
             name = _describe_params(r["params"], varying) or r["params"]["loss"]
             panels.append({"name": name, "cosines": cos, "subtitle": f"{used}\n{sub}" if used else sub})
         fig = plotting.loss_family(panels, title=title)

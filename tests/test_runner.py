@@ -407,3 +407,56 @@ def test_default_out_and_second_run_at_once_is_refused(study, tmp_path, monkeypa
         with pytest.raises(UFMInputError) as err:
             run_command(str(study), str(out), False)
     assert err.value.argument == "--out" and "another ufm run" in err.value.message
+
+
+FAMILY = """\
+[problem]
+kind = "views"
+instances = 3
+loss = ["dhel", "alpha_cl", "infonce"]
+dim = 2
+
+[verify]
+restarts = 2
+
+[[figure]]
+kind = "family"
+file = "family.png"
+"""
+
+
+def test_points_take_each_loss_defaults_and_say_so(tmp_path, monkeypatch):
+    """Issue 16: a loss parameter the file leaves out is each point's loss's own default (DHEL
+    tau 0.3, alpha-CL 0.5, InfoNCE 0.1; before: 1.0 for all), the summary has a loss_params column,
+    and the family figure titles each panel with the drawn restart's value and its parameters."""
+    from ufm import plotting
+    from ufm.losses import get_loss
+
+    drawn = {}
+    real = plotting.loss_family
+
+    def spy(panels, *args, **kw):
+        drawn["panels"] = list(panels)
+        return real(panels, *args, **kw)
+
+    monkeypatch.setattr(plotting, "loss_family", spy)
+    path = tmp_path / "family.toml"
+    path.write_text(FAMILY)
+    out = tmp_path / "out"
+    assert run_command(str(path), str(out), False) == 0
+    rows = {r["params"]["loss"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    for name in ("dhel", "alpha_cl", "infonce"):
+        assert rows[name]["params"]["tau"] == get_loss(name).tau
+        assert rows[name]["loss_params"]["tau"] == get_loss(name).tau
+    assert rows["dhel"]["params"]["tau"] == 0.3 and rows["alpha_cl"]["params"]["tau"] == 0.5
+    header, *lines = (out / "summary.csv").read_text().splitlines()
+    assert header.split(",")[:2] == ["loss", "loss_params"]
+    assert any(line.startswith("dhel,tau=0.3,") for line in lines)
+    panels = {p["name"]: p for p in drawn["panels"]}
+    for name, row in rows.items():
+        sub = panels[f"loss {name}"]["subtitle"]
+        assert f"tau={row['params']['tau']}" in sub
+        assert f"{row['best_value']:.6g}" in sub  # the drawn restart's value, not the relaxation's
+        opt = row.get("optimal_value")
+        if opt is not None and f"{opt:.6g}" != f"{row['best_value']:.6g}":
+            assert f"{opt:.6g}" not in sub

@@ -5,7 +5,7 @@ same run, as a ratio:
    against the same starts one at a time.
 2. Two-layer training step: the loss's closed-form gradient in the embeddings back-propagated
    through the network, against autograd through the loss's plain definition.
-3. Kinked units: the exact ascent on the kinks and its certificate (solvers.kinks) after the
+3. Kinked units: the exact ascent on the kinks and its certificate (solvers.networks.kinks) after the
    gradient stage, against the gradient stage it finishes: its cost as a ratio, and what it buys
    (end points certified before and after, the rise of E).
 
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from _common import table, timeit  # benchmarks/ is on sys.path when run as a script
 
-from solvers.kinks import LocalVerdict, check_kink_optimum
-from solvers.one_layer import maximise, refine_and_check
+from solvers.networks.kinks import LocalVerdict, check_kink_optimum
+from solvers.networks.one_layer import maximise, refine_and_check
 from ufm.losses import InfoNCE
 from ufm.networks.data import pattern_data, pattern_mixture
 from ufm.networks.two_layer import TwoLayer

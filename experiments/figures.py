@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.validate import FIGURE_KEYS, choice, string, suggest
 from ufm.errors import UFMInputError
 from ufm.plotting import FIGURE_SUFFIXES as SUFFIXES
 
@@ -49,8 +50,6 @@ def _matches(params: dict, select: dict) -> bool:
 
 def validate_figures(raw, study) -> list[dict]:
     """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns)."""
-    from experiments.study import FIGURE_KEYS, choice, string, suggest
-
     if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
         raise UFMInputError("[[figure]]", "must be an array of tables ([[figure]] ... )")
     from experiments.rows import MAX_ARRAY_CLASSES, MAX_ARRAY_SAMPLES

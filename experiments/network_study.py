@@ -4,6 +4,7 @@ table instead of ``[problem]``: every list-valued entry is swept, each point is 
 
 from __future__ import annotations
 
+from experiments.validate import MAX_SEED, choice, integer, number, suggest
 from ufm.errors import UFMInputError
 
 MODELS = ("one-layer", "two-layer")
@@ -25,7 +26,6 @@ def _key(key: str) -> str:
 
 
 def _value(key: str, v):
-    from experiments.study import choice, integer, number
     from ufm.networks.one_layer import ACTIVATIONS
 
     w = _key(key)
@@ -42,7 +42,7 @@ def _value(key: str, v):
     if key == "lr":
         return number(v, w, 0, strict=True)
     if key == "seed":
-        return integer(v, w, 0, 2**63 - 1)
+        return integer(v, w, 0, MAX_SEED)
     if key == "samples":
         return integer(v, w, 2, 100_000)
     return integer(v, w, 1, 10**9)  # every other key: a count
@@ -52,8 +52,6 @@ def validate_network(raw: dict) -> tuple[dict, list[str]]:
     """The normalised [network] table (file order, then defaults) and its swept keys."""
     for key in raw:
         if key not in NETWORK_KEYS:
-            from experiments.study import suggest
-
             raise UFMInputError(_key(key), "unknown key" + suggest(key, NETWORK_KEYS)
                                 + f" (valid keys: {', '.join(NETWORK_KEYS)})")
     if isinstance(raw.get("model"), list):
@@ -116,7 +114,7 @@ def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
 
     data = network_data(params)
     if params["model"] == "one-layer":
-        from solvers.one_layer import one_layer_census, top_eigenvector_cosine
+        from solvers.networks.one_layer import one_layer_census, top_eigenvector_cosine
 
         res = one_layer_census(data, params["activation"], params["restarts"], params["seed"],
                                params["max_iter"])
@@ -131,7 +129,7 @@ def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:
                   "optima": np.array([o.w for o in res.optima]) if res.optima else np.zeros((0, data.dim)),
                   "alignment": np.array([np.nan if o.alignment is None else o.alignment for o in res.optima])}
     else:
-        from solvers.two_layer import train_two_layer
+        from solvers.networks.two_layer import train_two_layer
 
         res = train_two_layer(data, params["locations"], params["vocab"], params["activation"],
                               params["hidden"], params["out_dim"], None, params["steps"], params["lr"],

@@ -24,7 +24,6 @@ The whole study is validated before anything is solved; every error names its TO
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -33,6 +32,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.validate import (
+    FIGURE_KEYS,
+    MAX_SEED,
+    _is_number,
+    _key,
+    choice,
+    integer,
+    number,
+    string,
+    suggest,
+)
 from ufm.errors import UFMInputError
 from ufm.losses import all_params, available_losses, loss_class
 from ufm.problem import Problem
@@ -46,7 +56,6 @@ SAMPLE_KEYS = ("loss", "kind", "counts", "preset", "instances", "views", "k_majo
                "n_minor", "ratio", "batches", "dim", "seed")
 LOSS_KEYS = (*all_params(), "reduction")
 VERIFY_KEYS = ("restarts", "optimizer", "max_iter", "precision", "device", "snap", "init")
-FIGURE_KEYS = ("kind", "file", "select", "x", "y", "by", "title", "projection")
 #: the keys each table accepts
 TABLE_KEYS = {
     "study": ("name", "description"),
@@ -67,7 +76,6 @@ KIND_OPTIONAL = {"views": ("views",)}
 PROBLEM_DEFAULTS = {"loss": "supcon", "kind": "counts"}
 VERIFY_DEFAULTS = {"restarts": 8, "optimizer": "lbfgs", "max_iter": 5000, "precision": "float64",
                    "device": "cpu", "snap": True}
-MAX_SEED = 2**63 - 1
 
 
 def _solve_defaults() -> dict:
@@ -152,51 +160,10 @@ class Study:
 # --------------------------------------------------------------------------- values
 
 
-def _key(table: str, key: str) -> str:
-    return f"[{table}].{key}"
-
-
-def suggest(word: str, choices, fmt="{!r}") -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {fmt.format(close[0])}?)" if close else ""
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def number(v, where: str, minimum: float, strict: bool) -> float:
-    """A finite number (TOML integer or float, not a boolean) > or >= ``minimum``."""
-    if not _is_number(v):
-        raise UFMInputError(where, f"must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise UFMInputError(where, f"must be a finite number, got {v}")
-    if (v <= minimum) if strict else (v < minimum):
-        raise UFMInputError(where, f"must be {'>' if strict else '>='} {minimum:g}, got {v}")
-    return float(v)
-
-
-def integer(v, where: str, minimum: int, maximum: int | None = None) -> int:
-    """An integer >= ``minimum`` (an integer-valued float such as 2.0 is accepted)."""
-    if not _is_number(v) or not math.isfinite(v) or v != int(v):
-        raise UFMInputError(where, f"must be an integer, got {v!r}")
-    if v < minimum:
-        raise UFMInputError(where, f"must be an integer >= {minimum}, got {v}")
-    if maximum is not None and v > maximum:
-        raise UFMInputError(where, f"must be an integer <= {maximum}, got {v}")
-    return int(v)
-
-
 def _counts(v, where: str) -> list[int]:
     if not isinstance(v, list) or not v:
         raise UFMInputError(where, f"must be a non-empty list of class sizes, got {v!r}")
     return [integer(c, where, 1) for c in v]
-
-
-def string(v, where: str) -> str:
-    if not isinstance(v, str):
-        raise UFMInputError(where, f"must be a string, got {v!r}")
-    return v
 
 
 def _loss(v, where: str) -> str:
@@ -206,14 +173,6 @@ def _loss(v, where: str) -> str:
         raise UFMInputError(where, f"unknown loss {name!r}{suggest(name, known)} "
                             f"(known: {', '.join(known)})")
     return name
-
-
-def choice(v, where: str, choices, what: str) -> str:
-    value = string(v, where)
-    if value not in choices:
-        raise UFMInputError(where, f"unknown {what} {value!r}{suggest(value, choices)} "
-                            f"(choose from {', '.join(choices)})")
-    return value
 
 
 def _preset(v, where: str) -> str:

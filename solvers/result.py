@@ -110,11 +110,8 @@ class SolveResult:
 
 
 def _relaxation_words(loss) -> str:
+    """What certifies the loss, in the loss's own words (``relaxation_text``, ``minorant_text``)."""
     relax = loss.relaxation()
     if relax is None:
         return "none: not convex in G, no global certificate"
-    if relax is loss:
-        if not loss.scalar_objective:
-            return "the fixed-alpha program (linear in G) at the point's own alpha"
-        return "the loss itself (convex in G)"
-    return "a convex minorant equal to the loss where views align (the energy)"
+    return loss.relaxation_text if relax is loss else loss.minorant_text

@@ -186,9 +186,9 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
         cert = certify_reduced(loss, sym, dist, tol, samples)
         timings.update(dynamics=run.seconds, certify=time.perf_counter() - t1)
         status = SolveStatus.CONVERGED if run.converged else SolveStatus.ITERATION_LIMIT
-        notes.append(f"coordinate-wise dynamics (alpha from the current geometry): {run.iterations} steps, "
+        notes.append(f"coordinate-wise dynamics ({loss.dynamics_text}): {run.iterations} steps, "
                      f"stopped on {run.reason.value}; certified means a global optimum of its own "
-                     "fixed-alpha program")
+                     f"{loss.fixed_point_program}")
         Z, its = run.Z, run.iterations
     else:
         Z, dist, cert, cert_secs, status, its, secs, stop = _polish(loss, sym, samples, Z0, tol, max_iter)
@@ -381,7 +381,7 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
     return SolveResult(problem, "full", "dynamics", status, cert.value, geometry, cert,
                        int(run.iterations.sum()), timings, None,
                        [f"coordinate-wise dynamics from 4 restarts in dimension {d}; certified means a "
-                        "global optimum of its own fixed-alpha program", *notes],
+                        f"global optimum of its own {loss.fixed_point_program}", *notes],
                        symmetry="none (the n x n program)")
 
 

@@ -299,7 +299,7 @@ class VerifyResult:
                 claim = f"no restart certified global (0 of {R})"
             if not self.problem.loss.scalar_objective:
                 claim += (" (fixed points of the coordinate-wise dynamics, certified on their own "
-                          "fixed-alpha program)")
+                          f"{self.problem.loss.fixed_point_program})")
         if unconverged:
             claim += f"; {self._unconverged_text()}"
         return claim

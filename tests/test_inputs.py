@@ -15,7 +15,8 @@ import pytest
 
 import ufm
 import ufm.inputs
-from ufm.cli import _problem_from_args, build_parser, main
+from ufm.cli import build_parser, main
+from ufm.cli.commands import _problem_from_args
 from ufm.inputs import PRESETS, parse_labels_text, preset_counts, read_labels
 from ufm.problem import Problem
 

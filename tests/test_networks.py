@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from solvers.one_layer import census, maximise, one_layer_census
+from solvers.networks.one_layer import census, maximise, one_layer_census
 from ufm.errors import UFMInputError
 from ufm.networks.data import pattern_data, pattern_mixture
 from ufm.networks.one_layer import contrastive_covariance, energy
@@ -116,7 +116,7 @@ def test_kink_certificate_on_a_two_row_closed_form():
     circle. For 0 < alpha < 1 the kink of b at w = (1, 0) is a strict local maximum (one-sided
     slopes alpha/2 > 0 and (alpha - 1)/2 < 0), E = 1/4, for ReLU and leaky ReLU alike; for
     alpha = 1.5 the slope into b's positive side is +1/4: not optimal, ascent direction (0, 1)."""
-    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+    from solvers.networks.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
 
     x = np.array([[1.0, 0.5], [0.0, 1.0]])
     for activation in ("relu", "leaky_relu"):
@@ -136,7 +136,7 @@ def test_kink_certificate_on_a_two_row_closed_form():
 def test_not_optimal_points_on_kinks_come_with_an_ascent_direction(activation, rng):
     """A point put on a kink at random is not a local maximum; the direction the check returns
     raises E (evaluated by the definition) for small steps."""
-    from solvers.kinks import LocalVerdict, check_kink_optimum
+    from solvers.networks.kinks import LocalVerdict, check_kink_optimum
 
     d = pattern_mixture(200, patterns=3, dim=8, noise=0.1, seed=5)
     for _ in range(5):
@@ -153,7 +153,7 @@ def test_not_optimal_points_on_kinks_come_with_an_ascent_direction(activation, r
 def test_gradient_ascent_stops_short_of_the_kink_optima():
     """The reason for the kink ascent: plain Riemannian ascent ends near the kinks with a
     gradient that does not vanish; the exact ascent from there raises E and certifies."""
-    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+    from solvers.networks.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
 
     d = pattern_data(300, locations=5, vocab=8, patterns=3, fixed=2, seed=3)
     W, E, gn, _, stops = maximise(d.x1, d.x2, "relu", restarts=4, seed=0)
@@ -167,8 +167,8 @@ def test_smooth_check_tells_the_top_eigenvector_from_a_saddle(rng):
     """Linear unit: the top eigenvector of C is a certified local maximum; the second is a saddle
     (the check returns the top eigenvector as the ascent direction), a random point is not
     stationary."""
-    from solvers.kinks import LocalVerdict
-    from solvers.one_layer import check_smooth_optimum
+    from solvers.networks.kinks import LocalVerdict
+    from solvers.networks.one_layer import check_smooth_optimum
 
     d = pattern_mixture(200, patterns=3, dim=6, noise=0.1, magnitudes=[1.0, 1.5, 2.0], seed=0)
     vectors = np.linalg.eigh(contrastive_covariance(d.x1, d.x2))[1]
@@ -228,7 +228,7 @@ def test_two_layer_gradient_is_the_losss_gradient_backpropagated():
 
 
 def test_two_layer_training_lowers_the_loss():
-    from solvers.two_layer import train_two_layer
+    from solvers.networks.two_layer import train_two_layer
 
     d = pattern_data(32, locations=4, vocab=6, patterns=3, fixed=2, seed=0)
     res = train_two_layer(d, 4, 6, "relu", hidden=3, out_dim=6, steps=60, lr=0.02, seed=0)
@@ -311,7 +311,7 @@ def test_two_layer_relu_units_specialise_and_linear_units_do_not():
     """Tian 2023's qualitative finding on a small instance: trained through InfoNCE, a good share
     of ReLU hidden units answer one pattern token (>= 80% of their response variance), linear
     units mix tokens. Averaged over three seeds (per seed: ReLU 21-60%, linear 8-38%)."""
-    from solvers.two_layer import train_two_layer
+    from solvers.networks.two_layer import train_two_layer
 
     shares = {"linear": [], "relu": []}
     for seed in (0, 1, 3):
@@ -336,7 +336,7 @@ def test_two_layer_divergence_is_reported_not_printed_as_a_result(capsys):
 def test_a_maximum_inside_a_cell_is_certified_without_kinks():
     """Regression: with no row on its kink the first-order tolerance scaled with the cancelled
     gradient (round-off against round-off) and a true maximum was called not optimal."""
-    from solvers.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
+    from solvers.networks.kinks import LocalVerdict, ascend_on_kinks, check_kink_optimum
 
     rng = np.random.default_rng(0)
     n, D = 200, 4
@@ -356,7 +356,7 @@ def test_a_maximum_inside_a_cell_is_certified_without_kinks():
 def test_interior_margin_is_not_fooled_by_a_multiplier_on_the_boundary(rng):
     """Regression: the unscaled LP (feasibility tolerance 1e-7) gave margins up to 2e-4 where the
     only multiplier has a coordinate exactly on 0 or 1 (full column rank: lam is unique)."""
-    from solvers.kinks import MARGIN_TOL, _interior_margin
+    from solvers.networks.kinks import MARGIN_TOL, _interior_margin
 
     for _ in range(200):
         D = int(rng.integers(3, 12))
@@ -400,7 +400,7 @@ def test_certified_radius_holds_by_brute_force(activation, kind, rng):
 
 def test_network_cli_one_layer_table_says_certified_only_where_certified(capsys):
     from ufm.cli import main
-    from ufm.network_command import _table
+    from ufm.cli.network import _table
 
     assert main(["network", "one-layer", "--samples", "100", "--patterns", "2", "--input-dim", "6",
                  "--activation", "linear", "--restarts", "4"]) == 0
@@ -421,8 +421,8 @@ def test_network_cli_one_layer_table_says_certified_only_where_certified(capsys)
 
 
 def test_kink_module_energy_is_the_units_energy(rng):
-    """solvers.kinks keeps a numpy E for its line searches: it is ufm.networks.one_layer.energy."""
-    from solvers.kinks import energy_np, slope_of
+    """solvers.networks.kinks keeps a numpy E for its line searches: it is ufm.networks.one_layer.energy."""
+    from solvers.networks.kinks import energy_np, slope_of
 
     d = pattern_mixture(50, patterns=3, dim=6, noise=0.2, seed=0)
     W = rng.standard_normal((5, 6))

@@ -121,7 +121,7 @@ def test_plotting_figures_directly():
     class-mean cosines (the simplex ETF for balanced counts)."""
     from solvers import solve
     from ufm import Problem
-    from ufm.plot_command import solve_figure
+    from ufm.cli.plot import solve_figure
 
     res = solve(Problem((5, 5, 5), tau=0.5))
     fig = solve_figure(res)

@@ -245,7 +245,7 @@ def test_bad_network_studies_name_the_key(tmp_path, text, key, words):
 
 def test_network_study_rows_match_the_network_command(tmp_path, capsys):
     """A [network] point is the census `ufm network one-layer` prints for the same settings."""
-    from solvers.one_layer import one_layer_census
+    from solvers.networks.one_layer import one_layer_census
     from ufm.networks.data import pattern_mixture
 
     path = _write(tmp_path, NETWORK + "samples = 120\nrestarts = 8\n")

@@ -244,7 +244,7 @@ def test_bad_out_is_one_line_before_any_work(make, says, capsys, tmp_path, monke
 
 def test_failed_save_leaves_no_partial_files(capsys, tmp_path, monkeypatch):
     """Both files are serialised before either is written: a failure leaves the folder as it was."""
-    import ufm.cli
+    import ufm.cli.commands
 
     out = tmp_path / "out"
     out.mkdir()
@@ -253,7 +253,7 @@ def test_failed_save_leaves_no_partial_files(capsys, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ufm.cli.np, "savez_compressed", broken)
+    monkeypatch.setattr(ufm.cli.commands.np, "savez_compressed", broken)
     code, _, err = run(capsys, "verify", "--counts", "3,3", "--dim", "2", "--restarts", 1, "--out", out)
     assert code == 1 and "disk full" in err
     assert sorted(p.name for p in out.iterdir()) == ["result.json"]

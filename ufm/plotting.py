@@ -640,7 +640,7 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
     starts against the activation: certified local optima, end points not certified (not optimal or
     unresolved), dead units; (b) the cosine of
     each optimum with its best-aligned pattern, per activation. ``results``: the ``to_dict()`` of
-    ``solvers.one_layer.OneLayerResult`` for each activation."""
+    ``solvers.networks.one_layer.OneLayerResult`` for each activation."""
     results = list(results)
     if not results:
         raise ValueError("network_census: no results to draw")

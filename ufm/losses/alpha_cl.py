@@ -147,6 +147,15 @@ class AlphaCL(Loss):
                   "s_ij - s_ii' >= -2); never below -2 per anchor")
 
     floor_note = "-2 sum alpha: the fixed-alpha program's floor at the point's own alpha"
+    relaxation_text = "the fixed-alpha program (linear in G) at the point's own alpha"
+    dynamics_text = "alpha from the current geometry"
+    fixed_point_program = "fixed-alpha program"
+    formula_note = (
+        "s = G (cosines), i' the positive of i; w = g(r^p), r = 1 - s; g: exp e^{-x/tau}, quadratic "
+        "(mu_i - x)_+/tau (a sparsemax), inverse (x + tau)^-q; T_i = |N(i)| (`--eps-term negatives`, the "
+        "authors' code) or the positives' weight (`positive`, the paper)"
+    )
+    convexity_note = "the fixed-alpha program is linear in G"
 
     def _check(self) -> None:
         if self.eps_term == "positive" and self.weight == "quadratic":

@@ -61,12 +61,25 @@ class Loss(ABC):
     uses_views: ClassVar[bool] = False
     #: False: no scalar objective has its dynamics as gradient (solved by coordinate-wise dynamics)
     scalar_objective: ClassVar[bool] = True
+    #: reports: the convex program that certifies the loss when it is its own relaxation
+    relaxation_text: ClassVar[str] = "the loss itself (convex in G)"
+    #: reports: the convex minorant :meth:`relaxation` returns when it is not the loss itself
+    minorant_text: ClassVar[str] = "a convex minorant equal to the loss at the optimum"
+    #: reports, losses without a scalar objective: what each step of the coordinate-wise dynamics
+    #: sets from the current geometry, and the program its fixed points are certified on
+    dynamics_text: ClassVar[str] = "weights from the current geometry"
+    fixed_point_program: ClassVar[str] = "program with those weights fixed"
     #: "sum" or "mean" when the loss's own definition is a mean
     default_reduction: ClassVar[str] = "sum"
     #: what one anchor is, for reports
     anchor_word: ClassVar[str] = "sample"
     #: floor, in words
     floor_text: ClassVar[str] = ""
+    #: what the formula's symbols are (P(i), N(i), kernels, weights), for the loss table
+    #: (``ufm.losses.catalogue``)
+    formula_note: ClassVar[str] = ""
+    #: convexity in G beyond yes/no (what is convex, what the relaxation is), for the loss table
+    convexity_note: ClassVar[str] = ""
     #: what the reported floor is (reports): see :meth:`point_floor`
     floor_note: ClassVar[str] = "geometry-independent lower bound"
     #: True if some geometry reaches the floor (excess 0 at the optimum: the spectral loss). Then

@@ -37,6 +37,10 @@ class InfoNCE(MaskedLSE):
     samples_kind = "views"
     convex_in_gram = True
     anchor_word = "sample"
+    formula_note = (
+        "P(i) = the other views of i's instance; N(i) = the other instances' samples (`all`, SimCLR: "
+        "SupCon with counts (V, ..., V); `decoupled`, DCL) or those in i's own view (`same_view`)"
+    )
 
     @property
     def loss_mode(self) -> str:
@@ -61,6 +65,7 @@ class DCL(InfoNCE):
     formula = "log sum_{l in N(i)} e^{G_il/tau} - (1/|P(i)|) sum_{j in P(i)} G_ij/tau"
     source = "Yeh et al. 2022, Decoupled Contrastive Learning"
     params = (temperature(0.1),)
+    formula_note = "P(i) = the other views of i's instance, N(i) = the other instances' samples"
 
     @property
     def negatives(self) -> str:

@@ -284,6 +284,13 @@ class KCL(Loss):
     pairs_only = True
     negatives_same_view = True
     floor_text = "-2 k_a(0) + 2 gamma k(r^2 = 4) (mean form)"
+    minorant_text = "a convex minorant equal to the loss where views align (the energy)"
+    formula_note = (
+        "kernels of r^2 = ||x - y||^2: gaussian e^{-t r^2}; imq c/sqrt(c^2 + r^2), c = t; log: energy "
+        "-(1/2) log(t r^2 + 1), alignment -log(t r^2 + 1); riesz: energy r^-s (s < 0: -r^|s|), gaussian "
+        "alignment"
+    )
+    convexity_note = "the alignment is concave; the energy is convex (riesz: for s > 0 or -2 <= s < 0)"
 
     def _check(self) -> None:
         self.minorant = False

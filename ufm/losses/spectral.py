@@ -80,6 +80,9 @@ class Spectral(Loss):
     negatives_same_view = True  # counts only: for 2 views, |N| = N - 1 either way (see _types)
     floor_attainable = True
     floor_text = "-2 per pair (mean form), attained by orthonormal instances when N <= d"
+    formula_note = (
+        "cross-view inner products only; per pair: -2 u_i.v_i + 1/(N-1) sum_{j != i} (u_i.v_j)^2"
+    )
 
 
     def kind_of_relation(self) -> np.ndarray:

@@ -22,6 +22,7 @@ class SupCon(MaskedLSE):
     convex_in_gram = True
     mode = "out"
     floor_text = "sum over anchors of log |P(i)| (n_c log(n_c - 1) per class)"
+    formula_note = "P(i) = the other samples of i's class"
 
 
 class SupConIn(MaskedLSE):
@@ -37,6 +38,7 @@ class SupConIn(MaskedLSE):
     convex_in_gram = False
     mode = "in"
     floor_text = "sum over anchors of log |P(i)|"
+    formula_note = "P(i) = the other samples of i's class"
 
 
 def supcon_floor(counts) -> float:

@@ -85,9 +85,9 @@ def _data(args, model: str, seed: int):
 
 
 def run(args, loss_from_args=None) -> int:
+    from ufm.cli.plot import figure_path
     from ufm.inputs import integer, positive_int
     from ufm.params import positive_number
-    from ufm.plot_command import figure_path
 
     if args.model not in MODELS:
         raise UFMInputError("MODEL", f"unknown model {args.model!r} (choose from {', '.join(MODELS)})")
@@ -106,7 +106,7 @@ def run(args, loss_from_args=None) -> int:
     payload = {"model": args.model, "data": kind, "samples": data.n, "input_dim": data.dim,
                "patterns": len(data.directions), "seed": seed}
     if args.model == "one-layer":
-        from solvers.one_layer import one_layer_census, top_eigenvector_cosine
+        from solvers.networks.one_layer import one_layer_census, top_eigenvector_cosine
 
         restarts = positive_int(args.restarts, "--restarts", 100_000)
         max_iter = positive_int(args.max_iter, "--max-iter", 10**9)
@@ -120,7 +120,7 @@ def run(args, loss_from_args=None) -> int:
             results.append(row)
         payload["results"] = results
     else:
-        from solvers.two_layer import check_network_loss, train_two_layer
+        from solvers.networks.two_layer import check_network_loss, train_two_layer
 
         hidden = positive_int(args.hidden, "--hidden", 10_000)
         out_dim = positive_int(args.out_dim, "--out-dim", 10_000)

@@ -50,7 +50,7 @@ MAX_CONVEX_ROWS = 10
 
 class LocalVerdict(enum.Enum):
     """What the check of one end point decided (kinked units here, smooth ones in
-    ``solvers.one_layer.check_smooth_optimum``)."""
+    ``solvers.networks.one_layer.check_smooth_optimum``)."""
 
     LOCAL_OPTIMUM = "local_optimum"  # a strict local maximum of E, certified
     NOT_OPTIMAL = "not_optimal"  # a direction of ascent exists (returned with the check)

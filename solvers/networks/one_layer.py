@@ -2,7 +2,7 @@
 starts, batched in torch, and their census: the distinct optima reached and the pattern each one
 aligns with (Tian 2023). Every end point is checked: a smooth unit (linear, quadratic) by its
 Riemannian gradient and Hessian, a kinked one (ReLU, leaky ReLU) after the exact active-set ascent
-of ``solvers.kinks``, by the first-order check over its kinks and the second-order one on its face.
+of ``solvers.networks.kinks``, by the first-order check over its kinks and the second-order one on its face.
 Only a certified end point counts as a local optimum."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ GRAD_TOL = 1e-9
 PATIENCE = 50
 #: a restart that stopped improving counts as converged only where its Riemannian gradient norm is
 #: below this times (1 + |E|): ReLU units stop on kinks of E (samples with w . x = 0), where the
-#: gradient does not vanish and backtracking takes round-off-sized steps; ``solvers.kinks`` takes
+#: gradient does not vanish and backtracking takes round-off-sized steps; ``solvers.networks.kinks`` takes
 #: them from there
 NO_PROGRESS_GRAD_TOL = 1e-6
 #: a smooth end point is a certified local maximum where its largest Riemannian Hessian eigenvalue is
@@ -49,7 +49,7 @@ class Optimum:
     verdict: str = "unresolved"  # local_optimum (some restart certified), not_optimal or unresolved
     active_kinks: int = 0  # kinks (rows with w . x = 0) the representative sits on
     radius: float | None = None  # kinked units: E does not rise within this distance of the
-    # representative (solvers.kinks.certified_radius); None where not certified or not computed
+    # representative (solvers.networks.kinks.certified_radius); None where not certified or not computed
 
 
 @dataclass
@@ -62,7 +62,7 @@ class OneLayerResult:
     stops: list  # StopReason per restart
     cluster: np.ndarray  # (R,) index into optima, -1 for a dead unit (all outputs zero)
     optima: list[Optimum]  # distinct end points, best energy first
-    checks: list = field(default_factory=list)  # solvers.kinks.LocalCheck per restart
+    checks: list = field(default_factory=list)  # solvers.networks.kinks.LocalCheck per restart
     timings: dict = field(default_factory=dict)
 
     @property
@@ -235,7 +235,7 @@ def check_smooth_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activati
     """
     import torch
 
-    from solvers.kinks import LocalCheck, LocalVerdict
+    from solvers.networks.kinks import LocalCheck, LocalVerdict
 
     X1, X2 = torch.as_tensor(x1, dtype=torch.float64), torch.as_tensor(x2, dtype=torch.float64)
     wt = torch.as_tensor(w, dtype=torch.float64)
@@ -268,9 +268,9 @@ def check_smooth_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activati
 
 def refine_and_check(W: np.ndarray, E: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation: str):
     """Each end point of ``maximise`` checked: kinked units first ascend exactly on their kinks
-    (``solvers.kinks.ascend_on_kinks``: E never decreases beyond round-off, and the check is that
+    (``solvers.networks.kinks.ascend_on_kinks``: E never decreases beyond round-off, and the check is that
     of the point returned). Returns (W, E, checks, iterations)."""
-    from solvers.kinks import ascend_on_kinks
+    from solvers.networks.kinks import ascend_on_kinks
     from ufm.networks.one_layer import KINK_SLOPES
 
     W, E = W.copy(), E.copy()
@@ -288,7 +288,7 @@ def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: i
                      max_iter: int = 3000, device: str = "cpu") -> OneLayerResult:
     """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``),
     check (and for kinked units finish) every end point, and take the census of the end points."""
-    from solvers.kinks import LocalVerdict
+    from solvers.networks.kinks import LocalVerdict
 
     t0 = time.perf_counter()
     W, E, gn, iters, stops = maximise(data.x1, data.x2, activation, restarts, seed, max_iter, device=device)

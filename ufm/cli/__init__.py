@@ -1,0 +1,47 @@
+"""Command line: ``ufm solve | verify | certify | run | plot | network`` (see ``ufm --help``).
+
+The top layer of the project: it may import ``solvers`` and ``experiments``; nothing imports it.
+``--json`` prints exactly one JSON object on stdout; progress goes to stderr. Bad input ends
+with a one-line error naming the argument and exit status 2, never a traceback, never a
+partial output file.
+
+Modules: ``parser`` (the options), ``commands`` (what each command does), ``report`` (tables of
+the JSON payloads), ``plot`` (``ufm plot``'s figures), ``network`` (``ufm network``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ufm.cli.commands import cmd_certify, cmd_losses, cmd_network, cmd_plot, cmd_run, cmd_solve, cmd_verify
+from ufm.cli.parser import EXIT_FAILURE, EXIT_INPUT, build_parser
+from ufm.errors import UFMInputError
+
+__all__ = ["main", "build_parser"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv=None) -> int:
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as stop:  # --help and --version print, then stop argparse
+            return stop.code if isinstance(stop.code, int) else 0
+        commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run,
+                    "plot": cmd_plot, "network": cmd_network, "losses": cmd_losses}
+        return commands[args.command](args)
+    except UFMInputError as err:
+        print(f"ufm: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("ufm: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError as err:
+        print(f"ufm: error: out of memory ({_one_line(err) or 'MemoryError'})", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RuntimeError, OSError) as err:
+        print(f"ufm: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -506,14 +506,14 @@ def build_problem(params: dict) -> Problem:
 
 #: CLI spellings raised by the library and the study keys they stand for
 def toml_key(argument: str) -> str:
-    named = {"--counts": "[problem].counts", "--method": "[solve].method", "--solver": "[solve].solver",
-             "--tol": "[solve].tol", "--loss": "[problem].loss", "--dim": "[problem].dim",
-             "--restarts": "[verify].restarts", "--optimizer": "[verify].optimizer",
-             "--device": "[verify].device", "--precision": "[verify].precision"}
-    if argument in named:
-        return named[argument]
-    if argument.startswith("--") and argument[2:].replace("-", "_") in LOSS_KEYS:
-        return _key("problem", argument[2:].replace("-", "_"))
+    """The study key a library error's argument stands for: a CLI spelling ``--max-iter`` is the
+    key ``max_iter`` of the table that declares it (``[problem]``, ``[solve]`` or ``[verify]``), so
+    a study's error names what its author wrote; anything else is kept."""
+    if argument.startswith("--"):
+        key = argument[2:].replace("-", "_")
+        for table in ("problem", "solve", "verify"):
+            if key in TABLE_KEYS[table]:
+                return _key(table, key)
     return argument
 
 

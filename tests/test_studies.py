@@ -194,7 +194,20 @@ BAD_STUDIES = [
      "degenerate"),
     ('[problem]\ncounts = [4, 4]\nbatches = ["random:4", "random:8"]\n[solve]\nmethod = "reduced"\n',
      "[solve].method", "no reduced program"),
+    # a library error about a sample key names the study key, not the CLI flag (issue 17)
+    ('[problem]\nkind = "views"\ninstances = 3\nviews = 3\nloss = "dhel"\n', "[problem].views",
+     "2 views per instance"),
 ]
+
+
+def test_library_arguments_map_to_the_study_key_that_declares_them():
+    from experiments.study import toml_key
+
+    assert toml_key("--views") == "[problem].views"
+    assert toml_key("--max-iter") == "[verify].max_iter"
+    assert toml_key("--tol") == "[solve].tol"
+    assert toml_key("--eps-term") == "[problem].eps_term"
+    assert toml_key("--jobs") == "--jobs"  # not a study key: kept
 
 
 @pytest.mark.parametrize("text,key,words", BAD_STUDIES, ids=[b[1] + "-" + b[2] for b in BAD_STUDIES])

@@ -156,7 +156,7 @@ class Loss(ABC):
                                 "[--views V]); positives are the other views of an instance (with class "
                                 "labels use --loss supcon)")
         if self.pairs_only and samples.grid is not None and samples.grid[1] != 2:
-            raise UFMInputError("--views", f"{self.name} is defined on pairs: --views must be 2, got "
+            raise UFMInputError("--views", f"{self.name} is defined on pairs: 2 views per instance, got "
                                 f"{samples.grid[1]}")
 
     #: negatives only among samples of the anchor's view (masks and anchor counts)

@@ -408,6 +408,22 @@ def default_dim(problem: Problem) -> int:
     return max(problem.k - 1, 2)
 
 
+def _census(problem: Problem, H, reports: list[RestartReport], tol: float) -> Census:
+    """Cluster the converged end points, up to rotation alone and up to the problem's
+    relabellings and rotation (best first), and record each report's minimum and map."""
+    converged = [i for i, rep in enumerate(reports) if rep.converged]
+    for i, c in zip(converged, cluster([H[i] for i in converged], tol), strict=True):
+        reports[i].rotation_cluster = int(c)
+    best_first = sorted(converged, key=lambda i: (reports[i].excess, i))
+    found = census(list(H), best_first, Relabellings.of(problem.loss, problem.samples), tol)
+    for i in converged:
+        reports[i].cluster = int(found.cluster[i])
+        m = found.matches[i]
+        reports[i].map_distance = 0.0 if m is None else m.distance
+        reports[i].relabelled = False if m is None else m.relabelled
+    return found
+
+
 def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: str = "lbfgs",
            device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
            grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
@@ -476,16 +492,7 @@ def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: 
             certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6), init=inits[r],
         ))
     t3 = time.perf_counter()
-    converged = [i for i, rep in enumerate(reports) if rep.converged]
-    for i, c in zip(converged, cluster([run.H[i] for i in converged], census_tol), strict=True):
-        reports[i].rotation_cluster = int(c)
-    best_first = sorted(converged, key=lambda i: (reports[i].excess, i))
-    found = census(list(run.H), best_first, Relabellings.of(loss, samples), census_tol)
-    for i in converged:
-        reports[i].cluster = int(found.cluster[i])
-        m = found.matches[i]
-        reports[i].map_distance = 0.0 if m is None else m.distance
-        reports[i].relabelled = False if m is None else m.relabelled
+    found = _census(problem, run.H, reports, census_tol)
     t4 = time.perf_counter()
     timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "census": t4 - t3,
                "total": t4 - t0}

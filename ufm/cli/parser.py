@@ -105,13 +105,8 @@ def _problem_arguments(p: argparse.ArgumentParser, json_help: str) -> None:
     p.add_argument("--json", action="store_true", help=json_help)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ufm", description="Landscape analysis of unconstrained features models.")
-    parser.add_argument("--version", action="version", version=f"ufm {__version__}",
-                        help="print the version (ufm X.Y.Z) and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser,
-                                help="solve | verify | certify | run | plot | network (ufm COMMAND --help "
-                                "for its options)")
+def _solve_command(sub) -> None:
+    """``ufm solve`` and its options."""
     s = sub.add_parser(
         "solve",
         help="certified global optimum of the convex relaxation over the Gram matrix",
@@ -134,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --out, also save unit embeddings of all n samples")
     s.add_argument("--plot", metavar="FILE", help="draw the optimum's class-mean cosines (and, for unequal "
                    "counts, cosines against class size) to FILE (.png, .pdf or .svg)")
+
+
+def _verify_command(sub) -> None:
+    """``ufm verify`` and its options."""
     v = sub.add_parser(
         "verify",
         help="non-convex restarts in dimension D, each compared with the certified optimum",
@@ -168,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "arrays.npz: restarts (R x n x d end points, rows in the order of the samples as "
                    "given), values, certified (each restart's own certificate) and labels")
 
+
+def _certify_command(sub) -> None:
+    """``ufm certify`` and its options."""
     c = sub.add_parser(
         "certify",
         help="certify trained embeddings: value, global-optimality certificate, collapse measures",
@@ -192,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", metavar="FILE", help="draw the embeddings (PCA) and their class-mean cosines "
                    "to FILE (.png, .pdf or .svg)")
 
+
+def _run_command(sub) -> None:
+    """``ufm run`` and its options."""
     r = sub.add_parser(
         "run",
         help="run a study declared in TOML (a file, or a bundled study name)",
@@ -207,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the same study, to check it in seconds")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+
+def _plot_command(sub) -> None:
+    """``ufm plot`` and its options."""
     from ufm.cli.plot import KINDS
 
     pl = sub.add_parser(
@@ -238,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "every loss that can be posed on the samples)")
     pl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+
+def _network_command(sub) -> None:
+    """``ufm network`` and its options."""
     from ufm.cli.network import add_arguments
 
     net = sub.add_parser(
@@ -252,12 +263,31 @@ def build_parser() -> argparse.ArgumentParser:
     _loss_arguments(net)  # two-layer: the loss the network is trained through (default infonce)
     net.set_defaults(loss=None)
 
+
+def _losses_command(sub) -> None:
+    """``ufm losses`` and its options."""
     los = sub.add_parser("losses", help="the loss family: every --loss, its formula, parameters and floor",
                          description="Every registered loss, from its declaration: name, formula, "
                          "parameters with their defaults, floor, convexity and source.")
     form = los.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON object: the declarations")
     form.add_argument("--markdown", action="store_true", help="the README's table of losses")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ufm", description="Landscape analysis of unconstrained features models.")
+    parser.add_argument("--version", action="version", version=f"ufm {__version__}",
+                        help="print the version (ufm X.Y.Z) and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser,
+                                help="solve | verify | certify | run | plot | network | losses "
+                                "(ufm COMMAND --help for its options)")
+    _solve_command(sub)
+    _verify_command(sub)
+    _certify_command(sub)
+    _run_command(sub)
+    _plot_command(sub)
+    _network_command(sub)
+    _losses_command(sub)
     return parser
 
 

@@ -354,21 +354,45 @@ class Loss(ABC):
         return self.point_floor(samples, dist=D) + float(np.exp(lex))
 
     # ---- over H (torch) ----------------------------------------------------------------------
-    @abstractmethod
     def _torch_rows(self, H, samples: Samples):
-        """A row-block evaluator of a full batch (see :class:`RowEvaluator`)."""
+        """A row-block evaluator of a full batch (see :class:`RowEvaluator`), or None (the
+        default): the loss then has no closed-form torch gradient and
+        :meth:`torch_log_excess_and_grad` falls back to autograd through :meth:`_torch_plain`
+        (:meth:`_torch_autodiff`; matrix-free certificates need an evaluator)."""
+        return None
+
+    def _torch_autodiff(self, H, samples: Samples):
+        """The autodiff fallback for a loss that supplies only its value: log(f - floor) from
+        :meth:`_torch_plain` minus the floor (the excess then carries the value's round-off: no
+        accurate log-excess near the floor) and its gradient in H by autograd."""
+        import torch
+
+        with torch.enable_grad():
+            Hh = H.detach().requires_grad_(True)
+            excess = self._torch_plain(Hh, samples) - self._floor(samples)
+            (g,) = torch.autograd.grad(excess.sum(), Hh)
+        excess = excess.detach()
+        pos = excess > 0
+        safe = torch.where(pos, excess, torch.ones_like(excess))
+        inv = torch.where(pos, 1.0 / safe, torch.zeros_like(excess))
+        lex = torch.where(pos, torch.log(safe), torch.full_like(excess, float("-inf")))
+        return lex, g * inv.reshape(inv.shape + (1, 1))
 
     def _torch_full(self, H, samples: Samples, block: int, ev: RowEvaluator | None = None):
         """One pass over row blocks: each block's derivative is normalised by its own share of
         the excess, and the blocks are combined by a running log-sum-exp (rescaling what is
         accumulated when a larger share appears), so nothing is evaluated twice and nothing
-        underflows where the excess does."""
+        underflows where the excess does. Without a row evaluator: :meth:`_torch_autodiff`."""
         import torch
 
+        if ev is None:
+            with torch.no_grad():
+                ev = self._torch_rows(H, samples)
+            if ev is None:
+                return self._torch_autodiff(H, samples)
         n = H.shape[-2]
         batch = H.shape[:-2]
         with torch.no_grad():
-            ev = self._torch_rows(H, samples) if ev is None else ev
             grad = torch.zeros_like(H)
             ref = torch.full(batch, float("-inf"), dtype=H.dtype, device=H.device)  # running max share
             total = torch.zeros(batch, dtype=H.dtype, device=H.device)  # sum of exp(share - ref)
@@ -478,6 +502,8 @@ class Loss(ABC):
             return float(lex), dense_blocks
         with torch.no_grad():
             ev = self._torch_rows(H, samples)
+            if ev is None:
+                raise NotImplementedError(f"{self.name} has no row evaluator (gradient blocks)")
             lex_t = torch.logsumexp(torch.cat([ev.block(a, min(a + block, n)).lex_i
                                                for a in range(0, n, block)]), dim=-1)
 

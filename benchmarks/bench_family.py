@@ -40,6 +40,7 @@ LOSSES = [
     ("kcl riesz", "kcl", {"kernel": "riesz"}, "views"),
     ("alpha_cl exp", "alpha_cl", {}, "views"),
     ("alpha_cl quadratic", "alpha_cl", {"weight": "quadratic"}, "views"),
+    ("spectral", "spectral", {}, "views"),
 ]
 
 

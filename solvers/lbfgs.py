@@ -75,7 +75,7 @@ def lbfgs(
     reason = StopReason.ITERATION_LIMIT
     it = 0
     while it < max_iter:
-        if f <= fmin or f == -np.inf:
+        if f <= fmin:  # -inf (the excess exactly 0) is <= any fmin
             reason = StopReason.FLOOR
             break
         if np.max(np.abs(inv_d(g))) <= gtol:
@@ -115,7 +115,7 @@ def lbfgs(
             x_new = x + step * d
             f_new, g_new = fun(x_new)
             evals += 1
-            if f_new == -np.inf or f_new <= fmin:  # at the floor: nothing lies below
+            if f_new <= fmin:  # at the floor: nothing lies below
                 accepted = True
                 break
             if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
@@ -130,7 +130,7 @@ def lbfgs(
         if not accepted:
             reason = StopReason.STALLED
             break
-        if f_new == -np.inf or f_new <= fmin:
+        if f_new <= fmin:
             x, f, g = x_new, f_new, g_new
             reason = StopReason.FLOOR
             break

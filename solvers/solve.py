@@ -200,10 +200,6 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
                          "absolute gap")
     iterations += its
     small = Z.shape[0] <= CONIC_FALLBACK_MAX_Q
-    geometry = sym.geometry(sym.gram_from_factors(Z))
-    timings["total"] = time.perf_counter() - t_start
-    res = SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations, timings,
-                      solver_value, notes, symmetry=sym.describe())
     if not cert.certified and solver == "factored" and loss.scalar_objective and small and _cvxpy_available():
         notes.append(f"factored solve not certified (gap bound {cert.gap_bound:.3g}); retried from a "
                      "clarabel solution")
@@ -213,7 +209,10 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
             return fallback
         notes.append(f"the clarabel route was no better (value {fallback.value:.12g}, certified "
                      f"{fallback.certificate.certified}): the factored answer is kept")
-    return res
+    geometry = sym.geometry(sym.gram_from_factors(Z))
+    timings["total"] = time.perf_counter() - t_start
+    return SolveResult(problem, method, solver, status, cert.value, geometry, cert, iterations, timings,
+                       solver_value, notes, symmetry=sym.describe())
 
 
 def _cvxpy_available() -> bool:

@@ -117,17 +117,12 @@ def starts(problem: Problem, dim: int, restarts: int, seed: int, init: str = "ra
 
 def cluster(points: list[np.ndarray], tol: float = SAME_POINT_TOL) -> np.ndarray:
     """Greedy clustering of end points by Gram distance, up to rotation only (no relabelling);
-    returns a cluster id per point (``distinct_minima_up_to_rotation``)."""
-    reps, ids = [], []
-    for H in points:
-        for c, R in enumerate(reps):
-            if metrics.gram_distance(H, R) <= tol:
-                ids.append(c)
-                break
-        else:
-            reps.append(H)
-            ids.append(len(reps) - 1)
-    return np.array(ids)
+    returns a cluster id per point (``distinct_minima_up_to_rotation``): the census of
+    ``ufm.matching`` with the rotations-only group, visiting the points in their order."""
+    if not points:
+        return np.array([], dtype=np.int64)
+    group = Relabellings("rotations", np.zeros(np.asarray(points[0]).shape[0], dtype=np.int64))
+    return census(points, range(len(points)), group, tol).cluster
 
 
 #: an end point is a saddle if its Hessian's smallest eigenvalue is below -this x the largest |.|

@@ -18,6 +18,9 @@ EXIT_FAILURE = 1
 #: largest --seed (a signed 64-bit seed for numpy and torch alike)
 MAX_SEED = 2**63 - 1
 MAX_ITER = 10**9
+#: the --tol help of solve, verify and certify
+TOL_HELP = ("certified means gap_bound <= tol x scale (the excess, capped by the loss's range; absolute "
+            "where the loss reaches its floor; default 1e-6)")
 
 
 def _argparse_error(message: str) -> UFMInputError:
@@ -119,7 +122,7 @@ def _solve_command(sub) -> None:
                    help="auto | full (n x n program) | reduced (class level) | orbit (equal counts merged)")
     s.add_argument("--solver", default="auto", help="auto | factored | clarabel | scs")
     s.add_argument("--tol", default=None,
-                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
+                   help=TOL_HELP)
     s.add_argument("--seed", default="0",
                    help="seed of the factored solver's start and of random batches, integer >= 0 (default 0)")
     s.add_argument("--dim", default=None,
@@ -160,7 +163,7 @@ def _verify_command(sub) -> None:
     v.add_argument("--max-iter", default="5000",
                    help="most iterations per restart, integer >= 1 (default 5000)")
     v.add_argument("--tol", default=None,
-                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
+                   help=TOL_HELP)
     v.add_argument("--plot", metavar="FILE", help="draw the restart census (gaps, lambda_min, distinct "
                    "minima) and the optimisation curves to FILE (.png, .pdf or .svg)")
     v.add_argument("--out", metavar="DIR", help="directory for result.json (the object --json prints) and "
@@ -185,7 +188,7 @@ def _certify_command(sub) -> None:
     c.add_argument("--device", default="cpu",
                    help="cpu | cuda | auto: where the matrix-free certificate runs (n > 3000)")
     c.add_argument("--tol", default=None,
-                   help="certified means gap_bound <= tol * excess (value - floor; default 1e-6)")
+                   help=TOL_HELP)
     c.add_argument("--memory-budget", default="2",
                    help="GB that the matrix-free certificate may keep of S's blocks (n > 3000; "
                    "default 2): above it blocks are recomputed for every product, never held n x n")

@@ -162,7 +162,7 @@ def minima_lines(p: dict) -> list[str]:
     lines.append("   minimum        value   gap/s*  restarts  starts            Hessian min  kind       "
                  "certified")
     for m in minima:
-        hess = "-" if m["hessian_min"] is None else f"{m['hessian_min']:.2e}"
+        hess = _num(m["hessian_min"])
         cert = "-" if m["certified"] is None else f"{m['certified_restarts']} of {m['restarts']}"
         starts = ", ".join(f"{k} {v}" for k, v in m["starts"].items())
         lines.append(f"   {m['minimum']:>7}  {m['value']:12.8g}  {_num(m['gap_over_scale']):>7}  "
@@ -192,7 +192,7 @@ def format_verify(p: dict) -> str:
     if oc is None:
         lines.append("   #        value   grad norm  Hessian min  minimum  stop")
         for i, r in enumerate(p["restarts"]):
-            hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+            hess = _num(r["hessian_min"])
             cl = "-" if r["cluster"] is None else str(r["cluster"])
             lines.append(f"{i:>4}  {r['value']:12.6g}  {_num(r['grad_norm']):>9}  {hess:>11}  {cl:>7}  "
                          f"{r['stop_reason']}")
@@ -200,7 +200,7 @@ def format_verify(p: dict) -> str:
     lines.append("   #  value gap/s*  Gram dist   grad norm    gap/scale  certified  Hessian min  minimum  "
                  "stop")
     for i, r in enumerate(p["restarts"]):
-        hess = "-" if r["hessian_min"] is None else f"{r['hessian_min']:.2e}"
+        hess = _num(r["hessian_min"])
         cl = "-" if r.get("cluster") is None else str(r["cluster"])
         lines.append(f"{i:>4}  {_num(r.get('gap_over_scale', r['rel_gap'])):>12}  {r['gram_distance']:9.2e}  "
                      f"{_num(r['grad_norm']):>9}  "

@@ -10,6 +10,7 @@
     python benchmarks/bench_family.py              # about 10 minutes on a 2-core CPU
     python benchmarks/bench_family.py --quick      # n = 2048, small solves
     python benchmarks/bench_family.py --device cuda
+    python benchmarks/bench_family.py --only grad --n 4096 --losses "kcl gaussian,kcl riesz"
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ LOSSES = [
     ("dhel", "dhel", {}, "views"),
     ("kcl gaussian", "kcl", {}, "views"),
     ("kcl riesz", "kcl", {"kernel": "riesz"}, "views"),
+    ("kcl imq", "kcl", {"kernel": "imq"}, "views"),
+    ("kcl log", "kcl", {"kernel": "log"}, "views"),
     ("alpha_cl exp", "alpha_cl", {}, "views"),
     ("alpha_cl quadratic", "alpha_cl", {"weight": "quadratic"}, "views"),
     ("spectral", "spectral", {}, "views"),
@@ -51,9 +54,11 @@ def samples_of(kind: str, n: int) -> Samples:
     return Samples.from_counts(tuple(int(c) for c in counts))
 
 
-def bench_loss_grad(n: int, d: int, device: str, repeats: int):
+def bench_loss_grad(n: int, d: int, device: str, repeats: int, labels=None):
     rows = []
     for label, name, params, kind in LOSSES:
+        if labels is not None and label not in labels:
+            continue
         loss, samples = get_loss(name, **params), samples_of(kind, n)
         row = [label]
         for dt in (torch.float64, torch.float32):
@@ -139,14 +144,17 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--only", choices=["grad", "solve"])
+    ap.add_argument("--losses", default=None, help="loss labels of the gradient table, separated by commas")
+    ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args()
+    labels = None if args.losses is None else {x.strip() for x in args.losses.split(",")}
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"python {platform.python_version()}, torch {torch.__version__}"
     )
     n = args.n or (2048 if args.quick else 8192)
     if args.only in (None, "grad"):
-        bench_loss_grad(n, 64, args.device, 1 if n > 4096 else 3)
+        bench_loss_grad(n, 64, args.device, args.repeats or (1 if n > 4096 else 3), labels)
     if args.only in (None, "solve"):
         bench_solve(args.quick)
 

@@ -21,8 +21,14 @@ class SpreadAutograd(Spread):
     dphi = PairwiseLoss.dphi
 
 
+KERNELS = [{"kernel": "gaussian"}, {"kernel": "imq"}, {"kernel": "log"}, {"kernel": "riesz", "s": 1.0},
+           {"kernel": "riesz", "s": -1.0}]
+KCLS = [get_loss("kcl", reduction="sum", **kw) for kw in KERNELS]
+
 CASES = [
     (get_loss("spectral", reduction="sum"), Samples.instances_views(5, 2)),
+    *[(kcl, Samples.instances_views(5, 2)) for kcl in KCLS],
+    *[(kcl.relaxation(), Samples.instances_views(5, 2)) for kcl in KCLS],
     (Spread(), Samples.from_counts((4, 3, 3))),
     (SpreadAutograd(), Samples.from_counts((4, 3, 3))),
     (Spread(), Samples.instances_views(4, 3)),
@@ -38,7 +44,8 @@ def test_derived_forms_agree(rng, loss, samples):
     G = H @ H.T
     v, g = loss.gram_value_and_grad(G, samples)
     assert v == pytest.approx(plain, rel=1e-12, abs=1e-12)
-    assert loss.cvxpy_gram(cp.Constant(G), samples).value == pytest.approx(plain, rel=1e-10, abs=1e-12)
+    if loss.supports("cvxpy"):
+        assert loss.cvxpy_gram(cp.Constant(G), samples).value == pytest.approx(plain, rel=1e-10, abs=1e-12)
     Hr = Ht.clone().requires_grad_(True)
     loss.torch_value(Hr, samples).backward()
     lex_rows, _ = loss.dense_log_excess(loss.distances(H, samples), samples)
@@ -53,14 +60,29 @@ def test_derived_forms_agree(rng, loss, samples):
     np.testing.assert_allclose(2 * g @ H, Hr.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("loss", [get_loss("spectral"), Spread()])
+@pytest.mark.parametrize("loss", [get_loss("spectral"), Spread(), *KCLS])
 def test_declared_derivatives_match_autograd(rng, loss):
-    D = rng.uniform(0.0, 2.0, 50)
+    """The closed-form derivatives (KCL: the kernels' phi_dphi in one pass) against autograd of phi."""
+    D = rng.uniform(1e-3, 2.0, 50)
     for k in (POS, NEG):
-        np.testing.assert_allclose(loss.dphi(k, D, np), PairwiseLoss.dphi(loss, k, D, np), rtol=1e-14)
+        np.testing.assert_allclose(loss.dphi(k, D, np), PairwiseLoss.dphi(loss, k, D, np), rtol=1e-12)
         Dt = torch.tensor(D)
         np.testing.assert_allclose(loss.dphi(k, Dt, torch).numpy(), D * 0 + PairwiseLoss.dphi(loss, k, D, np),
-                                   rtol=1e-14)
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [*KCLS, *[k.relaxation() for k in KCLS]])
+def test_kcl_definition_form_matches_the_derived_plain_form(rng, loss):
+    """KCL's own plain form (the definition over kernels of r^2) against the base's, derived from
+    phi and the term floors: values and autograd gradients."""
+    s = Samples.instances_views(6, 2)
+    H = torch.tensor(random_unit(rng, s.n, 3))
+    own, derived = H.clone().requires_grad_(True), H.clone().requires_grad_(True)
+    a, b = loss._torch_plain(own, s), PairwiseLoss._torch_plain(loss, derived, s)
+    assert a.item() == pytest.approx(b.item(), rel=1e-12)
+    a.backward()
+    b.backward()
+    np.testing.assert_allclose(own.grad.numpy(), derived.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_spectral_floor_and_anchor_bookkeeping():

@@ -40,8 +40,13 @@ class Param:
     check: Any = None  # extra check(value, argument) -> value, after the range
     maximum: float | None = None  # value <= maximum (a bound float64 can serve; documented)
     #: the ends of the accepted range as values a test can pose (a strict minimum has no
-    #: attained end: its declaration names the smallest value tested); default (minimum, maximum)
+    #: attained end: its declaration names the smallest value tested); default (minimum or
+    #: resolved_min, maximum)
     extremes: tuple | None = None
+    #: smallest value (|value| for a ``nonzero`` parameter) at which float64 still serves a
+    #: certificate, measured; ``resolved_why`` says why or where it is documented
+    resolved_min: float | None = None
+    resolved_why: str = ""
 
     def ends(self) -> tuple:
         """Values at the ends of the accepted range (numbers; choices: every choice)."""
@@ -49,7 +54,8 @@ class Param:
             return tuple(self.choices)
         if self.extremes is not None:
             return tuple(self.extremes)
-        return tuple(v for v in (self.minimum, self.maximum) if v is not None)
+        low = self.minimum if self.resolved_min is None else self.resolved_min
+        return tuple(v for v in (low, self.maximum) if v is not None)
 
     @property
     def flag(self) -> str:
@@ -88,17 +94,13 @@ class Param:
                                 "README's certificate section)")
         if self.nonzero and number == 0:
             raise UFMInputError(arg, f"must be non-zero, got {value}")
+        if self.resolved_min is not None:
+            size, name = (abs(number), f"|{self.name}|") if self.nonzero else (number, self.name)
+            if size < self.resolved_min:
+                raise UFMInputError(arg, f"{name} = {size:g} is below {self.resolved_min:g}, where float64 "
+                                    f"stops serving a certificate ({self.resolved_why}); use {name} >= "
+                                    f"{self.resolved_min:g}")
         return number if self.check is None else self.check(number, arg)
-
-
-def _above_tau_min(t: float, argument: str) -> float:
-    if t < TAU_MIN:
-        raise UFMInputError(
-            argument,
-            f"{t:g} is below {TAU_MIN:g}, where float64 can no longer resolve a "
-            f"certificate (its round-off grows as 1/tau^2); use tau >= {TAU_MIN:g}",
-        )
-    return t
 
 
 def temperature(default: float, source: str = "") -> Param:
@@ -110,9 +112,9 @@ def temperature(default: float, source: str = "") -> Param:
         f"temperature > 0 dividing inner products ({TAU_MIN:g} <= tau <= {TAU_MAX:g}; default "
         f"{default:g}{', ' + source if source else ''})",
         minimum=0.0,
-        check=_above_tau_min,
         maximum=TAU_MAX,
-        extremes=(TAU_MIN, TAU_MAX),
+        resolved_min=TAU_MIN,
+        resolved_why="its round-off grows as 1/tau^2: ufm.params.TAU_MIN",
     )
 
 

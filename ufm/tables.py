@@ -29,7 +29,8 @@ NONE, POS, NEG = 0, 1, 2
 @dataclass(frozen=True)
 class RowParts:
     """Positive and negative terms of table rows: masks, their multiplicities, |P| and |N| per
-    row, and the rows that anchor a term (a positive and a negative, weight > 0)."""
+    row, and the rows that anchor a term (the loss's rule ``is_anchor(|P|, |N|)``, weight > 0;
+    ``Loss.row_parts``)."""
 
     pos: np.ndarray
     neg: np.ndarray
@@ -40,11 +41,11 @@ class RowParts:
     anchors: np.ndarray
 
     @classmethod
-    def of(cls, mult, kind, weight) -> RowParts:
+    def of(cls, mult, kind, weight, is_anchor) -> RowParts:
         pos, neg = kind == POS, kind == NEG
         mp, mn = np.where(pos, mult, 0.0), np.where(neg, mult, 0.0)
         npos, nneg = mp.sum(axis=1), mn.sum(axis=1)
-        return cls(pos, neg, mp, mn, npos, nneg, (npos > 0) & (nneg > 0) & (weight > 0))
+        return cls(pos, neg, mp, mn, npos, nneg, is_anchor(npos, nneg) & (np.asarray(weight) > 0))
 
 
 @dataclass(eq=False)

@@ -41,16 +41,18 @@ Euclidean distance (r = d^2 / 2); eps 0.1.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ufm.errors import UFMInputError
-from ufm.losses.base import Loss, RowEvaluator, _dense_table, _logsumexp, as_samples
+from ufm.losses.base import BlockTerms, Loss, RowEvaluator, _dense_table, _logsumexp, as_samples
 from ufm.losses.masked_lse import lse_rows
+from ufm.losses.relations import block_masks
 from ufm.params import Param, temperature
-from ufm.samples import SAME_GROUP, Samples
-from ufm.tables import NEG, POS, RowParts, Table
+from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
+from ufm.tables import NEG, POS, Table
 
 WEIGHTS = ("exp", "quadratic", "inverse")
 EPS_TERMS = ("negatives", "positive")
@@ -165,7 +167,7 @@ class AlphaCL(Loss):
     def kind_of_relation(self) -> np.ndarray:
         k = np.full(4, NEG, dtype=np.int8)
         k[SAME_GROUP] = POS
-        k[SAME_GROUP | 2] = POS
+        k[SAME_GROUP | SAME_VIEW] = POS
         return k
 
     def _floor(self, samples: Samples) -> float:
@@ -257,7 +259,7 @@ class AlphaCL(Loss):
         (default X: alpha-CL's own value), and the gradient of the fixed-alpha program (linear in
         G) divided by the excess; row i's share is a_i sum_j (alpha_ij / a_i)(rbar_i + 2 - X_ij)."""
         log_a, alpha_row = self.row_alpha(X if X_alpha is None else X_alpha, mult, kind)
-        rp = RowParts.of(mult, kind, weight)
+        rp = self.row_parts(mult, kind, weight)
         W = np.zeros_like(X)
         X = np.clip(X, 0.0, 2.0)
         rbar = (rp.mp * X).sum(1) / np.maximum(rp.npos, 1.0)
@@ -277,7 +279,7 @@ class AlphaCL(Loss):
     def _rows_log_alpha_total(self, X, mult, kind, weight) -> float:
         """log A = log sum_i weight_i a_i over table rows (anchors only)."""
         log_a, _ = self.row_alpha(X, mult, kind)
-        rp = RowParts.of(mult, kind, weight)
+        rp = self.row_parts(mult, kind, weight)
         with np.errstate(divide="ignore"):
             li = np.where(rp.anchors, np.log(np.where(rp.anchors, weight, 1.0)) + log_a, -np.inf)
         return _logsumexp(li)
@@ -344,7 +346,7 @@ class AlphaCL(Loss):
             )
         kind = table.kinds(self.kind_of_relation())
         alpha = self.alpha(X_alpha, table.mult, kind)
-        rp = RowParts.of(table.mult, kind, table.anchor_weight)
+        rp = self.row_parts(table.mult, kind, table.anchor_weight)
         pos, neg, mp, mn, npos, anchors = rp.pos, rp.neg, rp.mp, rp.mn, rp.npos, rp.anchors
         a_sum = (mn * alpha).sum(1)
         # E = sum_a w_a [sum_neg m alpha G_t - a_sum * mean_pos G]
@@ -394,6 +396,18 @@ class AlphaCL(Loss):
         return (alpha * (G - spos.unsqueeze(-1))).sum((-1, -2))
 
 
+@dataclass(eq=False)
+class AlphaTerms(BlockTerms):
+    """A block of :class:`AlphaRows`: each row's alpha normalised to sum 1 and the log of its
+    total, the positives' mask, the anchors."""
+
+    alpha_row: Any = None
+    pos: Any = None
+    log_a: Any = None
+    anchors: Any = None
+    log_a_anchor: Any = None
+
+
 class AlphaRows(RowEvaluator):
     """alpha-CL in row blocks (torch): alpha from ``H_alpha`` (default H) in log space, the excess
     of E_alpha over -2 A and the gradient of the fixed-alpha program."""
@@ -405,6 +419,8 @@ class AlphaRows(RowEvaluator):
         self.Ha = H if H_alpha is None else H_alpha
         dev = H.device
         self.y = torch.as_tensor(samples.labels, device=dev)
+        self.v = None if samples.views is None else torch.as_tensor(samples.views, device=dev)
+        self.lut = loss.kind_of_relation()
         npos, nneg = loss._counts(samples)
         self.npos = torch.as_tensor(np.maximum(npos, 1.0), device=dev, dtype=H.dtype)
         self.nneg = torch.as_tensor(np.maximum(nneg, 1.0), device=dev, dtype=H.dtype)
@@ -417,10 +433,9 @@ class AlphaRows(RowEvaluator):
         G = H[..., start:stop, :] @ H.transpose(-1, -2)
         G0 = G if self.Ha is H else self.Ha[..., start:stop, :] @ self.Ha.transpose(-1, -2)
         same = self.y[start:stop, None] == self.y[None, :]
-        rows = torch.arange(stop - start, device=H.device)
-        pos = same.clone()
-        pos[rows, rows + start] = False
-        neg = ~same
+        sv = None if self.v is None else self.v[start:stop, None] == self.v[None, :]
+        masks = block_masks(self.lut, same, sv, (POS, NEG), start)
+        pos, neg = masks.get(POS, torch.zeros_like(same)), masks.get(NEG, torch.zeros_like(same))
         log_alpha = loss.torch_log_alpha(1.0 - G0, pos, neg, self.nneg[start:stop])
         log_a = torch.logsumexp(log_alpha, -1)
         finite = torch.isfinite(log_a)
@@ -433,8 +448,8 @@ class AlphaRows(RowEvaluator):
         anchors = self.anchors[start:stop] & finite
         ninf = torch.full_like(ex, float("-inf"))
         lex_i = torch.where(anchors & (ex > 0), safe + torch.log(ex.clamp_min(1e-300)), ninf)
-        return SimpleNamespace(start=start, stop=stop, alpha_row=alpha_row, pos=pos, log_a=safe,
-                               anchors=anchors, lex_i=lex_i, log_a_anchor=torch.where(anchors, safe, ninf))
+        return AlphaTerms(start, stop, lex_i, alpha_row=alpha_row, pos=pos, log_a=safe, anchors=anchors,
+                          log_a_anchor=torch.where(anchors, safe, ninf))
 
     def scaled(self, t, lex):
         import torch

@@ -18,17 +18,18 @@ bound; solvers and certificates work with log(f - floor) (DESIGN section 5).
 
 from __future__ import annotations
 
-import functools
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ufm.errors import UFMInputError
+from ufm.losses import relations
 from ufm.params import REDUCTION, Param
 from ufm.samples import Samples
-from ufm.tables import NEG, NONE, POS, DenseTable, Table
+from ufm.tables import NEG, NONE, POS, DenseTable, RowParts, Table
 
 #: ulps of the loss's scale within which an attainable floor counts as reached (see
 #: :meth:`Loss.floor_tolerance`): the value floor + excess is a sum of O(n) terms of that scale
@@ -57,8 +58,6 @@ class Loss(ABC):
     samples_kind: ClassVar[str] = "any"
     #: True if the loss is a convex function of the Gram matrix
     convex_in_gram: ClassVar[bool] = False
-    #: True if its masks depend on views (then only instances x views permutations keep it)
-    uses_views: ClassVar[bool] = False
     #: False: no scalar objective has its dynamics as gradient (solved by coordinate-wise dynamics)
     scalar_objective: ClassVar[bool] = True
     #: reports: the convex program that certifies the loss when it is its own relaxation
@@ -159,27 +158,40 @@ class Loss(ABC):
             raise UFMInputError("--views", f"{self.name} is defined on pairs: 2 views per instance, got "
                                 f"{samples.grid[1]}")
 
-    #: negatives only among samples of the anchor's view (masks and anchor counts)
-    negatives_same_view: ClassVar[bool] = False
     #: samples per anchor (2 where an anchor is a pair)
     anchor_size: ClassVar[int] = 1
     #: defined on pairs only (instances x 2 views)
     pairs_only: ClassVar[bool] = False
 
+    # ---- masks and anchors: all from kind_of_relation() (ufm.losses.relations) ------------------
+    def kind_of_relation(self) -> np.ndarray:
+        """Term kind (ufm.tables.NONE / POS / NEG) of a pair, indexed by its relation bits
+        SAME_GROUP | SAME_VIEW: the one declaration of positives and negatives."""
+        return np.full(4, NONE, dtype=np.int8)
+
+    @property
+    def uses_views(self) -> bool:
+        """True if its masks depend on views (then only instances x views permutations keep it)."""
+        return relations.uses_views(self.kind_of_relation())
+
     def _is_anchor(self, npos, nneg):
         """Which samples anchor a term: by default those with a positive and a negative."""
         return (npos > 0) & (nneg > 0)
 
+    def row_parts(self, mult, kind, weight) -> RowParts:
+        """Positive and negative terms of table rows, |P|, |N| and the anchoring rows."""
+        return RowParts.of(mult, kind, weight, self._is_anchor)
+
     def _counts(self, samples: Samples):
         """Per-sample |P|, |N| (torch evaluators)."""
-        return counts_per_sample(samples.key, samples, self.negatives_same_view)
+        return relations.per_sample(self.kind_of_relation(), samples)
 
     def _anchor_mask(self, samples: Samples) -> np.ndarray:
         return self._is_anchor(*self._counts(samples))
 
     def _types(self, samples: Samples):
-        """(|P|, |N|, how many, is anchor) per type of sample (``anchor_types``)."""
-        npos, nneg, mult = anchor_types(samples, self.negatives_same_view)
+        """(|P|, |N|, how many, is anchor) per type of sample (:func:`relations.per_type`)."""
+        npos, nneg, mult = relations.per_type(self.kind_of_relation(), samples)
         return npos, nneg, mult, self._is_anchor(npos, nneg)
 
     def _anchor_count(self, samples: Samples) -> float:
@@ -275,10 +287,6 @@ class Loss(ABC):
         return self._degenerate(samples)
 
     # ---- rows of G (numpy) -------------------------------------------------------------------
-    def kind_of_relation(self) -> np.ndarray:
-        """Term kind (ufm.tables.NONE / POS / NEG) of a pair, indexed by its relation bits."""
-        return np.full(4, NONE, dtype=np.int8)
-
     @abstractmethod
     def _rows_log_excess(self, X: np.ndarray, mult: np.ndarray, kind: np.ndarray, weight: np.ndarray):
         """``(log(f - floor), W)`` for rows X (A, T) of distances 1 - G with ``mult`` entries per
@@ -541,50 +549,44 @@ class Loss(ABC):
         return total * self._scale(samples)
 
 
+def group_centred(H, y, k: int):
+    """``(U, |U|^2)``: torch rows of H ((n, d) or (R, n, d)) minus their group's unit mean direction
+    (e_1 where a group's sum vanishes), so that within a group 1 - h_i.h_j =
+    (|u_i|^2 + |u_j|^2) / 2 - u_i.u_j keeps its relative precision near collapse, where
+    1 - h_i.h_j itself is round-off (``Loss.distances`` does the same in numpy)."""
+    import torch
+
+    axis = H.dim() - 2
+    sums = torch.zeros(H.shape[:-2] + (k, H.shape[-1]), dtype=H.dtype, device=H.device).index_add(axis, y, H)
+    norms = sums.norm(dim=-1, keepdim=True)
+    e1 = torch.zeros_like(sums)
+    e1[..., 0] = 1.0
+    ref = torch.where(norms > 0, sums / norms.clamp_min(torch.finfo(H.dtype).tiny), e1)
+    U = H - ref.index_select(axis, y)
+    return U, (U * U).sum(-1)
+
+
+@dataclass(eq=False)
+class BlockTerms:
+    """What ``RowEvaluator.block`` returns for rows start:stop: ``lex_i`` (batch, rows), the log
+    of each anchor's share of f - floor (-inf where it has none). An evaluator subclasses it with
+    what its ``scaled`` reuses."""
+
+    start: int
+    stop: int
+    lex_i: Any
+
+
 class RowEvaluator(ABC):
-    """Row blocks of a loss over H (torch): ``block(start, stop)`` returns terms with ``lex_i``
-    (batch, rows): log of each anchor's share of f - floor (-inf where it has none);
+    """Row blocks of a loss over H (torch): ``block(start, stop)`` returns :class:`BlockTerms`;
     ``scaled(terms, lex)`` returns (d (f - floor) / d G) / (f - floor) for those rows (batch,
     rows, n), given the total ``lex``."""
 
     @abstractmethod
-    def block(self, start: int, stop: int): ...
+    def block(self, start: int, stop: int) -> BlockTerms: ...
 
     @abstractmethod
-    def scaled(self, terms, lex): ...
-
-
-def anchor_types(samples: Samples, same_view: bool):
-    """``(|P|, |N|, how many)`` per type of anchor, without O(n) work where samples come in
-    groups: one type per group (classes, or full instances x views), else one per sample.
-    |P| counts the other samples of the group, |N| the rest (only the anchor's view with
-    ``same_view``)."""
-    c = np.asarray(samples.counts, dtype=float)
-    if not (same_view and samples.views is not None):
-        return c - 1.0, samples.n - c, c
-    if samples.grid is not None:
-        N, V = samples.grid
-        return np.full(N, V - 1.0), np.full(N, N - 1.0), np.full(N, float(V))
-    npos, nneg = counts_per_sample(samples.key, samples, True)
-    return npos, nneg, np.ones_like(npos)
-
-
-@functools.lru_cache(maxsize=32)
-def counts_per_sample(key, samples: Samples, same_view: bool):
-    """(|P(i)|, |N(i)|) of every sample (for the torch evaluators)."""
-    del key
-    y = samples.labels
-    c = np.asarray(samples.counts)
-    npos = (c[y] - 1).astype(float)
-    if same_view and samples.views is not None:
-        v = samples.views
-        V = int(v.max()) + 1
-        per_view = np.bincount(v, minlength=V)
-        group_view = np.bincount(y * V + v, minlength=samples.k * V)
-        nneg = (per_view[v] - group_view[y * V + v]).astype(float)
-    else:
-        nneg = (samples.n - c[y]).astype(float)
-    return npos, nneg
+    def scaled(self, terms: BlockTerms, lex): ...
 
 
 _DENSE_TABLES: dict = {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ufm.losses.masked_lse import MaskedLSE
 from ufm.params import Param, temperature
+from ufm.tables import NEG, NONE, POS
 
 NEGATIVES = ("all", "same_view", "decoupled")
 
@@ -46,9 +49,10 @@ class InfoNCE(MaskedLSE):
     def loss_mode(self) -> str:
         return "decoupled" if self.negatives == "decoupled" else "out"
 
-    @property
-    def negatives_same_view(self) -> bool:
-        return self.negatives == "same_view"
+    def kind_of_relation(self) -> np.ndarray:
+        """``same_view``: negatives are the other instances of the anchor's view only."""
+        return np.array((NONE, POS, NEG, POS) if self.negatives == "same_view" else self.relation_kinds,
+                        dtype=np.int8)
 
     @property
     def floor_text(self) -> str:  # noqa: D401

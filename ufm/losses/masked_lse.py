@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ufm.losses.base import Loss, RowEvaluator, counts_per_sample
+from ufm.losses.base import BlockTerms, Loss, RowEvaluator, group_centred
 from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
-from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
-from ufm.tables import NEG, NONE, POS, Table
+from ufm.samples import SAME_VIEW, Samples
+from ufm.tables import NEG, POS, RowParts, Table
 
 MODES = ("out", "in", "decoupled")
 
@@ -57,9 +58,9 @@ class RowsPlan:
     their logs, |P| and |N| per row, the anchors, and the flat indices of the positive terms
     (few: inside-group entries), which are evaluated as a subset."""
 
-    def __init__(self, mult, kind, weight, mode: str):
+    def __init__(self, parts: RowParts, mult, weight):
         mult = np.asarray(mult, dtype=float)
-        pos, neg = kind == POS, kind == NEG
+        pos, neg = parts.pos, parts.neg
         self.shape = mult.shape
         self.neg = neg
         self.pos_idx = np.flatnonzero(pos)
@@ -68,9 +69,7 @@ class RowsPlan:
         # one positive term per row (a reduced table: every positive at the same distance): its
         # x = (dbar - D) / tau is exactly 0, so it adds nothing to B and e^x - 1 - x need not run
         self.single_pos = bool(np.all(pos.sum(axis=1) <= 1))
-        self.npos = np.where(pos, mult, 0.0).sum(axis=1)
-        self.nneg = np.where(neg, mult, 0.0).sum(axis=1)
-        self.anchors = (self.npos > 0) & (weight > 0) & ((mode != "decoupled") | (self.nneg > 0))
+        self.npos, self.nneg, self.anchors = parts.npos, parts.nneg, parts.anchors
         self.inv_mult_neg = np.where(neg, 1.0 / np.where(neg, mult, 1.0), 0.0)
         with np.errstate(divide="ignore"):
             self.logm_neg = np.where(neg, np.log(np.where(neg, mult, 1.0)), -np.inf)
@@ -165,7 +164,7 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
     return lex, W
 
 
-def cvxpy_rows(x, table: Table, kind: np.ndarray, tau: float, mode: str, pos_weight: float):
+def cvxpy_rows(x, table: Table, parts: RowParts, tau: float, mode: str, pos_weight: float):
     """CVXPY expression of the masked log-sum-exp ("out" or "decoupled") over a table whose
     values are the affine expression x: sum_a weight_a [LSE_t(log m_t + x_t / tau) -
     (a / |P|) sum_P m_t x_t / tau], one log_sum_exp along an axis per row length."""
@@ -175,11 +174,8 @@ def cvxpy_rows(x, table: Table, kind: np.ndarray, tau: float, mode: str, pos_wei
     A, T = table.shape
     vi = np.asarray(table.value_index)
     mult = np.asarray(table.mult, dtype=float)
-    pos, neg = kind == POS, kind == NEG
+    pos, neg, npos, anchors = parts.pos, parts.neg, parts.npos, parts.anchors
     den = (pos | neg) if mode == "out" else neg
-    npos = np.where(pos, mult, 0.0).sum(axis=1)
-    nneg = np.where(neg, mult, 0.0).sum(axis=1)
-    anchors = (npos > 0) & ((mode == "out") | (nneg > 0)) & (table.anchor_weight > 0)
     total = 0
     # linear positive part: sum_a weight_a (a/|P|) sum_P m x
     coef = np.zeros(table.nv)
@@ -213,29 +209,17 @@ class MaskedLSE(Loss):
     mode: ClassVar[str] = "out"
     #: weight a of the positive term ("decoupled")
     pos_weight: ClassVar[float] = 1.0
-    #: negatives only among samples of the anchor's view
-    same_view_negatives: ClassVar[bool] = False
-
-    @property
-    def negatives_same_view(self) -> bool:
-        return self.same_view_negatives
-
-    @property
-    def uses_views(self) -> bool:  # noqa: D401 - a property shadowing the class flag
-        return self.negatives_same_view
+    #: term kind by relation bits (other group, same group, same view, both): positives are the
+    #: group's other samples (the row evaluators need it: a group's samples are contiguous),
+    #: negatives every other sample; a subclass may keep only some views of them
+    relation_kinds: ClassVar[tuple] = (NEG, POS, NEG, POS)
 
     @property
     def loss_mode(self) -> str:
         return self.mode
 
     def kind_of_relation(self) -> np.ndarray:
-        k = np.full(4, NONE, dtype=np.int8)
-        for rel in range(4):
-            if rel & SAME_GROUP:
-                k[rel] = POS
-            elif not self.negatives_same_view or rel & SAME_VIEW:
-                k[rel] = NEG
-        return k
+        return np.array(self.relation_kinds, dtype=np.int8)
 
     def _is_anchor(self, npos, nneg):
         """Coupled forms: a positive suffices (no negatives leaves the loss at its floor)."""
@@ -277,20 +261,21 @@ class MaskedLSE(Loss):
 
     def _rows_log_excess(self, X, mult, kind, weight, plan=None):
         if plan is None:
-            plan = RowsPlan(mult, kind, weight, self.loss_mode)
+            plan = RowsPlan(self.row_parts(mult, kind, weight), mult, weight)
         return rows_log_excess(X, plan, self.tau, self.loss_mode, self.pos_weight)
 
     def _plan(self, table: Table, kind) -> RowsPlan:
         return table.cached(
             ("masked_lse", kind.tobytes(), self.loss_mode),
-            lambda: RowsPlan(table.mult, kind, table.anchor_weight, self.loss_mode),
+            lambda: RowsPlan(self.row_parts(table.mult, kind, table.anchor_weight), table.mult,
+                             table.anchor_weight),
         )
 
     def _cvxpy_rows(self, x, table: Table):
         if self.loss_mode == "in":
             raise NotImplementedError(f"{self.name} is not convex in G: no CVXPY form")
-        kind = table.kinds(self.kind_of_relation())
-        return cvxpy_rows(x, table, kind, self.tau, self.loss_mode, self.pos_weight)
+        parts = self.row_parts(table.mult, table.kinds(self.kind_of_relation()), table.anchor_weight)
+        return cvxpy_rows(x, table, parts, self.tau, self.loss_mode, self.pos_weight)
 
     def _torch_rows(self, H, samples: Samples):
         return MaskedRows(H, samples, self)
@@ -332,13 +317,13 @@ def _plain_lse(x):
 
 
 @functools.lru_cache(maxsize=16)
-def _torch_structure(key, samples: Samples, same_view: bool, decoupled: bool, device: str):
+def _torch_structure(key, samples: Samples, loss: MaskedLSE, device: str):
     """Cached per-sample tensors: labels, views, anchors, log |P|, log |N|."""
     import torch
 
     del key
-    npos, nneg = counts_per_sample(samples.key, samples, same_view)
-    anchors = (npos > 0) & ((not decoupled) | (nneg > 0))
+    npos, nneg = loss._counts(samples)
+    anchors = loss._is_anchor(npos, nneg)
     views = None if samples.views is None else torch.as_tensor(samples.views, device=device)
     return (
         torch.as_tensor(samples.labels, device=device),
@@ -385,26 +370,18 @@ def _lse_pairs(v, rows, batch):
     return safe + torch.log(s)
 
 
-class _Terms:
+@dataclass(eq=False)
+class _Terms(BlockTerms):
     """Per-block quantities of :class:`MaskedRows` (rows start:stop)."""
 
-    __slots__ = (
-        "start",
-        "stop",
-        "G",
-        "shift",
-        "logB",
-        "lex_i",
-        "positives",
-        "same",
-        "lse_neg",
-        "lse_pos",
-        "dbar",
-    )
-
-    def __init__(self, **kw):
-        for key, value in kw.items():
-            setattr(self, key, value)
+    G: Any
+    shift: Any
+    logB: Any
+    positives: list
+    same: Any
+    lse_neg: Any
+    lse_pos: Any
+    dbar: Any
 
 
 class MaskedRows(RowEvaluator):
@@ -415,30 +392,25 @@ class MaskedRows(RowEvaluator):
     Memory: about three (rows x n) buffers per block."""
 
     def __init__(self, H, samples: Samples, loss: MaskedLSE):
-        import torch
 
         self.H, self.tau = H, loss.tau
         self.mode, self.a = loss.loss_mode, loss.pos_weight
-        self.same_view = loss.negatives_same_view and samples.views is not None
+        lut = loss.kind_of_relation()
+        # the view relations (0: other view, SAME_VIEW) whose other-group pairs are negatives
+        self.neg_views = tuple(r for r in (0, SAME_VIEW) if lut[r] == NEG)
+        # some other-group pairs are not negatives (without views: relation 0 alone decides)
+        self.same_view = len(self.neg_views) < 2 if samples.views is not None else lut[0] != NEG
         c = np.asarray(samples.counts, dtype=np.int64)
         self.count, self.starts = c, samples.starts
         self.y_np = samples.labels
         y, views, anchors, log_npos, log_nneg = _torch_structure(
-            samples.key, samples, loss.negatives_same_view, self.mode == "decoupled", str(H.device)
+            samples.key, samples, loss, str(H.device)
         )
         self.y, self.views, self.anchors = y, views, anchors
         self.log_npos, self.log_nneg = log_npos.to(H.dtype), log_nneg.to(H.dtype)
         self._pair_cache: dict = {}
         if self.mode != "in":
-            axis = H.dim() - 2
-            sums = torch.zeros(H.shape[:-2] + (c.size, H.shape[-1]), dtype=H.dtype, device=H.device)
-            sums = sums.index_add(axis, y, H)
-            norms = sums.norm(dim=-1, keepdim=True)
-            e1 = torch.zeros_like(sums)
-            e1[..., 0] = 1.0
-            ref = torch.where(norms > 0, sums / norms.clamp_min(torch.finfo(H.dtype).tiny), e1)
-            self.U = H - ref.index_select(axis, y)
-            self.usq = (self.U * self.U).sum(-1)
+            self.U, self.usq = group_centred(H, y, c.size)
 
     def segments(self, start: int, stop: int):
         """(r0, r1, s, e): rows r0:r1 of the block belong to the group occupying columns s:e."""
@@ -467,85 +439,27 @@ class MaskedRows(RowEvaluator):
         return self._pair_cache[key]
 
     def _not_negative(self, start: int, stop: int, same):
-        """Mask of the block's entries that are not negatives (same group; other view)."""
-        out = same
-        if self.same_view:
-            other_view = self.views[start:stop, None] != self.views[None, :]
-            out = other_view if out is None else (out | other_view)
-        return out
+        """Mask of the block's entries that are not negatives: the same group, and the pairs of
+        other groups whose view relation holds no negative (``kind_of_relation``)."""
+        import torch
+
+        if not self.same_view:
+            return same
+        if not self.neg_views or self.views is None:
+            off = torch.ones((stop - start, self.H.shape[-2]), dtype=torch.bool, device=self.H.device)
+        else:
+            off = self.views[start:stop, None] == self.views[None, :]
+            if self.neg_views == (SAME_VIEW,):
+                off = ~off
+        return off if same is None else (same | off)
 
     def block(self, start: int, stop: int) -> _Terms:
         import torch
 
         H, tau, mode = self.H, self.tau, self.mode
         G = H[..., start:stop, :] @ H.transpose(-1, -2)
-        batch = G.shape[:-1]
-        ninf = float("-inf")
-        dbar = torch.zeros(batch, dtype=H.dtype, device=H.device)
-        logpos = torch.full(batch, ninf, dtype=H.dtype, device=H.device)
-        positives: list = []
-        segments = list(self.segments(start, stop))
-        same = None
-        if len(segments) > 2 and (
-            G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES or len(segments) > MANY_SEGMENTS
-        ):
-            # many small groups: positives as a list of (row, column) pairs
-            same, r_idx, c_idx = self._pairs(start, stop)
-            local = r_idx - start
-            if mode == "in":
-                logpos = _lse_pairs(G[..., local, c_idx] / tau, local, batch)
-                positives.append(("pairs", local, c_idx, None))
-            else:
-                U, usq = self.U, self.usq
-                ui, uj = U[..., r_idx, :], U[..., c_idx, :]
-                Dp = (0.5 * (usq[..., r_idx] + usq[..., c_idx]) - (ui * uj).sum(-1)).clamp_min(0.0)
-                dbar = dbar.index_add(-1, local, Dp) / torch.exp(self.log_npos[start:stop])
-                xp = (dbar[..., local] - Dp) / tau
-                if mode == "out":
-                    logpos = _log_sum_expm1mx_pairs(xp, local, batch)
-                positives.append(("pairs", local, c_idx, xp))
-            segments = []
-        for r0, r1, s, e in segments:
-            if e - s < 2:
-                continue
-            rows = torch.arange(r1 - r0, device=H.device)
-            if mode == "in":
-                Gp = G[..., r0 - start : r1 - start, s:e] / tau
-                Gp = Gp.clone()
-                Gp[..., rows, rows + (r0 - s)] = ninf
-                logpos[..., r0 - start : r1 - start] = torch.logsumexp(Gp, dim=-1)
-                positives.append((r0, r1, s, e, None))
-                continue
-            Dp = 0.5 * (self.usq[..., r0:r1, None] + self.usq[..., None, s:e]) - self.U[
-                ..., r0:r1, :
-            ] @ self.U[..., s:e, :].transpose(-1, -2)
-            Dp = Dp.clamp_min(0.0)
-            Dp[..., rows, rows + (r0 - s)] = 0.0
-            db = Dp.sum(-1) / (e - s - 1)
-            dbar[..., r0 - start : r1 - start] = db
-            if mode == "out":
-                Xp = (db.unsqueeze(-1) - Dp) / tau
-                Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
-                logpos[..., r0 - start : r1 - start] = log_sum_expm1mx(
-                    Xp, torch.ones_like(Xp, dtype=torch.bool)
-                )
-                positives.append((r0, r1, s, e, Xp))
-            else:
-                positives.append((r0, r1, s, e, None))
-        # negatives: the whole block with positives (and other views) masked out
-        if same is not None:
-            masked = G.masked_fill(self._not_negative(start, stop, same), ninf)
-        else:
-            masked = G.clone()
-            for r0, r1, s, e in self.segments(start, stop):
-                masked[..., r0 - start : r1 - start, s:e] = ninf
-            if self.same_view:
-                masked.masked_fill_(self._not_negative(start, stop, None), ninf)
-        m = masked.amax(dim=-1, keepdim=True)
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-        masked.sub_(m).div_(tau).exp_()
-        lse_neg = m.squeeze(-1) / tau + torch.log(masked.sum(-1))  # -inf: no negatives
-        del masked
+        dbar, logpos, positives, same = self._positive_terms(G, start, stop)
+        lse_neg = self._negative_lse(G, start, stop, same)
         anchors = self.anchors[start:stop]
         shift = (dbar - 1.0) / tau
         if mode == "out":
@@ -558,20 +472,87 @@ class MaskedRows(RowEvaluator):
             logB = None
             ex = (lse_neg + 1.0 / tau - self.log_nneg[start:stop]).clamp_min(0.0) + self.a * dbar / tau
             lex_i = torch.log(ex)
-        lex_i = torch.where(anchors, lex_i, torch.full_like(lex_i, ninf))
-        return _Terms(
-            start=start,
-            stop=stop,
-            G=G,
-            shift=shift,
-            logB=logB,
-            lex_i=lex_i,
-            positives=positives,
-            same=same,
-            lse_neg=lse_neg,
-            lse_pos=logpos,
-            dbar=dbar,
-        )
+        lex_i = torch.where(anchors, lex_i, torch.full_like(lex_i, float("-inf")))
+        return _Terms(start=start, stop=stop, G=G, shift=shift, logB=logB, lex_i=lex_i, positives=positives,
+                      same=same, lse_neg=lse_neg, lse_pos=logpos, dbar=dbar)
+
+    def _positive_terms(self, G, start: int, stop: int):
+        """``(dbar, logpos, positives, same)`` of a block: each row's mean positive distance, the
+        log of its positives' sum (e^x - 1 - x form for "out", e^{G/tau} for "in"), the positive
+        entries kept for the gradient, and the same-group mask where positives are index pairs."""
+        import torch
+
+        H, tau, mode = self.H, self.tau, self.mode
+        batch = G.shape[:-1]
+        ninf = float("-inf")
+        dbar = torch.zeros(batch, dtype=H.dtype, device=H.device)
+        logpos = torch.full(batch, ninf, dtype=H.dtype, device=H.device)
+        positives: list = []
+        segments = list(self.segments(start, stop))
+        if len(segments) > 2 and (
+            G.shape[-1] * G.shape[-2] <= DENSE_BLOCK_ENTRIES or len(segments) > MANY_SEGMENTS
+        ):
+            # many small groups: positives as a list of (row, column) pairs
+            same, r_idx, c_idx = self._pairs(start, stop)
+            local = r_idx - start
+            if mode == "in":
+                logpos = _lse_pairs(G[..., local, c_idx] / tau, local, batch)
+                positives.append(("pairs", local, c_idx, None))
+                return dbar, logpos, positives, same
+            U, usq = self.U, self.usq
+            ui, uj = U[..., r_idx, :], U[..., c_idx, :]
+            Dp = (0.5 * (usq[..., r_idx] + usq[..., c_idx]) - (ui * uj).sum(-1)).clamp_min(0.0)
+            dbar = dbar.index_add(-1, local, Dp) / torch.exp(self.log_npos[start:stop])
+            xp = (dbar[..., local] - Dp) / tau
+            if mode == "out":
+                logpos = _log_sum_expm1mx_pairs(xp, local, batch)
+            positives.append(("pairs", local, c_idx, xp))
+            return dbar, logpos, positives, same
+        for r0, r1, s, e in segments:
+            if e - s < 2:
+                continue
+            rows = torch.arange(r1 - r0, device=H.device)
+            loc = slice(r0 - start, r1 - start)
+            if mode == "in":
+                Gp = G[..., loc, s:e] / tau
+                Gp = Gp.clone()
+                Gp[..., rows, rows + (r0 - s)] = ninf
+                logpos[..., loc] = torch.logsumexp(Gp, dim=-1)
+                positives.append((r0, r1, s, e, None))
+                continue
+            Dp = 0.5 * (self.usq[..., r0:r1, None] + self.usq[..., None, s:e]) - self.U[
+                ..., r0:r1, :
+            ] @ self.U[..., s:e, :].transpose(-1, -2)
+            Dp = Dp.clamp_min(0.0)
+            Dp[..., rows, rows + (r0 - s)] = 0.0
+            db = Dp.sum(-1) / (e - s - 1)
+            dbar[..., loc] = db
+            Xp = None
+            if mode == "out":
+                Xp = (db.unsqueeze(-1) - Dp) / tau
+                Xp[..., rows, rows + (r0 - s)] = 0.0  # i itself: e^0 - 1 - 0 = 0, no term
+                logpos[..., loc] = log_sum_expm1mx(Xp, torch.ones_like(Xp, dtype=torch.bool))
+            positives.append((r0, r1, s, e, Xp))
+        return dbar, logpos, positives, None
+
+    def _negative_lse(self, G, start: int, stop: int, same):
+        """log sum over each row's negatives of e^{G/tau}: the whole block with positives (and
+        pairs that are not negatives) masked out, one exp (-inf: no negatives)."""
+        import torch
+
+        ninf, tau = float("-inf"), self.tau
+        if same is not None:
+            masked = G.masked_fill(self._not_negative(start, stop, same), ninf)
+        else:
+            masked = G.clone()
+            for r0, r1, s, e in self.segments(start, stop):
+                masked[..., r0 - start : r1 - start, s:e] = ninf
+            if self.same_view:
+                masked.masked_fill_(self._not_negative(start, stop, None), ninf)
+        m = masked.amax(dim=-1, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        masked.sub_(m).div_(tau).exp_()
+        return m.squeeze(-1) / tau + torch.log(masked.sum(-1))
 
     def _zero_non_negatives(self, F, t: _Terms):
         start, stop = t.start, t.stop

@@ -6,13 +6,15 @@ D = 1 - G, each phi >= 0, and f = floor + excess with a constant ``term_floor[ki
 (the spectral loss: -G_ij = D_ij - 1 per positive, so phi_P(D) = D and term_floor[POS] = -1).
 
 A subclass declares which pairs carry terms (``kind_of_relation``: POS / NEG by relation bits, so
-symmetry-reduced tables apply), the per-kind weights (``kind_weights``: means over P(i) and N(i)
-by default) and ``phi(kind, dist, xp)`` written once over an array namespace ``xp`` (numpy or
-torch; also cvxpy for the CVXPY form where convex: ``cvxpy_phi``). The derivative ``dphi`` is
-taken by torch autograd unless the subclass declares it (phi must act entry by entry). Derived
-here: the rows form (``_rows_log_excess``), the torch row blocks (:class:`PairwiseRows`), the plain
-value (``_torch_plain``), the CVXPY form (``_cvxpy_rows``), the floor and the anchor bookkeeping
-(|P|, |N| per sample or per type of sample, from the relation counts).
+symmetry-reduced tables apply; |P|, |N| and anchors follow, ``ufm.losses.relations``), the
+per-kind weights (``kind_weights``: means over P(i) and N(i) by default) and ``phi(kind, dist,
+xp)`` written once over an array namespace ``xp`` (numpy or torch; also cvxpy for the CVXPY form
+where convex: ``cvxpy_phi``). The derivative ``dphi`` is taken by torch autograd unless the
+subclass declares it (phi must act entry by entry; ``phi_dphi`` shares the work of both). Optional:
+``term_kinds`` leaves a kind's phi out (only its term floor stays: KCL's minorant) and
+``coincident_slope`` serves a phi with a pole at D = 0 (Riesz energies). Derived here: the rows
+form (``_rows_log_excess``), the torch row blocks (:class:`PairwiseRows`), the plain value
+(``_torch_plain``), the CVXPY form (``_cvxpy_rows``) and the floor.
 
 Precision: the excess is a sum of non-negative terms (no cancellation); same-group distances come
 from group-centred coordinates (``Loss.distances`` for rows; the torch blocks do the same), so an
@@ -21,17 +23,15 @@ excess of 1e-30 at an attainable floor keeps its digits.
 
 from __future__ import annotations
 
-import functools
-from types import SimpleNamespace
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ufm.losses.base import Loss, RowEvaluator
-from ufm.samples import SAME_GROUP, Samples
+from ufm.losses.base import BlockTerms, Loss, RowEvaluator, group_centred
+from ufm.losses.relations import KINDS, block_masks
+from ufm.samples import SAME_GROUP, SAME_VIEW, Samples
 from ufm.tables import NEG, POS, Table
-
-KINDS = (POS, NEG)
 
 
 def autodiff(phi, kind: int, dist, xp):
@@ -43,28 +43,6 @@ def autodiff(phi, kind: int, dist, xp):
         x = t.detach().clone().requires_grad_(True)
         (g,) = torch.autograd.grad(phi(kind, x, torch).sum(), x)
     return g.numpy() if xp is np else g
-
-
-def relation_counts(sg, sv, both, n, has_views: bool) -> np.ndarray:
-    """(4, m): how many other samples stand in each relation (bits SAME_GROUP | SAME_VIEW) to a
-    sample whose group has sg samples, its view sv and its (group, view) both."""
-    sg, sv, both = (np.asarray(a, dtype=float) for a in (sg, sv, both))
-    if not has_views:
-        z = np.zeros_like(sg)
-        return np.stack([n - sg, sg - 1.0, z, z])
-    return np.stack([n - sg - sv + both, sg - both, sv - both, both - 1.0])
-
-
-@functools.lru_cache(maxsize=32)
-def _sample_relation_counts(key, samples: Samples) -> np.ndarray:
-    del key
-    y, v, n = samples.labels, samples.views, samples.n
-    sg = np.bincount(y, minlength=samples.k)[y]
-    if v is None:
-        return relation_counts(sg, sg, sg, n, False)
-    V = int(v.max()) + 1
-    both = np.bincount(y * V + v, minlength=samples.k * V)[y * V + v]
-    return relation_counts(sg, np.bincount(v, minlength=V)[v], both, n, True)
 
 
 class PairwiseLoss(Loss):
@@ -83,6 +61,24 @@ class PairwiseLoss(Loss):
         """d phi / d dist (by torch autograd unless a subclass declares it)."""
         return autodiff(self.phi, kind, dist, xp)
 
+    def phi_dphi(self, kind: int, dist, xp):
+        """(phi, dphi) in one pass where a subclass can share the work (KCL's kernels); the
+        torch blocks then keep dphi for the gradient. Default: (phi, None), dphi when needed."""
+        return self.phi(kind, dist, xp), None
+
+    @property
+    def term_kinds(self) -> tuple:
+        """The kinds whose pairs carry a phi; a kind left out adds only its ``term_floor`` (KCL's
+        minorant: the positives' alignment at its best)."""
+        return KINDS
+
+    def coincident_slope(self, kind: int) -> float | None:
+        """For a phi with a pole at D = 0 (+inf there: Riesz energies): the limit of
+        (d phi / d G) / phi as the pair meets. Where the excess is +inf, the scaled gradient is
+        this on the entries at the pole, each weighted by its share of them (the limit of
+        (d f / d G) / (f - floor) as those points meet), 0 elsewhere. None: phi is finite."""
+        return None
+
     def cvxpy_phi(self, kind: int, dist):
         """phi of a CVXPY expression of distances (convex losses): phi itself over cvxpy."""
         import cvxpy as cp
@@ -93,29 +89,7 @@ class PairwiseLoss(Loss):
         """(w_P, w_N) per anchor: means over P(i) and N(i)."""
         return 1.0 / np.maximum(npos, 1.0), 1.0 / np.maximum(nneg, 1.0)
 
-    # ---- anchor bookkeeping ----------------------------------------------------------------------
-    def _kind_counts(self, cnt: np.ndarray):
-        lut = self.kind_of_relation()
-        return tuple((cnt * (lut == k)[:, None]).sum(0) for k in KINDS)
-
-    def _counts(self, samples: Samples):
-        return self._kind_counts(_sample_relation_counts(samples.key, samples))
-
-    def _types(self, samples: Samples):
-        if samples.grid is not None:
-            N, V = samples.grid
-            npos, nneg = self._kind_counts(relation_counts([V], [N], [1], samples.n, True))
-            mult = np.array([float(V)])
-            npos, nneg, mult = np.repeat(npos, N), np.repeat(nneg, N), np.repeat(mult, N)
-        elif samples.views is None:
-            c = np.asarray(samples.counts, dtype=float)
-            npos, nneg = self._kind_counts(relation_counts(c, c, c, samples.n, False))
-            mult = c
-        else:
-            npos, nneg = self._counts(samples)
-            mult = np.ones_like(npos)
-        return npos, nneg, mult, self._is_anchor(npos, nneg)
-
+    # ---- the floor and the terms' weights --------------------------------------------------------
     def _floor(self, samples: Samples) -> float:
         npos, nneg, mult, a = self._types(samples)
         wp, wn = self.kind_weights(npos, nneg)
@@ -124,25 +98,37 @@ class PairwiseLoss(Loss):
 
     def _term_weights(self, mult, kind, weight) -> np.ndarray:
         """(A, T): each term's weight w_kind(anchor), 0 off the anchors and on padding."""
-        pos, neg = kind == POS, kind == NEG
-        npos, nneg = np.where(pos, mult, 0.0).sum(1), np.where(neg, mult, 0.0).sum(1)
-        wp, wn = self.kind_weights(npos, nneg)
-        live = (self._is_anchor(npos, nneg) & (np.asarray(weight) > 0))[:, None] & (mult > 0)
-        return np.where(live, np.where(pos, wp[:, None], 0.0) + np.where(neg, wn[:, None], 0.0), 0.0)
+        p = self.row_parts(mult, kind, weight)
+        wp, wn = self.kind_weights(p.npos, p.nneg)
+        live = p.anchors[:, None] & (mult > 0)
+        return np.where(live, np.where(p.pos, wp[:, None], 0.0) + np.where(p.neg, wn[:, None], 0.0), 0.0)
 
     # ---- rows (numpy) ----------------------------------------------------------------------------
     def _rows_log_excess(self, X, mult, kind, weight):
         X = np.clip(np.asarray(X, dtype=np.float64), 0.0, 2.0)
         w = self._term_weights(mult, kind, weight)
         phi, dphi = np.zeros_like(X), np.zeros_like(X)
-        for k in KINDS:
-            m = (kind == k) & (w != 0)
-            if m.any():
-                phi[m], dphi[m] = self.phi(k, X[m], np), self.dphi(k, X[m], np)
-        excess = float((np.asarray(weight) * (mult * w * phi).sum(1)).sum())
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            for k in self.term_kinds:
+                m = (kind == k) & (w != 0)
+                if m.any():
+                    phi[m], d = self.phi_dphi(k, X[m], np)
+                    dphi[m] = self.dphi(k, X[m], np) if d is None else d
+        weighted = np.asarray(weight)[:, None] * mult * w
+        excess = float((weighted * phi).sum())
+        if excess == np.inf:
+            return np.inf, self._pole_limit(np.isinf(phi) & (w != 0), kind, w, weighted)
         if excess > 0:
             return float(np.log(excess)), -w * dphi / excess  # d/dG = -d/dD
         return -np.inf, np.zeros_like(X)
+
+    def _pole_limit(self, at_pole, kind, w, weighted):
+        """The scaled gradient where the excess is +inf (:meth:`coincident_slope`)."""
+        slope = np.zeros_like(w)
+        for k in self.term_kinds:
+            c = self.coincident_slope(k)
+            slope[kind == k] = 0.0 if c is None else c
+        return np.where(at_pole, w * slope, 0.0) / float(np.where(at_pole, weighted, 0.0).sum())
 
     # ---- CVXPY -----------------------------------------------------------------------------------
     def _cvxpy_rows(self, x, table: Table):
@@ -153,7 +139,7 @@ class PairwiseLoss(Loss):
         coef = table.anchor_weight[:, None] * table.mult * w
         index = np.asarray(table.value_index)
         total = float(sum(coef[kind == k].sum() * self.term_floor[k] for k in KINDS))
-        for k in KINDS:
+        for k in self.term_kinds:
             c = np.bincount(index[kind == k], weights=coef[kind == k], minlength=table.nv)
             nz = np.flatnonzero(c)
             if nz.size:
@@ -176,16 +162,31 @@ class PairwiseLoss(Loss):
         total = 0.0
         for k, w in zip(KINDS, self.kind_weights(npos, nneg), strict=True):
             m = masks[k]
-            term = self.phi(k, torch.where(m, D, torch.ones_like(D)), torch) + self.term_floor[k]
+            phi = self.phi(k, torch.where(m, D, torch.ones_like(D)), torch) if k in self.term_kinds else 0.0
+            term = phi + self.term_floor[k]
             wt = torch.as_tensor(np.where(a, w, 0.0), dtype=H.dtype, device=H.device)
             total = total + (wt * torch.where(m, term, torch.zeros_like(D)).sum(-1)).sum(-1)
         return total
 
 
+@dataclass(eq=False)
+class PairTerms(BlockTerms):
+    """A block of :class:`PairwiseRows`: distances ``D`` (rows, n), the mask of each kind, the
+    same-group pairs (row, column, kind, D) where they are listed, dphi per kind where phi_dphi
+    gave it, and the entries at a pole of phi."""
+
+    D: Any = None
+    masks: dict = field(default_factory=dict)
+    pairs: tuple | None = None
+    d: dict = field(default_factory=dict)
+    at_pole: dict = field(default_factory=dict)
+
+
 class PairwiseRows(RowEvaluator):
     """A pairwise loss over H in row blocks (torch). Entries of other groups: D = 1 - G, dense.
     Same-group entries: D from group-centred coordinates, as a list of pairs where they are few
-    (instances x views), dense (a second product of the centred block) where they are many."""
+    (instances x views), dense (a second product of the centred block) where they are many.
+    Distances are clipped to [0, 2] (round-off gives G = 1 + 2e-16)."""
 
     def __init__(self, H, samples: Samples, loss: PairwiseLoss):
         import torch
@@ -193,82 +194,74 @@ class PairwiseRows(RowEvaluator):
         self.H, self.loss, dev = H, loss, H.device
         self.y = torch.as_tensor(samples.labels, device=dev)
         self.v = None if samples.views is None else torch.as_tensor(samples.views, device=dev)
-        lut = loss.kind_of_relation()
-        self.lut_np = lut
+        lut = self.lut_np = loss.kind_of_relation()
         self.lut = torch.as_tensor(lut, device=dev, dtype=torch.long)
-        self.dense_kinds = [k for k in KINDS if any(lut[r] == k for r in range(4) if not r & SAME_GROUP)]
-        self.kinds = [k for k in KINDS if (lut == k).any()]
+        live = loss.term_kinds
+        self.dense_kinds = [k for k in live if any(lut[r] == k for r in range(4) if not r & SAME_GROUP)]
+        self.kinds = [k for k in live if (lut == k).any()]
+        self.poles = {k: c for k in self.kinds if (c := loss.coincident_slope(k)) is not None}
         npos, nneg = loss._counts(samples)
         a = loss._is_anchor(npos, nneg)
         self.w = {k: torch.as_tensor(np.where(a, w, 0.0), dtype=H.dtype, device=dev)
                   for k, w in zip(KINDS, loss.kind_weights(npos, nneg), strict=True)}
         self.anchors = torch.as_tensor(a, device=dev)
-        axis = H.dim() - 2
-        sums = torch.zeros(H.shape[:-2] + (samples.k, H.shape[-1]), dtype=H.dtype, device=dev)
-        sums = sums.index_add(axis, self.y, H)
-        ref = sums / sums.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(H.dtype).tiny)
-        self.U = H - ref.index_select(axis, self.y)
-        self.usq = (self.U * self.U).sum(-1)
+        self.U, self.usq = group_centred(H, self.y, samples.k)
         c = np.asarray(samples.counts, dtype=float)
         self.sparse = float((c * c).sum()) * H.shape[-1] <= float(samples.n) ** 2  # few same-group pairs
+        self._pole_total = None
 
     def _masks(self, start, stop, same, kinds, other_group_only: bool):
-        """Boolean (rows, n) mask of each kind, from the relation bits (the anchor itself off)."""
+        """Boolean (rows, n) mask of each kind (the anchor itself off)."""
+        sv = None if self.v is None else self.v[start:stop, None] == self.v[None, :]
+        return block_masks(self.lut_np, same, sv, kinds, start, other_group_only)
+
+    def _same_group_pairs(self, start, stop, same):
+        """(row, column, kind, D) of the block's same-group terms, D from centred coordinates."""
         import torch
 
-        sv = None if self.v is None else self.v[start:stop, None] == self.v[None, :]
-        rows = torch.arange(stop - start, device=same.device)
-        out = {}
-        for k in kinds:
-            m = None
-            for r in range(4):
-                if self.lut_np[r] != k or (other_group_only and r & SAME_GROUP) or (r & 2 and sv is None):
-                    continue
-                part = same if r & SAME_GROUP else ~same
-                if sv is not None:
-                    part = part & (sv if r & 2 else ~sv)
-                m = part.clone() if m is None else m | part  # never alias ``same``
-            if m is not None:
-                if self.lut_np[3 if sv is not None else 1] == k:
-                    m[rows, rows + start] = False
-                out[k] = m
-        return out
+        r, c = torch.nonzero(same, as_tuple=True)
+        rel = torch.ones_like(r)
+        if self.v is not None:
+            rel = rel + SAME_VIEW * (self.v[r + start] == self.v[c]).long()
+        kp = self.lut[rel]
+        keep = torch.zeros_like(kp, dtype=torch.bool)
+        for k in self.kinds:
+            keep |= kp == k
+        keep &= r + start != c
+        r, c, kp = r[keep], c[keep], kp[keep]
+        ui, uj = self.U[..., r + start, :], self.U[..., c, :]
+        Dp = (0.5 * (self.usq[..., r + start] + self.usq[..., c]) - (ui * uj).sum(-1)).clamp(0.0, 2.0)
+        return r, c, kp, Dp
 
     def block(self, start, stop):
         import torch
 
-        H, phi = self.H, self.loss.phi
+        H, loss = self.H, self.loss
         G = H[..., start:stop, :] @ H.transpose(-1, -2)
         same = self.y[start:stop, None] == self.y[None, :]
-        t = SimpleNamespace(start=start, stop=stop, pairs=None)
+        t = PairTerms(start, stop, None)
         if self.sparse:
-            t.D = 1.0 - G
+            t.D = torch.rsub(G, 1.0).clamp_(0.0, 2.0)
             t.masks = self._masks(start, stop, same, self.dense_kinds, True)
-            r, c = torch.nonzero(same, as_tuple=True)
-            rel = torch.ones_like(r)
-            if self.v is not None:
-                rel = rel + 2 * (self.v[r + start] == self.v[c]).long()
-            kp = self.lut[rel]
-            keep = (kp > 0) & (r + start != c)
-            r, c, kp = r[keep], c[keep], kp[keep]
-            ui, uj = self.U[..., r + start, :], self.U[..., c, :]
-            Dp = (0.5 * (self.usq[..., r + start] + self.usq[..., c]) - (ui * uj).sum(-1)).clamp(0.0, 2.0)
-            t.pairs = (r, c, kp, Dp)
+            t.pairs = self._same_group_pairs(start, stop, same)
         else:
             Gu = self.U[..., start:stop, :] @ self.U.transpose(-1, -2)
             Dp = (0.5 * (self.usq[..., start:stop, None] + self.usq[..., None, :]) - Gu).clamp(0.0, 2.0)
-            t.D = torch.where(same, Dp, 1.0 - G)
+            t.D = torch.where(same, Dp, (1.0 - G).clamp(0.0, 2.0))
             t.masks = self._masks(start, stop, same, self.kinds, False)
         ex = torch.zeros(G.shape[:-1], dtype=G.dtype, device=G.device)
         for k, m in t.masks.items():
-            val = phi(k, t.D, torch)  # no autograd here: entries off the mask are dropped
+            val, t.d[k] = loss.phi_dphi(k, t.D, torch)  # no autograd here: entries off the mask drop
             ex = ex + torch.where(m, val, torch.zeros_like(val)).sum(-1) * self.w[k][start:stop]
+            if k in self.poles:
+                t.at_pole[k] = m & torch.isinf(val) & self.anchors[start:stop, None]
         if t.pairs is not None:
             r, c, kp, Dp = t.pairs
             for k in self.kinds:
                 sel = kp == k
                 if bool(sel.any()):
-                    ex = ex.index_add(-1, r[sel], phi(k, Dp[..., sel], torch) * self.w[k][r[sel] + start])
+                    val = loss.phi(k, Dp[..., sel], torch) * self.w[k][r[sel] + start]
+                    ex = ex.index_add(-1, r[sel], val)
         anchors = self.anchors[start:stop]
         t.lex_i = torch.where(anchors & (ex > 0), torch.log(ex), torch.full_like(ex, float("-inf")))
         return t
@@ -276,10 +269,10 @@ class PairwiseRows(RowEvaluator):
     def scaled(self, t, lex):
         import torch
 
-        dphi, start, stop = self.loss.dphi, t.start, t.stop
+        loss, start, stop = self.loss, t.start, t.stop
         F = None
         for k, m in t.masks.items():
-            d = dphi(k, t.D, torch)
+            d = loss.dphi(k, t.D, torch) if t.d.get(k) is None else t.d[k]
             d = torch.where(m, d, torch.zeros_like(d)) * -self.w[k][start:stop, None]
             F = d if F is None else F + d
         F = torch.zeros_like(t.D) if F is None else F
@@ -289,7 +282,30 @@ class PairwiseRows(RowEvaluator):
             for k in self.kinds:
                 sel = kp == k
                 if bool(sel.any()):
-                    vals[..., sel] = -dphi(k, Dp[..., sel], torch) * self.w[k][r[sel] + start]
+                    vals[..., sel] = -loss.dphi(k, Dp[..., sel], torch) * self.w[k][r[sel] + start]
             F[..., r, c] = F[..., r, c] + vals
         inv = torch.where(torch.isfinite(lex), torch.exp(-lex), torch.zeros_like(lex))
-        return F * inv.reshape(lex.shape + (1, 1))
+        out = F * inv.reshape(lex.shape + (1, 1))
+        infinite = torch.isinf(lex) & (lex > 0)
+        if t.at_pole and bool(infinite.any()):
+            out = torch.where(infinite.reshape(lex.shape + (1, 1)), self._pole_limit(t, out), out)
+        return out
+
+    def _pole_limit(self, t, like):
+        """The scaled gradient where the excess is +inf (``PairwiseLoss.coincident_slope``): each
+        entry at the pole gets w x slope over the total weight of those entries (all blocks)."""
+        import torch
+
+        if self._pole_total is None:
+            n, total = self.H.shape[-2], 0.0
+            for a in range(0, n, 1024):
+                b = self.block(a, min(a + 1024, n))
+                for k, m in b.at_pole.items():
+                    total = total + (m * self.w[k][a:b.stop, None]).sum((-1, -2))
+            self._pole_total = torch.as_tensor(total, dtype=like.dtype, device=like.device)
+        total = torch.where(self._pole_total > 0, self._pole_total, torch.ones_like(self._pole_total))
+        limit = torch.zeros_like(like)
+        for k, m in t.at_pole.items():
+            slope = self.w[k][t.start:t.stop, None] * self.poles[k]
+            limit = limit + torch.where(m, slope, torch.zeros_like(like))
+        return limit / total.reshape(total.shape + (1, 1))

@@ -30,9 +30,8 @@ class Spectral(PairwiseLoss):
     formula = "-(2/N) sum_i u_i.v_i + 1/(N(N-1)) sum_{i != j} (u_i.v_j)^2"
     source = ("HaoChen, Wei, Gaidon & Ma 2021, Provable Guarantees for Self-Supervised Deep Learning with "
               "Spectral Contrastive Loss (NeurIPS)")
-    samples_kind, convex_in_gram, uses_views, default_reduction = "views", True, True, "mean"
+    samples_kind, convex_in_gram, default_reduction = "views", True, "mean"
     anchor_word, anchor_size, pairs_only, floor_attainable = "pair", 2, True, True
-    negatives_same_view = True  # counts only: for 2 views, |N| = N - 1 either way
     floor_text = "-2 per pair (mean form), attained by orthonormal instances when N <= d"
     formula_note = "cross-view inner products only; per pair: -2 u_i.v_i + 1/(N-1) sum_{j != i} (u_i.v_j)^2"
     term_floor = {POS: -1.0, NEG: 0.0}

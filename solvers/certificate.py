@@ -272,6 +272,120 @@ class _Refuted(Exception):
         self.value = value
 
 
+def _block_rows(n: int, memory_budget: float, keep: bool) -> int:
+    """Rows per block of S: about six (block x n) float64 buffers live while a block is built and
+    used, in what the budget leaves beside S's kept blocks."""
+    spare = memory_budget - (n * n * 8 if keep else 0.0)
+    return int(np.clip(max(spare, 0.2 * memory_budget) / (6 * 8 * n), 64, 4096))
+
+
+def _diagonal_pass(Ht, blocks, keep: bool):
+    """One pass over the scaled gradient blocks F: lambda (S's diagonal is -lambda), the absolute
+    row sums of S's off-diagonal part, and the blocks themselves where they are ``keep``."""
+    import torch
+
+    n = Ht.shape[0]
+    cached = []
+    lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
+    absrow = torch.zeros(n, dtype=torch.float64, device=Ht.device)
+    for start, stop, F in blocks():
+        FG = F * (Ht[start:stop] @ Ht.T)
+        lam[start:stop] += 0.5 * FG.sum(1)
+        lam += 0.5 * FG.sum(0)
+        absrow[start:stop] += 0.5 * F.abs().sum(1)
+        absrow += 0.5 * F.abs().sum(0)
+        del FG
+        if keep:
+            cached.append((start, stop, F))
+    return lam, absrow, cached
+
+
+def _refutation_threshold(lex_f: float, log_range: float, floor_scale, n: int, tol: float):
+    """(over_scale, refute_below): the excess over the scale the verdict is judged on, and the
+    Rayleigh quotient below which the certificate is refuted (gap / scale = n (-rq) excess / scale)."""
+    over_scale = float(np.exp(lex_f - log_range)) if np.isfinite(lex_f) and log_range < lex_f else 1.0
+    refute_below = -tol / (n * over_scale)
+    if floor_scale is not None:  # an absolute verdict (see _decide_absolute)
+        excess = float(np.exp(lex_f))
+        over_scale = excess / max(excess, floor_scale)
+        # where the excess itself is within tol of the scale it bounds the gap: nothing refutes
+        refute_below = -np.inf if over_scale <= tol else -tol / (n * over_scale)
+    return over_scale, refute_below
+
+
+class _BlockedS:
+    """S = g - Diag(lambda) applied block by block (the kept blocks, or ``blocks()`` recomputed per
+    product). Each product gives Rayleigh quotients, upper bounds on lambda_min: the smallest so far
+    is ``best``; one below ``refute_below`` raises :class:`_Refuted`, and so (with nan) does a
+    product beyond ``max_products``. ``passes`` counts the products."""
+
+    def __init__(self, lam, blocks, cached, keep: bool, refute_below: float, max_products: int, progress):
+        self.lam, self.blocks, self.cached, self.keep = lam, blocks, cached, keep
+        self.refute_below, self.max_products, self.progress = refute_below, max_products, progress
+        self.passes, self.best = 0, np.inf
+
+    def apply(self, V):
+        """S V for a vector or an (n, m) block V (numpy in and out)."""
+        import torch
+
+        n = self.lam.shape[0]
+        V = np.asarray(V).reshape(n, -1)
+        Vt = torch.as_tensor(V, dtype=torch.float64, device=self.lam.device)
+        out = -self.lam[:, None] * Vt
+        for start, stop, F in (self.cached if self.keep else self.blocks()):
+            out[start:stop] += 0.5 * (F @ Vt)
+            out += 0.5 * (F.T @ Vt[start:stop])
+        out = out.cpu().numpy()
+        self.passes += 1
+        rq = np.einsum("ij,ij->j", V, out) / np.maximum(np.einsum("ij,ij->j", V, V), 1e-300)
+        self.best = min(self.best, float(rq.min()))
+        if self.progress is not None and (not self.keep or self.passes % 25 == 0):
+            self.progress(f"certificate: product {self.passes} with S, smallest Rayleigh quotient so far "
+                          f"{self.best * n:.3e} x excess / n")
+        if self.best < self.refute_below:
+            raise _Refuted(self.best)
+        if self.passes > self.max_products:
+            raise _Refuted(np.nan)
+        return out
+
+    def residual(self, H: np.ndarray):
+        """||S H||_F, or None where a Rayleigh quotient has refuted the certificate (or it would
+        take a product beyond the limit)."""
+        if self.best < self.refute_below:
+            return None
+        try:
+            return np.linalg.norm(self.apply(H))
+        except _Refuted:
+            return None
+
+
+def _smallest_eigenvalue(S: _BlockedS, H: np.ndarray, keep: bool, lanczos_tol: float,
+                         max_products: int) -> tuple[float, str]:
+    """lambda_min of S and how it was found: Lanczos (scipy eigsh 'SA') when S's blocks are kept;
+    otherwise LOBPCG (scipy lobpcg), a block of vectors started from H (the near-null vectors of
+    an optimum) and 8 random ones, which amortises one pass over the blocks over many vectors."""
+    from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
+
+    n = H.shape[0]
+    op = LinearOperator((n, n), matvec=S.apply, matmat=S.apply, dtype=np.float64)
+    if keep:
+        w = float(eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False).min())
+        return w, f"Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g})"
+    rng = np.random.default_rng(0)
+    U, sv, _ = np.linalg.svd(H, full_matrices=False)
+    X0 = np.column_stack([U[:, sv > 1e-8 * sv[0]], rng.standard_normal((n, 8))])
+    vals = lobpcg(op, X0, tol=lanczos_tol, maxiter=max_products, largest=False)[0]
+    return float(np.min(vals)), f"LOBPCG (scipy lobpcg, block {X0.shape[1]}, tol {lanczos_tol:g})"
+
+
+def _refuted_reason(cert: Certificate, rq_gap: float, tol: float) -> Certificate:
+    """The certificate fails by at least the Rayleigh quotient's margin ``rq_gap``: its reason
+    says so."""
+    what = "max(excess, the loss's scale)" if cert.scale_kind == "floor" else f"the {cert.scale_kind}"
+    return replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times {what} "
+                   f"(Rayleigh quotient), above tol {tol:g}")
+
+
 def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
                        dense_max_n: int = DENSE_MAX_N, block: int | None = None,
                        lanczos_tol: float = 1e-10, device: str = "cpu",
@@ -294,30 +408,15 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
     if n <= dense_max_n:
         return certify_gram(loss, H @ H.T, samples, tol, H=H)
     relax = loss.relaxation()
-    tau = loss.tau
     import torch
-    from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 
     keep = n * n * 8 <= 0.8 * memory_budget
-    if block is None:  # about six (block x n) float64 buffers live while a block is built and used
-        spare = memory_budget - (n * n * 8 if keep else 0.0)
-        block = int(np.clip(max(spare, 0.2 * memory_budget) / (6 * 8 * n), 64, 4096))
+    if block is None:
+        block = _block_rows(n, memory_budget, keep)
     Ht = torch.as_tensor(H, dtype=torch.float64, device=device)
     lex, blocks = relax.scaled_gradient_blocks(Ht, samples, block)
     lex_f = lex if relax is loss else loss.scaled_gradient_blocks(Ht, samples, block)[0]
-    relaxed = None if relax is loss else lex
-    cached = []
-    lam = torch.zeros(n, dtype=torch.float64, device=Ht.device)
-    absrow = torch.zeros(n, dtype=torch.float64, device=Ht.device)
-    for start, stop, F in blocks():
-        FG = F * (Ht[start:stop] @ Ht.T)
-        lam[start:stop] += 0.5 * FG.sum(1)
-        lam += 0.5 * FG.sum(0)
-        absrow[start:stop] += 0.5 * F.abs().sum(1)
-        absrow += 0.5 * F.abs().sum(0)
-        del FG
-        if keep:
-            cached.append((start, stop, F))
+    lam, absrow, cached = _diagonal_pass(Ht, blocks, keep)
     scale = float((absrow + lam.abs()).max())
     gershgorin = float((-lam - absrow).min())  # a lower bound on lambda_min (S's diagonal is -lam)
     if progress is not None:
@@ -326,79 +425,33 @@ def certify_embeddings(loss, H: np.ndarray, samples, tol: float = CERTIFY_TOL,
                  + ("kept in memory" if keep else f"recomputed for every product (n x n: {need})"))
     log_range = loss.log_geometry_range(samples)
     floor = loss.point_floor(samples, H=Ht)
-    # a Rayleigh quotient below this refutes the certificate: gap / scale = n (-rq) excess / scale
-    over_scale = float(np.exp(lex_f - log_range)) if np.isfinite(lex_f) and log_range < lex_f else 1.0
-    refute_below = -tol / (n * over_scale)
     floor_scale = loss.floor_scale(samples)
-    if floor_scale is not None:  # an absolute verdict (see _decide_absolute)
-        excess = float(np.exp(lex_f))
-        over_scale = excess / max(excess, floor_scale)
-        # where the excess itself is within tol of the scale it bounds the gap: nothing refutes
-        refute_below = -np.inf if over_scale <= tol else -tol / (n * over_scale)
-    passes = [0]
-    best = [np.inf]
-
-    def apply_s(V):
-        V = np.asarray(V).reshape(n, -1)
-        Vt = torch.as_tensor(V, dtype=torch.float64, device=Ht.device)
-        out = -lam[:, None] * Vt
-        for start, stop, F in (cached if keep else blocks()):
-            out[start:stop] += 0.5 * (F @ Vt)
-            out += 0.5 * (F.T @ Vt[start:stop])
-        out = out.cpu().numpy()
-        passes[0] += 1
-        rq = np.einsum("ij,ij->j", V, out) / np.maximum(np.einsum("ij,ij->j", V, V), 1e-300)
-        best[0] = min(best[0], float(rq.min()))
-        if progress is not None and (not keep or passes[0] % 25 == 0):
-            progress(f"certificate: product {passes[0]} with S, smallest Rayleigh quotient so far "
-                     f"{best[0] * n:.3e} x excess / n")
-        if best[0] < refute_below:
-            raise _Refuted(best[0])
-        if passes[0] > max_products:
-            raise _Refuted(np.nan)
-        return out
-
-    op = LinearOperator((n, n), matvec=apply_s, matmat=apply_s, dtype=np.float64)
+    over_scale, refute_below = _refutation_threshold(lex_f, log_range, floor_scale, n, tol)
+    S = _BlockedS(lam, blocks, cached, keep, refute_below, max_products, progress)
+    common = dict(log_excess_relaxed=None if relax is loss else lex, log_range=log_range,
+                  floor_note=loss.floor_note, floor_scale=floor_scale)
     refuted = False
     how = (f"matrix-free on {Ht.device}, S applied in row blocks of {block} "
            + ("kept in memory" if keep else "recomputed per product"))
     try:
-        if keep:
-            w = float(eigsh(op, k=1, which="SA", tol=lanczos_tol, return_eigenvectors=False).min())
-            how = f"{how}; Lanczos (scipy eigsh 'SA', tol {lanczos_tol:g})"
-        else:
-            rng = np.random.default_rng(0)
-            U, sv, _ = np.linalg.svd(H, full_matrices=False)
-            X0 = np.column_stack([U[:, sv > 1e-8 * sv[0]], rng.standard_normal((n, 8))])
-            vals = lobpcg(op, X0, tol=lanczos_tol, maxiter=max_products, largest=False)[0]
-            w = float(np.min(vals))
-            how = f"{how}; LOBPCG (scipy lobpcg, block {X0.shape[1]}, tol {lanczos_tol:g})"
-        w = min(w, best[0])
+        w, method = _smallest_eigenvalue(S, H, keep, lanczos_tol, max_products)
+        how = f"{how}; {method}"
+        w = min(w, S.best)
     except _Refuted as stop:
         if np.isnan(stop.value):
-            return decide(floor, lex_f, best[0], n, tol, f"{how}: no convergence in "
-                          f"{max_products} products; smallest Rayleigh quotient reported", scale, tau,
+            return decide(floor, lex_f, S.best, n, tol, f"{how}: no convergence in "
+                          f"{max_products} products; smallest Rayleigh quotient reported", scale, loss.tau,
                           None, unresolved=f"unresolved: the eigenvalue search did not converge in "
-                          f"{max_products} products with S", log_excess_relaxed=relaxed,
-                          log_range=log_range, floor_note=loss.floor_note, floor_scale=floor_scale)
+                          f"{max_products} products with S", **common)
         w, refuted = min(gershgorin, stop.value), True
-        how = (f"{how}; stopped after {passes[0]} products: a Rayleigh quotient {stop.value:.3e} (an "
+        how = (f"{how}; stopped after {S.passes} products: a Rayleigh quotient {stop.value:.3e} (an "
                "upper bound on lambda_min) already refutes the certificate; lambda_min and the gap bound "
                "reported are Gershgorin's lower bound on lambda_min")
         rq_gap = n * max(0.0, -stop.value) * over_scale
-    residual = None
-    if best[0] >= refute_below:
-        try:
-            residual = np.linalg.norm(apply_s(H))
-        except _Refuted:
-            pass
-    cert = decide(floor, lex_f, w, n, tol, f"{how}, {passes[0]} products", scale, tau, residual,
-                  log_excess_relaxed=relaxed, log_range=log_range, floor_note=loss.floor_note,
-                  floor_scale=floor_scale)
+    residual = S.residual(H)
+    cert = decide(floor, lex_f, w, n, tol, f"{how}, {S.passes} products", scale, loss.tau, residual, **common)
     if refuted:  # the certificate fails by at least the Rayleigh quotient's margin
-        what = "max(excess, the loss's scale)" if cert.scale_kind == "floor" else f"the {cert.scale_kind}"
-        cert = replace(cert, reason=f"gap bound is at least {rq_gap:.2e} times {what} "
-                       f"(Rayleigh quotient), above tol {tol:g}")
+        cert = _refuted_reason(cert, rq_gap, tol)
     return cert
 
 

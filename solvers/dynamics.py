@@ -119,6 +119,77 @@ def coordinate_factored(loss, sym, samples, Z0, max_iter: int = 20000, gtol: flo
     return DynamicsRun(Z, total, reason.converged, reason, time.perf_counter() - t0)
 
 
+def _frozen_objective(loss, samples):
+    """``frozen(Hx, Ha)``: the log-excess of E_alpha at Hx with alpha from Ha (stop-gradient), and
+    its Riemannian gradient at Hx."""
+
+    def frozen(Hx, Ha):
+        lex, eg = loss.torch_frozen_log_excess_and_grad(Hx, samples, Ha)
+        return lex, riemannian_grad(Hx, eg)
+
+    return frozen
+
+
+def _coordinate_step(frozen, H, f, rg, step, active, track):
+    """One step of every active restart: Armijo backtracking on its frozen E_alpha from ``step``,
+    alpha moved to the new point, and the next Barzilai-Borwein step size (vector transport by
+    projection). Returns (H, f, rg, step, pending, moved), ``pending`` where no step decreased."""
+    import torch
+
+    sq = (rg * rg).flatten(1).sum(1)
+    Ha = H.clone()
+
+    def trial(t, H=H, rg=rg, Ha=Ha):
+        point = _normalise(H - t[:, None, None] * rg)
+        ft, rgt = frozen(point, Ha)
+        return point, ft, rgt
+
+    (H_new, _, _), pending, t = _backtrack(
+        active,
+        step.clone(),
+        trial,
+        lambda c, t, f=f, sq=sq: track.armijo(c[1], f, 1e-4 * t * sq),
+        (H, f, rg),
+    )
+    moved = active & ~pending
+    f_new, rg_new = frozen(H_new, H_new)  # alpha moves to the new point
+    s = (H_new - H).flatten(1)
+    y = (rg_new - riemannian_grad(H_new, rg)).flatten(1)
+    sy = (s * y).sum(1)
+    bb = (s * s).sum(1) / sy.clamp_min(1e-300)
+    step = torch.where(moved & (sy > 0), bb, torch.where(moved, 2 * t, step))
+    H, f, rg = (
+        torch.where(moved[:, None, None], H_new, H),
+        torch.where(moved, f_new, f),
+        torch.where(moved[:, None, None], rg_new, rg),
+    )
+    return H, f, rg, step, pending, moved
+
+
+def _restarts_result(loss, samples, H, f, gn, iters, reasons, dev, history, t0) -> RestartsResult:
+    """The end points as a :class:`RestartsResult` in float64 numpy: values floor + exp(log-excess),
+    the floor of each restart's point."""
+    import torch
+
+    lex = f.double().cpu().numpy()
+    floors = loss.point_floor(samples, H=H)  # one pass over the batch of restarts
+    floors = floors.cpu().numpy() if hasattr(floors, "cpu") else floors
+    return RestartsResult(
+        H.cpu().numpy(),
+        floors + np.exp(lex),
+        lex,
+        gn.cpu().numpy(),
+        iters.cpu().numpy(),
+        reasons,
+        "coordinate",
+        str(dev),
+        "float64",
+        {"optimize": time.perf_counter() - t0},
+        snap=False,
+        history=torch.stack(history).numpy(),
+    )
+
+
 def coordinate_restarts(
     problem,
     dim: int,
@@ -146,10 +217,7 @@ def coordinate_restarts(
     t0 = time.perf_counter()
     H = starting_points(n, dim, restarts, seed, H0, dev)
     R = H.shape[0]
-
-    def frozen(Hx, Ha):
-        lex, eg = loss.torch_frozen_log_excess_and_grad(Hx, samples, Ha)
-        return lex, riemannian_grad(Hx, eg)
+    frozen = _frozen_objective(loss, samples)
 
     with cpu_threads_for(R * n * n * dim, dev):
         f, rg = frozen(H, H)
@@ -162,54 +230,12 @@ def coordinate_restarts(
         for it in range(max_iter):
             if not bool(active.any()):
                 break
-            sq = (rg * rg).flatten(1).sum(1)
-            Ha = H.clone()
-
-            def trial(t, H=H, rg=rg, Ha=Ha):
-                point = _normalise(H - t[:, None, None] * rg)
-                ft, rgt = frozen(point, Ha)
-                return point, ft, rgt
-
-            (H_new, _, _), pending, t = _backtrack(
-                active,
-                step.clone(),
-                trial,
-                lambda c, t, f=f, sq=sq: track.armijo(c[1], f, 1e-4 * t * sq),
-                (H, f, rg),
-            )
+            H, f, rg, step, pending, moved = _coordinate_step(frozen, H, f, rg, step, active, track)
             stalled |= pending
-            moved = active & ~pending
-            f_new, rg_new = frozen(H_new, H_new)  # alpha moves to the new point
-            s = (H_new - H).flatten(1)
-            y = (rg_new - riemannian_grad(H_new, rg)).flatten(1)
-            sy = (s * y).sum(1)
-            bb = (s * s).sum(1) / sy.clamp_min(1e-300)
-            step = torch.where(moved & (sy > 0), bb, torch.where(moved, 2 * t, step))
-            H, f, rg = (
-                torch.where(moved[:, None, None], H_new, H),
-                torch.where(moved, f_new, f),
-                torch.where(moved[:, None, None], rg_new, rg),
-            )
             gn = rg.flatten(1).norm(dim=1)
             active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     reasons = _reasons(gn, tol, stalled)
-    lex = f.double().cpu().numpy()
-    floors = loss.point_floor(samples, H=H)  # one pass over the batch of restarts
-    floors = floors.cpu().numpy() if hasattr(floors, "cpu") else floors
-    return RestartsResult(
-        H.cpu().numpy(),
-        floors + np.exp(lex),
-        lex,
-        gn.cpu().numpy(),
-        iters.cpu().numpy(),
-        reasons,
-        "coordinate",
-        str(dev),
-        "float64",
-        {"optimize": time.perf_counter() - t0},
-        snap=False,
-        history=torch.stack(track.history).numpy(),
-    )
+    return _restarts_result(loss, samples, H, f, gn, iters, reasons, dev, track.history, t0)
 
 
 __all__ = ["coordinate_factored", "coordinate_restarts", "DynamicsRun", "StopReason"]

@@ -36,6 +36,74 @@ class LBFGSResult:
         return self.reason.converged
 
 
+def _stop_reason(x, f, g, it: int, inv_d, fmin: float, gtol: float, done, done_every: int):
+    """Why to stop before the next iteration (FLOOR, GRADIENT_TOL, TARGET), or None."""
+    if f <= fmin:  # -inf (the excess exactly 0) is <= any fmin
+        return StopReason.FLOOR
+    if np.max(np.abs(inv_d(g))) <= gtol:
+        return StopReason.GRADIENT_TOL
+    if done is not None and it > 0 and it % done_every == 0 and done(x):
+        return StopReason.TARGET
+    return None
+
+
+def _direction(g: np.ndarray, pairs: deque, inv_d) -> tuple[np.ndarray, float]:
+    """Search direction d and slope g'd by the two-loop recursion with H0 = gamma D^{-1} (without
+    pairs: a cautious first step); where descent is lost to round-off the pairs are dropped and d
+    is the scaled gradient's opposite."""
+    q = g.copy()
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        a = rho * (s @ q)
+        alphas.append(a)
+        q -= a * y
+    if pairs:
+        s, y, _ = pairs[-1]
+        ydy = y @ inv_d(y)
+        gamma = (s @ y) / ydy if ydy > 0 else 1.0
+        r = gamma * inv_d(q)
+    else:
+        r = inv_d(q)
+        r *= 1e-2 / max(np.max(np.abs(r)), 1e-300)  # cautious first step
+    for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
+        b = rho * (y @ r)
+        r += (a - b) * s
+    d = -r
+    slope = g @ d
+    if slope >= 0:  # lost descent (round-off): restart from the scaled gradient
+        pairs.clear()
+        d = -inv_d(g)
+        slope = g @ d
+    return d, slope
+
+
+def _line_search(fun, x, f, g, d, slope, inv_d, fmin: float):
+    """Backtracking from step 1 (factor 0.3, 40 trials) to Armijo's condition, to the floor, or, where
+    f only moves at round-off, to a lower |D^{-1} g|. Returns (accepted, x_new, f_new, g_new,
+    evaluations)."""
+    eps = np.finfo(float).eps
+    step, accepted = 1.0, False
+    gnorm = np.linalg.norm(inv_d(g))
+    evals = 0
+    for _ in range(40):
+        x_new = x + step * d
+        f_new, g_new = fun(x_new)
+        evals += 1
+        if f_new <= fmin:  # at the floor: nothing lies below
+            accepted = True
+            break
+        if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
+            accepted = True
+            break
+        # at round-off level in f, a step that lowers the gradient is progress too
+        if (np.isfinite(f_new) and abs(f_new - f) <= 8 * eps * max(abs(f), 1e-300)
+                and np.linalg.norm(inv_d(g_new)) < gnorm):
+            accepted = True
+            break
+        step *= 0.3
+    return accepted, x_new, f_new, g_new, evals
+
+
 def lbfgs(
     fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
@@ -70,63 +138,18 @@ def lbfgs(
     pairs: deque = deque(maxlen=memory)
     inv_d = (lambda v: v) if hessian_diag is None else (lambda v: v / hessian_diag())
     stall = 0
-    eps = np.finfo(float).eps
     best_gn = np.inf
     reason = StopReason.ITERATION_LIMIT
     it = 0
     while it < max_iter:
-        if f <= fmin:  # -inf (the excess exactly 0) is <= any fmin
-            reason = StopReason.FLOOR
-            break
-        if np.max(np.abs(inv_d(g))) <= gtol:
-            reason = StopReason.GRADIENT_TOL
-            break
-        if done is not None and it > 0 and it % done_every == 0 and done(x):
-            reason = StopReason.TARGET
+        stop = _stop_reason(x, f, g, it, inv_d, fmin, gtol, done, done_every)
+        if stop is not None:
+            reason = stop
             break
         it += 1
-        # two-loop recursion
-        q = g.copy()
-        alphas = []
-        for s, y, rho in reversed(pairs):
-            a = rho * (s @ q)
-            alphas.append(a)
-            q -= a * y
-        if pairs:
-            s, y, _ = pairs[-1]
-            ydy = y @ inv_d(y)
-            gamma = (s @ y) / ydy if ydy > 0 else 1.0
-            r = gamma * inv_d(q)
-        else:
-            r = inv_d(q)
-            r *= 1e-2 / max(np.max(np.abs(r)), 1e-300)  # cautious first step
-        for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
-            b = rho * (y @ r)
-            r += (a - b) * s
-        d = -r
-        slope = g @ d
-        if slope >= 0:  # lost descent (round-off): restart from the scaled gradient
-            pairs.clear()
-            d = -inv_d(g)
-            slope = g @ d
-        step, accepted = 1.0, False
-        gnorm = np.linalg.norm(inv_d(g))
-        for _ in range(40):
-            x_new = x + step * d
-            f_new, g_new = fun(x_new)
-            evals += 1
-            if f_new <= fmin:  # at the floor: nothing lies below
-                accepted = True
-                break
-            if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
-                accepted = True
-                break
-            # at round-off level in f, a step that lowers the gradient is progress too
-            if (np.isfinite(f_new) and abs(f_new - f) <= 8 * eps * max(abs(f), 1e-300)
-                    and np.linalg.norm(inv_d(g_new)) < gnorm):
-                accepted = True
-                break
-            step *= 0.3
+        d, slope = _direction(g, pairs, inv_d)
+        accepted, x_new, f_new, g_new, trials = _line_search(fun, x, f, g, d, slope, inv_d, fmin)
+        evals += trials
         if not accepted:
             reason = StopReason.STALLED
             break

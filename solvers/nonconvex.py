@@ -255,12 +255,22 @@ def _collapse_snapper(samples, shape, evaluate, enabled: bool = True):
     return snap
 
 
-def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=True):
-    """Batched L-BFGS over V (H = V/|V|); per-restart Armijo line search and stopping."""
+def _start_tracking(loss, samples, f, gn, tol, R: int, device):
+    """Per-restart bookkeeping before the first iteration: the :class:`_Progress` tracker, the
+    restarts still active (gradient above tolerance, not at the floor), no stall, no iteration."""
     import torch
 
-    R = H0.shape[0]
-    shape = H0.shape
+    track = _Progress(f, gn, loss.log_geometry_range(samples), loss.floor_tolerance(samples))
+    active = (gn > track.tolerance(tol, f)) & ~track.at_floor(f)
+    stalled = torch.zeros(R, dtype=torch.bool, device=device)
+    iters = torch.zeros(R, dtype=torch.long, device=device)
+    return track, active, stalled, iters
+
+
+def _lbfgs_objective(loss, samples, shape):
+    """``evaluate(V)`` for V of ``shape`` (R, n, d), H = V / |V| row-wise: log(f - floor) per restart,
+    its gradient in V flattened per restart, and the norm of the Riemannian gradient at H."""
+    R = shape[0]
 
     def evaluate(V):
         norms = V.norm(dim=-1, keepdim=True)
@@ -269,22 +279,30 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
         rg = riemannian_grad(H, egrad)  # = |v| times the gradient in V, row-wise
         return values, (rg / norms).reshape(R, -1), rg.reshape(R, -1).norm(dim=1)
 
-    x = H0.reshape(R, -1).clone()
-    f, g, gn = evaluate(x.reshape(shape))
-    snap = _collapse_snapper(samples, shape, lambda x: evaluate(x.reshape(shape)), snap_classes)
-    S = torch.zeros((memory, R, x.shape[1]), dtype=x.dtype, device=x.device)
-    Y = torch.zeros_like(S)
-    rho = torch.zeros((memory, R), dtype=x.dtype, device=x.device)
-    gamma = torch.ones(R, dtype=x.dtype, device=x.device)
-    track = _Progress(f, gn, loss.log_geometry_range(samples), loss.floor_tolerance(samples))
-    active = (gn > track.tolerance(tol, f)) & ~track.at_floor(f)
-    stalled = torch.zeros(R, dtype=torch.bool, device=x.device)
-    iters = torch.zeros(R, dtype=torch.long, device=x.device)
-    fresh = torch.ones(R, dtype=torch.bool, device=x.device)  # no curvature information yet
-    slot = 0
-    for it in range(max_iter):
-        if not bool(active.any()):
-            break
+    return evaluate
+
+
+class _CurvaturePairs:
+    """Each restart's last ``memory`` curvature pairs (s, y, rho = 1 / s'y) in a ring of slots, its
+    initial inverse-Hessian scale ``gamma``, and ``fresh``: restarts without curvature information
+    yet, whose next step is cautious."""
+
+    def __init__(self, memory: int, R: int, size: int, dtype, device):
+        import torch
+
+        self.memory, self.slot = memory, 0
+        self.S = torch.zeros((memory, R, size), dtype=dtype, device=device)
+        self.Y = torch.zeros_like(self.S)
+        self.rho = torch.zeros((memory, R), dtype=dtype, device=device)
+        self.gamma = torch.ones(R, dtype=dtype, device=device)
+        self.fresh = torch.ones(R, dtype=torch.bool, device=device)  # no curvature information yet
+
+    def direction(self, g):
+        """Search direction d and slope g'd per restart by the two-loop recursion; scaled steepest
+        descent where descent is lost; a fresh restart's step moves each row by at most 0.1."""
+        import torch
+
+        S, Y, rho, gamma, memory, slot = self.S, self.Y, self.rho, self.gamma, self.memory, self.slot
         q = g.clone()
         alphas = []
         for j in range(memory):
@@ -303,12 +321,63 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
             d[bad] = -gamma[bad, None] * g[bad]
             rho[:, bad] = 0.0
             slope = (g * d).sum(1)
-        first = fresh.clone()
-        fresh[:] = False
+        first = self.fresh.clone()
+        self.fresh[:] = False
         if bool(first.any()):  # cautious first step: move each row by at most 0.1
             scale = 0.1 / d.abs().amax(1).clamp_min(1e-300)
             d[first] = d[first] * torch.minimum(scale[first], torch.ones_like(scale[first]))[:, None]
             slope = (g * d).sum(1)
+        return d, slope
+
+    def store(self, s_vec, y_vec, moved):
+        """Keep the step's pair where the restart ``moved`` with positive curvature, update gamma,
+        and advance to the next slot."""
+        import torch
+
+        sy = (s_vec * y_vec).sum(1)
+        store = moved & (sy > 1e-300)
+        self.S[self.slot] = torch.where(store[:, None], s_vec, torch.zeros_like(s_vec))
+        self.Y[self.slot] = torch.where(store[:, None], y_vec, torch.zeros_like(y_vec))
+        self.rho[self.slot] = torch.where(store, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
+        # initial inverse-Hessian scale: s'y / y'y from a pair with positive curvature; where the
+        # curvature is negative (log(f - floor) far from the optimum is not convex) the pair is
+        # skipped but the scale still follows the step, |s| / |y|: a scale left at 1 made every
+        # later step as small as the gradient of the log (2000 samples with random labels, k = 20,
+        # d = 20, tau 0.5: log(f - floor) went from 8.73 to 8.72 in 800 iterations; now the
+        # optimum, 7.785, in 22)
+        yy = (y_vec * y_vec).sum(1).clamp_min(1e-300)
+        fallback = torch.sqrt((s_vec * s_vec).sum(1) / yy)
+        self.gamma = torch.where(store, sy / yy, torch.where(moved & (yy > 1e-300), fallback, self.gamma))
+        self.slot = (self.slot + 1) % self.memory
+
+    def forget(self, snapped):
+        """Drop the pairs of restarts a snap moved (those of the spread phase are stale): they
+        start afresh."""
+        if bool(snapped.any()):
+            self.S[:, snapped] = 0.0
+            self.Y[:, snapped] = 0.0
+            self.rho[:, snapped] = 0.0
+            self.gamma[snapped] = 1.0
+            self.fresh |= snapped
+
+
+def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=True):
+    """Batched L-BFGS over V (H = V/|V|); per-restart Armijo line search and stopping."""
+    import torch
+
+    R = H0.shape[0]
+    shape = H0.shape
+    evaluate = _lbfgs_objective(loss, samples, shape)
+    x = H0.reshape(R, -1).clone()
+    f, g, gn = evaluate(x.reshape(shape))
+    snap = _collapse_snapper(samples, shape, lambda x: evaluate(x.reshape(shape)), snap_classes)
+    pairs = _CurvaturePairs(memory, R, x.shape[1], x.dtype, x.device)
+    track, active, stalled, iters = _start_tracking(loss, samples, f, gn, tol, R, x.device)
+    for it in range(max_iter):
+        if not bool(active.any()):
+            break
+        d, slope = pairs.direction(g)
+
         def trial(t, x=x, d=d):
             point = x + t[:, None] * d
             return (point, *evaluate(point.reshape(shape)))
@@ -318,30 +387,10 @@ def _run_lbfgs(loss, samples, H0, tol, max_iter, memory, progress, snap_classes=
             lambda c, t, f=f, slope=slope: track.armijo(c[1], f, -1e-4 * t * slope), (x, f, g, gn))
         stalled |= pending
         moved = active & ~pending
-        s_vec, y_vec = x_new - x, g_new - g
-        sy = (s_vec * y_vec).sum(1)
-        store = moved & (sy > 1e-300)
-        S[slot] = torch.where(store[:, None], s_vec, torch.zeros_like(s_vec))
-        Y[slot] = torch.where(store[:, None], y_vec, torch.zeros_like(y_vec))
-        rho[slot] = torch.where(store, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy))
-        # initial inverse-Hessian scale: s'y / y'y from a pair with positive curvature; where the
-        # curvature is negative (log(f - floor) far from the optimum is not convex) the pair is
-        # skipped but the scale still follows the step, |s| / |y|: a scale left at 1 made every
-        # later step as small as the gradient of the log (2000 samples with random labels, k = 20,
-        # d = 20, tau 0.5: log(f - floor) went from 8.73 to 8.72 in 800 iterations; now the
-        # optimum, 7.785, in 22)
-        yy = (y_vec * y_vec).sum(1).clamp_min(1e-300)
-        fallback = torch.sqrt((s_vec * s_vec).sum(1) / yy)
-        gamma = torch.where(store, sy / yy, torch.where(moved & (yy > 1e-300), fallback, gamma))
-        slot = (slot + 1) % memory
+        pairs.store(x_new - x, g_new - g, moved)
         x, f, g, gn = x_new, f_new, g_new, gn_new
         x, f, g, gn, snapped = snap(x, f, g, gn, active)
-        if bool(snapped.any()):  # curvature pairs of the spread phase are stale: start afresh
-            S[:, snapped] = 0.0
-            Y[:, snapped] = 0.0
-            rho[:, snapped] = 0.0
-            gamma[snapped] = 1.0
-            fresh |= snapped
+        pairs.forget(snapped)  # curvature pairs of the spread phase are stale: start afresh
         active = track.end_iteration(it, active, stalled, iters, moved, gn, f, tol, progress)
     H = _normalise(x.reshape(shape))
     reasons = _reasons(gn, track.tolerance(tol, f), stalled, track.at_floor(f))
@@ -367,10 +416,7 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
     snap = _collapse_snapper(samples, shape, evaluate, snap_classes)
     gn = rg.flatten(1).norm(dim=1)
     step = 0.1 / rg.flatten(1).abs().amax(1).clamp_min(1e-300)
-    track = _Progress(f, gn, loss.log_geometry_range(samples), loss.floor_tolerance(samples))
-    active = (gn > track.tolerance(tol, f)) & ~track.at_floor(f)
-    stalled = torch.zeros(R, dtype=torch.bool, device=H.device)
-    iters = torch.zeros(R, dtype=torch.long, device=H.device)
+    track, active, stalled, iters = _start_tracking(loss, samples, f, gn, tol, R, H.device)
     for it in range(max_iter):
         if not bool(active.any()):
             break

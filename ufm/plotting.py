@@ -184,16 +184,9 @@ def class_cosine_heatmap(cosines: Any, counts: Any, ax: Axes | None = None,
     return fig
 
 
-def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, ax: Axes | None = None,
-                      dim: int = 2, title: str | None = None) -> Figure:
-    """Samples (small, translucent) and class means (large, black edge) of (n, d) unit embeddings,
-    projected on the top ``dim`` right singular vectors of H (uncentred: the origin matters on
-    the sphere). ``dim=2``: the plane with the unit circle; ``dim=3``: a 3D axes with the unit
-    sphere, points and means re-normalised onto it. The title says the share of ||H||_F^2 the
-    projection keeps. Up to 12 classes get a legend "class c (n = size)"; more are coloured by
-    class size with a colorbar. Collapsed classes at a simplex ETF: Papyan, Han & Donoho 2020;
-    SupCon geometry under imbalance: Behnia & Thrampoulidis 2024.
-    """
+def _scatter_inputs(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, ax: Axes | None,
+                    dim: int) -> tuple[np.ndarray, list]:
+    """The checks of :func:`embedding_scatter`: (n, d) float embeddings and their n labels."""
     if dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3, got {dim!r}")
     H = np.asarray(embeddings, dtype=float)
@@ -205,36 +198,37 @@ def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, 
     if dim == 3 and ax is not None and getattr(ax, "name", None) != "3d":
         raise ValueError("embedding_scatter(dim=3) needs a 3D axes: create it with "
                          "fig.add_subplot(projection='3d'), or pass ax=None")
+    return H, y
 
-    # PCA of the uncentred rows
-    n, d = H.shape
+
+def _uncentred_pca(H: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """PCA of the uncentred rows: their coordinates (n, dim) on the top right singular vectors of
+    H (zero where H has fewer), those vectors (rows), and the share of ||H||_F^2 they keep."""
+    n = H.shape[0]
     _, s, vt = np.linalg.svd(H, full_matrices=False)
     m = min(dim, vt.shape[0])
     P = np.zeros((n, dim))
     P[:, :m] = H @ vt[:m].T
     total = float(np.sum(s**2))
     kept = float(np.sum(s[:m] ** 2)) / total if total > 0 else 1.0
+    return P, vt[:m], kept
 
+
+def _class_index(y: list) -> tuple[list, np.ndarray]:
+    """The classes, sorted (in order of first appearance for mixed label types), and the index of
+    each label's class."""
     classes = list(dict.fromkeys(y))
     try:
         classes = sorted(classes)
     except TypeError:
         pass  # mixed label types: first appearance
     index = {c: i for i, c in enumerate(classes)}
-    yi = np.array([index[c] for c in y], dtype=int)
-    k = len(classes)
-    sizes = np.bincount(yi, minlength=k)
-    means = np.zeros((k, dim))
-    for c in range(k):
-        means[c, :m] = H[yi == c].mean(axis=0) @ vt[:m].T
+    return classes, np.array([index[c] for c in y], dtype=int)
 
-    if dim == 3:
-        for A in (P, means):
-            r = np.linalg.norm(A, axis=1)
-            ok = r > 1e-12
-            A[ok] /= r[ok, None]
 
-    fig, ax = _figure_and_axes(ax, (6.4, 4.6) if dim == 2 else (6.8, 5.0), "3d" if dim == 3 else None)
+def _unit_sphere_frame(ax: Axes, dim: int) -> None:
+    """The unit circle (``dim=2``, equal aspect) or a wireframe unit sphere (``dim=3``), with the
+    principal components' axis labels and ticks."""
     if dim == 2:
         t = np.linspace(0.0, 2.0 * np.pi, 361)
         ax.plot(np.cos(t), np.sin(t), color="0.6", linewidth=0.8, zorder=0)
@@ -254,29 +248,73 @@ def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, 
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
 
-    coords = (lambda A: (A[:, 0], A[:, 1])) if dim == 2 else (lambda A: (A[:, 0], A[:, 1], A[:, 2]))
-    many = k > _MAX_LEGEND_CLASSES
-    if many:
-        from matplotlib.colors import LogNorm, Normalize
 
-        lo, hi = float(sizes.min()), float(sizes.max())
-        if hi == lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        norm = LogNorm(lo, hi) if lo > 0 and hi / lo > 10 else Normalize(lo, hi)
-        ax.scatter(*coords(P), c=sizes[yi], cmap=SEQUENTIAL_CMAP, norm=norm, s=10, alpha=0.35,
-                        linewidths=0)
-        sc = ax.scatter(*coords(means), c=sizes, cmap=SEQUENTIAL_CMAP, norm=norm, s=90, edgecolors="black",
-                   linewidths=0.8, zorder=3)
-        fig.colorbar(sc, ax=ax, label="class size", shrink=0.8)
+def _coords(A: np.ndarray, dim: int) -> tuple:
+    """The columns of points A as scatter's positional coordinates (x, y) or (x, y, z)."""
+    return (A[:, 0], A[:, 1]) if dim == 2 else (A[:, 0], A[:, 1], A[:, 2])
+
+
+def _scatter_by_size(fig: Figure, ax: Axes, P: np.ndarray, means: np.ndarray, yi: np.ndarray,
+                     sizes: np.ndarray, dim: int) -> None:
+    """Samples and class means coloured by class size (log scale where sizes span more than 10x),
+    with a colorbar: for more classes than a legend can name."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    lo, hi = float(sizes.min()), float(sizes.max())
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    norm = LogNorm(lo, hi) if lo > 0 and hi / lo > 10 else Normalize(lo, hi)
+    ax.scatter(*_coords(P, dim), c=sizes[yi], cmap=SEQUENTIAL_CMAP, norm=norm, s=10, alpha=0.35,
+               linewidths=0)
+    sc = ax.scatter(*_coords(means, dim), c=sizes, cmap=SEQUENTIAL_CMAP, norm=norm, s=90, edgecolors="black",
+                    linewidths=0.8, zorder=3)
+    fig.colorbar(sc, ax=ax, label="class size", shrink=0.8)
+
+
+def _scatter_with_legend(ax: Axes, P: np.ndarray, means: np.ndarray, yi: np.ndarray, sizes: np.ndarray,
+                         classes: list, dim: int) -> None:
+    """Samples and class means in one colour per class, with a legend "class c (n = size)"."""
+    colours = _class_colours(sizes)
+    for c in range(len(classes)):
+        ax.scatter(*_coords(P[yi == c], dim), color=colours[c], s=12 if dim == 2 else 18,
+                   alpha=0.35 if dim == 2 else 0.6, linewidths=0)
+    for c in range(len(classes)):
+        ax.scatter(*_coords(means[c : c + 1], dim), color=colours[c], s=110, edgecolors="black",
+                   linewidths=0.9, zorder=3, label=f"class {_label_text(classes[c])} (n = {sizes[c]})")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, ax: Axes | None = None,
+                      dim: int = 2, title: str | None = None) -> Figure:
+    """Samples (small, translucent) and class means (large, black edge) of (n, d) unit embeddings,
+    projected on the top ``dim`` right singular vectors of H (uncentred: the origin matters on
+    the sphere). ``dim=2``: the plane with the unit circle; ``dim=3``: a 3D axes with the unit
+    sphere, points and means re-normalised onto it. The title says the share of ||H||_F^2 the
+    projection keeps. Up to 12 classes get a legend "class c (n = size)"; more are coloured by
+    class size with a colorbar. Collapsed classes at a simplex ETF: Papyan, Han & Donoho 2020;
+    SupCon geometry under imbalance: Behnia & Thrampoulidis 2024.
+    """
+    H, y = _scatter_inputs(embeddings, labels, ax, dim)
+    P, basis, kept = _uncentred_pca(H, dim)
+    classes, yi = _class_index(y)
+    k = len(classes)
+    sizes = np.bincount(yi, minlength=k)
+    means = np.zeros((k, dim))
+    for c in range(k):
+        means[c, : basis.shape[0]] = H[yi == c].mean(axis=0) @ basis.T
+
+    if dim == 3:  # points and means re-normalised onto the sphere
+        for A in (P, means):
+            r = np.linalg.norm(A, axis=1)
+            ok = r > 1e-12
+            A[ok] /= r[ok, None]
+
+    fig, ax = _figure_and_axes(ax, (6.4, 4.6) if dim == 2 else (6.8, 5.0), "3d" if dim == 3 else None)
+    _unit_sphere_frame(ax, dim)
+    if k > _MAX_LEGEND_CLASSES:
+        _scatter_by_size(fig, ax, P, means, yi, sizes, dim)
     else:
-        colours = _class_colours(sizes)
-        for c in range(k):
-            ax.scatter(*coords(P[yi == c]), color=colours[c], s=12 if dim == 2 else 18,
-                       alpha=0.35 if dim == 2 else 0.6, linewidths=0)
-        for c in range(k):
-            ax.scatter(*coords(means[c : c + 1]), color=colours[c], s=110, edgecolors="black",
-                       linewidths=0.9, zorder=3, label=f"class {_label_text(classes[c])} (n = {sizes[c]})")
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        _scatter_with_legend(ax, P, means, yi, sizes, classes, dim)
 
     pca = f"PCA: {100 * kept:.1f}% of ||H||_F^2"
     ax.set_title(f"{title}\n{pca}" if title else f"embeddings, {pca}")
@@ -423,24 +461,15 @@ def step_panels(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None =
     return fig
 
 
-def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None = None,
-                   title: str | None = None) -> Figure:
-    """Census of non-convex restarts (entries of ``ufm verify --json``'s "restarts"): (a) histogram
-    of the gaps value - optimum on a log axis (gaps <= 1e-16, zero or negative, counted in the first
-    bin); (b) lambda_min of each restart's certificate, certified and not certified in two colours;
-    (c) how many restarts reached each distinct minimum (``cluster``: one minimum up to the problem's
-    relabellings and a rotation, ``ufm.matching``), bars coloured by certificate, ticks showing the
-    minimum's id and its excess over the floor. For SupCon every local minimum is
-    global (Behnia & Thrampoulidis 2024): (c) should show one certified bar.
-    """
-    from matplotlib.patches import Patch
+#: restart_census's colours for certified, not certified and unknown (or mixed) certificates
+_CERTIFICATE_COLOURS = (PALETTE[2], PALETTE[5], "0.6")
+
+
+def _gaps_panel(a: Axes, restarts: list) -> None:
+    """Panel (a) of :func:`restart_census`: histogram of the gaps on a log axis, gaps <= 1e-16
+    (zero or negative too) in the first bin."""
     from matplotlib.ticker import LogLocator, MaxNLocator
 
-    restarts = list(restarts)
-    fig, (a, b, c) = _figure_and_axes_list(axes, 3, (13.0, 3.8))
-    certified_colour, failed_colour, unknown_colour = PALETTE[2], PALETTE[5], "0.6"
-
-    # (a) gaps
     gaps = _as_float_array([r.get("gap") for r in restarts], "gap")
     gaps = np.maximum(gaps[np.isfinite(gaps)], _GAP_FLOOR)
     lo = math.log10(_GAP_FLOOR)
@@ -456,7 +485,13 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
     a.set_ylabel("restarts")
     a.set_title("(a) gaps")
 
-    # (b) lambda_min
+
+def _certificates_panel(b: Axes, restarts: list) -> None:
+    """Panel (b) of :func:`restart_census`: lambda_min of each restart's certificate, certified,
+    not certified and without a certificate apart."""
+    from matplotlib.ticker import MaxNLocator
+
+    certified_colour, failed_colour, unknown_colour = _CERTIFICATE_COLOURS
     lam = _as_float_array([r.get("lambda_min") for r in restarts], "lambda_min")
     cert = [r.get("certified") for r in restarts]
     idx = np.arange(len(restarts))
@@ -474,7 +509,11 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
         b.legend(fontsize="small", loc="best")
     b.set_title("(b) certificates")
 
-    # (c) distinct end points
+
+def _minima(restarts: list) -> tuple[list, dict, list, dict]:
+    """The restarts grouped by ``cluster`` (sorted ids; restarts without one are left out), each
+    minimum's colour by its restarts' certificates, and the legend's labels and colours."""
+    certified_colour, failed_colour, unknown_colour = _CERTIFICATE_COLOURS
     clusters: dict[Any, list[Mapping[str, Any]]] = {}
     for r in restarts:
         if r.get("cluster") is not None:
@@ -491,6 +530,16 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
             colour, label = unknown_colour, "mixed / unknown"
         colours.append(colour)
         present[label] = colour
+    return ids, clusters, colours, present
+
+
+def _minima_panel(c: Axes, restarts: list) -> None:
+    """Panel (c) of :func:`restart_census`: restarts per distinct minimum, bars coloured by
+    certificate, ticks with the minimum's id and its median excess over the floor."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    ids, clusters, colours, present = _minima(restarts)
     heights = [len(clusters[cid]) for cid in ids]
     pos = np.arange(len(ids))
     bars = c.bar(pos, heights, color=colours, edgecolor="black", linewidth=0.6)
@@ -508,6 +557,23 @@ def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] |
     if present:
         c.legend(handles=[Patch(color=col, label=lab) for lab, col in present.items()], fontsize="small")
     c.set_title("(c) distinct minima")
+
+
+def restart_census(restarts: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None = None,
+                   title: str | None = None) -> Figure:
+    """Census of non-convex restarts (entries of ``ufm verify --json``'s "restarts"): (a) histogram
+    of the gaps value - optimum on a log axis (gaps <= 1e-16, zero or negative, counted in the first
+    bin); (b) lambda_min of each restart's certificate, certified and not certified in two colours;
+    (c) how many restarts reached each distinct minimum (``cluster``: one minimum up to the problem's
+    relabellings and a rotation, ``ufm.matching``), bars coloured by certificate, ticks showing the
+    minimum's id and its excess over the floor. For SupCon every local minimum is
+    global (Behnia & Thrampoulidis 2024): (c) should show one certified bar.
+    """
+    restarts = list(restarts)
+    fig, (a, b, c) = _figure_and_axes_list(axes, 3, (13.0, 3.8))
+    _gaps_panel(a, restarts)
+    _certificates_panel(b, restarts)
+    _minima_panel(c, restarts)
     if title is not None:
         fig.suptitle(title)
     return fig

@@ -179,11 +179,66 @@ def _interior_margin(M: np.ndarray, v: np.ndarray) -> float:
     return float(min(lam.min(), (1 - lam).min()))
 
 
+def _kink_rows(X: np.ndarray, c: np.ndarray, active: np.ndarray, w: np.ndarray, slope: float):
+    """The active rows with equal rows merged (they share a side): their coefficients
+    c_j = (1 - s) dE/df_j, summed over the merged rows, and their tangent parts at w."""
+    xa, ca = X[active], (1 - slope) * c[active]
+    if len(xa):
+        xa, inverse = np.unique(xa, axis=0, return_inverse=True)
+        ca = np.bincount(inverse.ravel(), weights=ca, minlength=len(xa))
+    return ca, xa - np.outer(xa @ w, w)
+
+
+def _first_order(g: np.ndarray, a: np.ndarray, ca: np.ndarray, concave: np.ndarray,
+                 convex_rows: np.ndarray, scale: float):
+    """max over tangent d of E'(w; d) (module docstring): for each sign vertex mu of the rows with
+    c_j >= 0, the residual of g + sum_j c_j lambda_j a_j over lambda in [0, 1] (bounded least
+    squares on the concave rows). Returns (rate, a unit ascent direction or None, the smallest
+    interior margin of a multiplier where the rate vanishes, M the (D, k) columns c_j a_j)."""
+    from scipy.optimize import lsq_linear
+
+    M = a[concave].T * ca[concave]  # (D, k) columns c_j a_j
+    worst_rate, worst_dir, margin = 0.0, None, np.inf
+    for mu in itertools.product((0.0, 1.0), repeat=len(convex_rows)):
+        v = g + a[convex_rows].T @ (ca[convex_rows] * np.asarray(mu))
+        if M.shape[1]:
+            lam = lsq_linear(M, -v, bounds=(0.0, 1.0), method="bvls").x
+            r = v + M @ lam
+        else:
+            r = v
+        rate = float(np.linalg.norm(r))
+        if rate > worst_rate:
+            worst_rate, worst_dir = rate, r / rate
+        if rate <= FIRST_ORDER_TOL * scale:
+            margin = min(margin, _interior_margin(M, -v) if M.shape[1] else 0.5)
+    return worst_rate, worst_dir, margin, M
+
+
+def _convex_rows_spanned(a: np.ndarray, concave: np.ndarray, convex_rows: np.ndarray, M: np.ndarray):
+    """Rows with c_j >= 0 must not open a flat direction: their tangent parts lie in the span of
+    the concave rows' (vacuous without such rows)."""
+    if len(convex_rows) and M.shape[1]:
+        coef, *_ = np.linalg.lstsq(a[concave].T, a[convex_rows].T, rcond=None)
+        gap = np.linalg.norm(a[concave].T @ coef - a[convex_rows].T)
+        return gap <= FIRST_ORDER_TOL * np.linalg.norm(a)
+    return not len(convex_rows)
+
+
+def _kappa(a: np.ndarray, ca: np.ndarray, M: np.ndarray, margin: float) -> float:
+    """kappa <= -E'(w; b/|b|) for b off the face (strict first order, ``certified_radius``):
+    margin min|c_j| sigma_min of the active rows' tangent parts, less the first-order residual the
+    LP accepted for the multiplier."""
+    sigma = np.linalg.svd(a, compute_uv=False) if len(a) else np.zeros(0)
+    sigma = sigma[sigma > 1e-10 * sigma[0]] if len(sigma) else sigma
+    kappa = margin * float(np.abs(ca).min()) * float(sigma.min()) if len(ca) else 0.0
+    if len(ca):  # the multiplier solves the first-order equation up to the LP's accepted residual
+        kappa = max(kappa - FIRST_ORDER_TOL * float(np.linalg.norm(M)), np.finfo(float).tiny)
+    return kappa
+
+
 def check_kink_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation: str) -> LocalCheck:
     """Is unit w a strict local maximum of E on the sphere? First order over every kink direction,
     second order on the face (module docstring)."""
-    from scipy.optimize import lsq_linear
-
     slope = slope_of(activation)
     w = np.asarray(w, dtype=np.float64)
     w = w / np.linalg.norm(w)
@@ -210,63 +265,37 @@ def check_kink_optimum(w: np.ndarray, x1: np.ndarray, x2: np.ndarray, activation
     face_gap = float(vals[0] - vals[1]) if len(vals) > 1 else np.inf
     on_top = float(w @ Q @ w) >= vals[0] - FIRST_ORDER_TOL * scale_q
     # first order over the kinks: merge equal rows (they share a side), tangent parts
-    xa, ca = X[active], (1 - slope) * c[active]
-    if len(xa):
-        xa, inverse = np.unique(xa, axis=0, return_inverse=True)
-        ca = np.bincount(inverse.ravel(), weights=ca, minlength=len(xa))
-    a = xa - np.outer(xa @ w, w)
+    ca, a = _kink_rows(X, c, active, w, slope)
+    kinks = len(a)
     scale = float(terms.sum() + np.abs(ca) @ np.linalg.norm(a, axis=1)) + 1e-300
     tol_c = FIRST_ORDER_TOL * float(np.abs(c).max())
     concave = ca < -tol_c
     convex_rows = np.flatnonzero(~concave)
     if len(convex_rows) > MAX_CONVEX_ROWS:
-        return LocalCheck(LocalVerdict.UNRESOLVED, len(xa), np.nan, np.nan, face_gap,
-                         reason=f"{len(convex_rows)} kinks with dE/df >= 0")
-    M = a[concave].T * ca[concave]  # (D, k) columns c_j a_j
-    worst_rate, worst_dir, margin = 0.0, None, np.inf
-    for mu in itertools.product((0.0, 1.0), repeat=len(convex_rows)):
-        v = g + a[convex_rows].T @ (ca[convex_rows] * np.asarray(mu))
-        if M.shape[1]:
-            lam = lsq_linear(M, -v, bounds=(0.0, 1.0), method="bvls").x
-            r = v + M @ lam
-        else:
-            r = v
-        rate = float(np.linalg.norm(r))
-        if rate > worst_rate:
-            worst_rate, worst_dir = rate, r / rate
-        if rate <= FIRST_ORDER_TOL * scale:
-            margin = min(margin, _interior_margin(M, -v) if M.shape[1] else 0.5)
+        return LocalCheck(LocalVerdict.UNRESOLVED, kinks, np.nan, np.nan, face_gap,
+                          reason=f"{len(convex_rows)} kinks with dE/df >= 0")
+    worst_rate, worst_dir, margin, M = _first_order(g, a, ca, concave, convex_rows, scale)
     if worst_rate > FIRST_ORDER_TOL * scale:
-        return LocalCheck(LocalVerdict.NOT_OPTIMAL, len(xa), worst_rate, -np.inf, face_gap, worst_dir,
-                         reason="an ascent direction leaves the kinks")
+        return LocalCheck(LocalVerdict.NOT_OPTIMAL, kinks, worst_rate, -np.inf, face_gap, worst_dir,
+                          reason="an ascent direction leaves the kinks")
     if not on_top:
-        return LocalCheck(LocalVerdict.NOT_OPTIMAL, len(xa), worst_rate, margin, face_gap,
-                         reason="not the top eigenvector of Q_g on its face")
+        return LocalCheck(LocalVerdict.NOT_OPTIMAL, kinks, worst_rate, margin, face_gap,
+                          reason="not the top eigenvector of Q_g on its face")
     if np.any(undecided):
-        return LocalCheck(LocalVerdict.UNRESOLVED, len(xa), worst_rate, margin, face_gap,
-                         reason=f"{int(undecided.sum())} rows too close to their kink to tell the side")
-    if len(convex_rows) and M.shape[1]:  # rows with c_j >= 0 must not open a flat direction
-        coef, *_ = np.linalg.lstsq(a[concave].T, a[convex_rows].T, rcond=None)
-        gap = np.linalg.norm(a[concave].T @ coef - a[convex_rows].T)
-        spanned = gap <= FIRST_ORDER_TOL * np.linalg.norm(a)
-    else:
-        spanned = not len(convex_rows)
+        return LocalCheck(LocalVerdict.UNRESOLVED, kinks, worst_rate, margin, face_gap,
+                          reason=f"{int(undecided.sum())} rows too close to their kink to tell the side")
+    spanned = _convex_rows_spanned(a, concave, convex_rows, M)
     if margin < MARGIN_TOL or not spanned:
-        return LocalCheck(LocalVerdict.UNRESOLVED, len(xa), worst_rate, margin, face_gap,
-                         reason="stationary, but not strictly (a multiplier on the boundary)")
+        return LocalCheck(LocalVerdict.UNRESOLVED, kinks, worst_rate, margin, face_gap,
+                          reason="stationary, but not strictly (a multiplier on the boundary)")
     if face_gap <= GAP_FACTOR * FIRST_ORDER_TOL * scale_q:
-        return LocalCheck(LocalVerdict.UNRESOLVED, len(xa), worst_rate, margin, face_gap,
-                         reason="no eigen-gap on the face")
+        return LocalCheck(LocalVerdict.UNRESOLVED, kinks, worst_rate, margin, face_gap,
+                          reason="no eigen-gap on the face")
     radius = np.nan
     if not len(convex_rows):
-        sigma = np.linalg.svd(a, compute_uv=False) if len(a) else np.zeros(0)
-        sigma = sigma[sigma > 1e-10 * sigma[0]] if len(sigma) else sigma
-        kappa = margin * float(np.abs(ca).min()) * float(sigma.min()) if len(ca) else 0.0
-        if len(ca):  # the multiplier solves the first-order equation up to the LP's accepted residual
-            kappa = max(kappa - FIRST_ORDER_TOL * float(np.linalg.norm(M)), np.finfo(float).tiny)
-        radius = certified_radius(z[~active] / xnorm[~active], kappa, face_gap, float(vals[0]),
-                                  2 * float(np.linalg.norm(X, 2)) ** 2 / n)
-    return LocalCheck(LocalVerdict.LOCAL_OPTIMUM, len(xa), worst_rate, margin, face_gap, radius=radius)
+        radius = certified_radius(z[~active] / xnorm[~active], _kappa(a, ca, M, margin), face_gap,
+                                  float(vals[0]), 2 * float(np.linalg.norm(X, 2)) ** 2 / n)
+    return LocalCheck(LocalVerdict.LOCAL_OPTIMUM, kinks, worst_rate, margin, face_gap, radius=radius)
 
 
 def certified_radius(side_distances: np.ndarray, kappa: float, gap: float, top: float, q: float) -> float:

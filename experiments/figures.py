@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.validate import FIGURE_KEYS, choice, string, suggest
+from experiments.options import FIGURE_KINDS as KINDS  # noqa: F401 - every kind of figure
+from experiments.options import FIGURE_MULTI as MULTI  # noqa: F401 - figures of several points
+from experiments.options import FIGURE_NETWORK as NETWORK  # studies of networks ([network])
+from experiments.options import FIGURE_OPTIONS
+from experiments.options import FIGURE_SINGLE as SINGLE
+from experiments.validate import suggest
 from ufm.errors import UFMInputError
 from ufm.plotting import FIGURE_SUFFIXES as SUFFIXES
-
-SINGLE = ("heatmap", "long_tail", "embedding", "census", "curves")
-MULTI = ("step", "family", "lines")
-NETWORK = ("network_census", "specialisation")  # studies of networks ([network])
-KINDS = SINGLE + MULTI + NETWORK
 
 
 def _where(i: int, key: str) -> str:
@@ -52,106 +52,134 @@ def validate_figures(raw, study) -> list[dict]:
     """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns)."""
     if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
         raise UFMInputError("[[figure]]", "must be an array of tables ([[figure]] ... )")
-    from experiments.rows import MAX_ARRAY_CLASSES, MAX_ARRAY_SAMPLES
-
     figures, files = [], set()
     for i, fig in enumerate(raw):
-        for key in fig:
-            if key not in FIGURE_KEYS:
-                raise UFMInputError(_where(i, key), "unknown key" + suggest(key, FIGURE_KEYS)
-                                    + f" (valid keys: {', '.join(FIGURE_KEYS)})")
-        if "title" in fig:
-            string(fig["title"], _where(i, "title"))
-        if "kind" not in fig or "file" not in fig:
-            raise UFMInputError(_where(i, "kind" if "kind" not in fig else "file"), "missing")
-        kind = choice(fig["kind"], _where(i, "kind"), KINDS, "figure kind")
-        if study.network and kind not in (*NETWORK, "lines"):
-            raise UFMInputError(_where(i, "kind"), f"{kind} draws solved problems; a [network] study draws "
-                                "network_census, specialisation or lines")
-        if not study.network and kind in NETWORK:
-            raise UFMInputError(_where(i, "kind"), f"{kind} needs a [network] study")
-        if kind == "network_census" and study.problem["model"] != "one-layer":
-            raise UFMInputError(_where(i, "kind"), "network_census draws one-layer censuses (two-layer: "
-                                "specialisation)")
-        if kind == "specialisation" and study.problem["model"] != "two-layer":
-            raise UFMInputError(_where(i, "kind"), "specialisation draws two-layer networks (one-layer: "
-                                "network_census)")
-        name = string(fig["file"], _where(i, "file"))
-        if Path(name).name != name or Path(name).suffix.lower() not in SUFFIXES:
-            raise UFMInputError(_where(i, "file"), f"must be a file name ending in {', '.join(SUFFIXES)} "
-                                f"(no folders), got {name!r}")
-        if name in files:
-            raise UFMInputError(_where(i, "file"), f"{name!r} is drawn by two figures")
-        files.add(name)
-        select = fig.get("select", {})
-        if not isinstance(select, dict):
-            raise UFMInputError(_where(i, "select"), f"must be a table of [problem] values, got {select!r}")
-        for key, value in select.items():
-            if key not in study.problem:
-                raise UFMInputError(_where(i, f"select.{key}"), "not a [problem] key of this study"
-                                    + suggest(key, study.problem))
-            if isinstance(value, list | dict) and key != "counts":
-                raise UFMInputError(_where(i, f"select.{key}"), f"one value of {key}, got {value!r}")
-        chosen = [j for j, p in enumerate(study.points) if _matches(p, select)]
+        values = _declared_values(fig, i)
+        kind = values["kind"]
+        _check_kind(kind, i, study)
+        _check_file(values["file"], i, files)
+        chosen = _chosen(values.get("select", {}), i, study)
         if not chosen and study.smoke:  # a figure of points the smoke grid leaves out
             continue
-        if not chosen:
-            raise UFMInputError(_where(i, "select"), f"picks no grid point ({select})")
-        if kind in SINGLE and len(chosen) > 1:
-            raise UFMInputError(_where(i, "select"), f"a {kind} figure draws one point; {select or 'it'} "
-                                f"picks {len(chosen)} (add swept keys: {', '.join(study.swept)})")
-        if kind in ("census", "curves") and study.verify is None:
-            raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
-        if kind == "network_census":
-            varying = [k for k in study.swept if k != "activation"
-                       and len({repr(study.points[j].get(k)) for j in chosen}) > 1]
-            if varying:
-                raise UFMInputError(_where(i, "select"), "a network_census draws one census per activation; "
-                                    f"select one value of {', '.join(varying)}")
-        if kind == "step" and study.problem.get("kind") != "step":
-            raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
-        if "projection" in fig and kind != "embedding":
-            raise UFMInputError(_where(i, "projection"), f"only for embedding figures (this is {kind})")
-        for key in ("x", "y", "by"):
-            if key in fig and kind != "lines":
-                raise UFMInputError(_where(i, key), f"only for lines figures (this is {kind})")
-        if kind == "embedding":
-            projection = fig.get("projection", "2d")
-            choice(projection, _where(i, "projection"), ("2d", "3d"), "projection")
-        drawable = [j for j in chosen if kind not in ("heatmap", "long_tail", "embedding", "family")
-                    or study.problems[j].degenerate() is None]
-        if kind in ("heatmap", "long_tail", "embedding", "family") and not drawable:
-            raise UFMInputError(_where(i, "select"), f"a {kind} figure needs a geometry; every point it "
-                                f"picks is degenerate ({study.problems[chosen[0]].degenerate()})")
-        if kind in ("heatmap", "long_tail"):
-            k = study.problems[chosen[0]].k
-            if not 2 <= k <= MAX_ARRAY_CLASSES:
-                raise UFMInputError(_where(i, "select"), f"a {kind} figure draws 2 to {MAX_ARRAY_CLASSES} "
-                                    f"classes; the point has {k}")
-        if kind == "embedding" and study.problems[chosen[0]].n > MAX_ARRAY_SAMPLES:
-            raise UFMInputError(_where(i, "select"), f"an embedding figure draws at most "
-                                f"{MAX_ARRAY_SAMPLES} samples (the embeddings saved); the point has "
-                                f"{study.problems[chosen[0]].n}")
+        _check_selection(kind, values.get("select", {}), i, study, chosen)
+        for key in ("projection", "x", "y", "by"):
+            if key in values and kind != ("embedding" if key == "projection" else "lines"):
+                which = "embedding" if key == "projection" else "lines"
+                raise UFMInputError(_where(i, key), f"only for {which} figures (this is {kind})")
+        _check_drawable(kind, i, study, chosen)
         if kind == "lines":
-            for key in ("x", "y"):
-                if key not in fig:
-                    raise UFMInputError(_where(i, key), "missing: a lines figure plots y against x")
-            x = string(fig["x"], _where(i, "x"))
-            if x not in study.swept:
-                raise UFMInputError(_where(i, "x"), "must be a swept [problem] key "
-                                    f"({', '.join(study.swept)}), got {x!r}")
-            ys = fig["y"] if isinstance(fig["y"], list) else [fig["y"]]
-            if not ys:
-                raise UFMInputError(_where(i, "y"), "an empty list: name at least one column")
-            columns = study.summary_fields()
-            for y in ys:
-                if string(y, _where(i, "y")) not in columns:
-                    raise UFMInputError(_where(i, "y"), f"unknown column {y!r}{suggest(y, columns)}")
-            by = fig.get("by")
-            if by is not None and (string(by, _where(i, "by")) not in study.swept or by == x):
-                raise UFMInputError(_where(i, "by"), f"must be another swept key, got {by!r}")
+            _check_lines(values, i, study)
         figures.append({**fig, "kind": kind, "points": chosen})
     return figures
+
+
+def _declared_values(fig: dict, i: int) -> dict:
+    """The keys of one [[figure]] table, each checked by its declaration
+    (:data:`experiments.options.FIGURE_OPTIONS`); ``kind`` and ``file`` are required."""
+    for key in fig:
+        if key not in FIGURE_OPTIONS:
+            raise UFMInputError(_where(i, key), "unknown key" + suggest(key, FIGURE_OPTIONS)
+                                + f" (valid keys: {', '.join(FIGURE_OPTIONS)})")
+    if "title" in fig:
+        FIGURE_OPTIONS["title"].parse(fig["title"], _where(i, "title"), typed=True)
+    for key in ("kind", "file"):
+        if key not in fig:
+            raise UFMInputError(_where(i, key), "missing")
+    return {key: FIGURE_OPTIONS[key].parse(value, _where(i, key), typed=True) for key, value in fig.items()}
+
+
+def _check_kind(kind: str, i: int, study) -> None:
+    """A kind the study can draw: solved problems, or networks of the study's model."""
+    if study.network and kind not in (*NETWORK, "lines"):
+        raise UFMInputError(_where(i, "kind"), f"{kind} draws solved problems; a [network] study draws "
+                            "network_census, specialisation or lines")
+    if not study.network and kind in NETWORK:
+        raise UFMInputError(_where(i, "kind"), f"{kind} needs a [network] study")
+    if kind == "network_census" and study.problem["model"] != "one-layer":
+        raise UFMInputError(_where(i, "kind"), "network_census draws one-layer censuses (two-layer: "
+                            "specialisation)")
+    if kind == "specialisation" and study.problem["model"] != "two-layer":
+        raise UFMInputError(_where(i, "kind"), "specialisation draws two-layer networks (one-layer: "
+                            "network_census)")
+
+
+def _check_file(name: str, i: int, files: set) -> None:
+    """A file name (no folders) of a figure type, not drawn by another figure."""
+    if Path(name).name != name or Path(name).suffix.lower() not in SUFFIXES:
+        raise UFMInputError(_where(i, "file"), f"must be a file name ending in {', '.join(SUFFIXES)} "
+                            f"(no folders), got {name!r}")
+    if name in files:
+        raise UFMInputError(_where(i, "file"), f"{name!r} is drawn by two figures")
+    files.add(name)
+
+
+def _chosen(select: dict, i: int, study) -> list[int]:
+    """The grid points ``select`` picks (its keys checked against [problem])."""
+    for key, value in select.items():
+        if key not in study.problem:
+            raise UFMInputError(_where(i, f"select.{key}"), "not a [problem] key of this study"
+                                + suggest(key, study.problem))
+        if isinstance(value, list | dict) and key != "counts":
+            raise UFMInputError(_where(i, f"select.{key}"), f"one value of {key}, got {value!r}")
+    return [j for j, p in enumerate(study.points) if _matches(p, select)]
+
+
+def _check_selection(kind: str, select: dict, i: int, study, chosen: list[int]) -> None:
+    """The points picked suit the kind: some at all, one for a single-point figure, restarts for a
+    census, one setting per network census, step problems for a step figure."""
+    if not chosen:
+        raise UFMInputError(_where(i, "select"), f"picks no grid point ({select})")
+    if kind in SINGLE and len(chosen) > 1:
+        raise UFMInputError(_where(i, "select"), f"a {kind} figure draws one point; {select or 'it'} "
+                            f"picks {len(chosen)} (add swept keys: {', '.join(study.swept)})")
+    if kind in ("census", "curves") and study.verify is None:
+        raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
+    if kind == "network_census":
+        varying = [k for k in study.swept if k != "activation"
+                   and len({repr(study.points[j].get(k)) for j in chosen}) > 1]
+        if varying:
+            raise UFMInputError(_where(i, "select"), "a network_census draws one census per activation; "
+                                f"select one value of {', '.join(varying)}")
+    if kind == "step" and study.problem.get("kind") != "step":
+        raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
+
+
+def _check_drawable(kind: str, i: int, study, chosen: list[int]) -> None:
+    """A figure of a geometry picks a point that has one, of a size the saved arrays hold."""
+    from experiments.rows import MAX_ARRAY_CLASSES, MAX_ARRAY_SAMPLES
+
+    geometric = kind in ("heatmap", "long_tail", "embedding", "family")
+    if geometric and all(study.problems[j].degenerate() is not None for j in chosen):
+        raise UFMInputError(_where(i, "select"), f"a {kind} figure needs a geometry; every point it "
+                            f"picks is degenerate ({study.problems[chosen[0]].degenerate()})")
+    if kind in ("heatmap", "long_tail"):
+        k = study.problems[chosen[0]].k
+        if not 2 <= k <= MAX_ARRAY_CLASSES:
+            raise UFMInputError(_where(i, "select"), f"a {kind} figure draws 2 to {MAX_ARRAY_CLASSES} "
+                                f"classes; the point has {k}")
+    if kind == "embedding" and study.problems[chosen[0]].n > MAX_ARRAY_SAMPLES:
+        raise UFMInputError(_where(i, "select"), f"an embedding figure draws at most "
+                            f"{MAX_ARRAY_SAMPLES} samples (the embeddings saved); the point has "
+                            f"{study.problems[chosen[0]].n}")
+
+
+def _check_lines(values: dict, i: int, study) -> None:
+    """A lines figure: y (summary columns) against a swept x, one line per value of another swept
+    key ``by``."""
+    for key in ("x", "y"):
+        if key not in values:
+            raise UFMInputError(_where(i, key), "missing: a lines figure plots y against x")
+    x = values["x"]
+    if x not in study.swept:
+        raise UFMInputError(_where(i, "x"), "must be a swept [problem] key "
+                            f"({', '.join(study.swept)}), got {x!r}")
+    columns = study.summary_fields()
+    for y in values["y"] if isinstance(values["y"], list) else [values["y"]]:
+        if y not in columns:
+            raise UFMInputError(_where(i, "y"), f"unknown column {y!r}{suggest(y, columns)}")
+    by = values.get("by")
+    if by is not None and (by not in study.swept or by == x):
+        raise UFMInputError(_where(i, "by"), f"must be another swept key, got {by!r}")
 
 
 def _describe_params(params: dict, keys) -> str:

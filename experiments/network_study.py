@@ -4,18 +4,14 @@ table instead of ``[problem]``: every list-valued entry is swept, each point is 
 
 from __future__ import annotations
 
-from experiments.validate import MAX_SEED, choice, integer, number, suggest
+from experiments.options import STUDY_TABLES, table_key
+from experiments.validate import suggest
+from solvers.options import MODEL_DEFAULTS, ONE_LAYER_ONLY, TWO_LAYER_ONLY, activations
 from ufm.errors import UFMInputError
 
-MODELS = ("one-layer", "two-layer")
-#: [network] keys with their defaults (None: the model's own) and which model uses them
-NETWORK_KEYS = {
-    "model": "one-layer", "data": None, "samples": None, "patterns": 4, "input_dim": 16, "noise": 0.05,
-    "locations": 6, "vocab": 12, "fixed": 3, "activation": "relu", "restarts": 32, "max_iter": 3000,
-    "hidden": 8, "out_dim": 16, "steps": 1000, "lr": 0.05, "optimizer": "sgd", "seed": 0,
-}
-ONE_LAYER_ONLY = ("restarts", "max_iter", "input_dim", "noise")
-TWO_LAYER_ONLY = ("hidden", "out_dim", "steps", "lr", "optimizer")
+#: the [network] keys: the options of ``ufm network`` (``solvers.options.NETWORK_OPTIONS``) that a
+#: study sets, with their declared types, ranges and defaults (data and samples: the model's own)
+NETWORK_KEYS = STUDY_TABLES["network"]
 ONE_LAYER_FIELDS = ("distinct_optima", "distinct_end_points", "dead_units", "patterns_found", "best_energy",
                     "certified", "top_eigenvector_cosine")
 TWO_LAYER_FIELDS = ("initial_loss", "final_loss", "specialised_fraction", "median_specialisation")
@@ -26,26 +22,12 @@ def _key(key: str) -> str:
 
 
 def _value(key: str, v):
-    from ufm.networks.one_layer import ACTIVATIONS
-
-    w = _key(key)
-    if key == "model":
-        return choice(v, w, MODELS, "model")
-    if key == "data":
-        return choice(v, w, ("mixture", "patterns"), "data")
+    """One value of a [network] key, checked by its declaration."""
     if key == "activation":
-        return choice(v, w, ACTIVATIONS, "activation")
-    if key == "optimizer":
-        return choice(v, w, ("sgd", "adam"), "optimizer")
-    if key in ("noise",):
-        return number(v, w, 0, strict=False)
-    if key == "lr":
-        return number(v, w, 0, strict=True)
-    if key == "seed":
-        return integer(v, w, 0, MAX_SEED)
-    if key == "samples":
-        return integer(v, w, 2, 100_000)
-    return integer(v, w, 1, 10**9)  # every other key: a count
+        if v == "all":  # the whole value only (validate_network)
+            raise UFMInputError(_key(key), "all is every activation: give it alone, not in a list")
+        return activations(v, _key(key), typed=True)[0]
+    return NETWORK_KEYS[key].parse(v, _key(key), typed=True)
 
 
 def validate_network(raw: dict) -> tuple[dict, list[str]]:
@@ -57,6 +39,8 @@ def validate_network(raw: dict) -> tuple[dict, list[str]]:
     if isinstance(raw.get("model"), list):
         raise UFMInputError(_key("model"), "one model per study (one-layer or two-layer)")
     net, swept = {}, []
+    if raw.get("activation", NETWORK_KEYS["activation"].default) == "all":  # a sweep of every activation
+        raw = {**raw, "activation": activations("all", _key("activation"))}
     for key, value in raw.items():
         if isinstance(value, list):
             if not value:
@@ -67,12 +51,12 @@ def validate_network(raw: dict) -> tuple[dict, list[str]]:
             net[key], swept = values, [*swept, key]
         else:
             net[key] = _value(key, value)
-    model = net.setdefault("model", "one-layer")
-    for key, default in NETWORK_KEYS.items():
-        if default is not None:
-            net.setdefault(key, default)
-    net.setdefault("data", "mixture" if model == "one-layer" else "patterns")
-    net.setdefault("samples", 400 if model == "one-layer" else 256)
+    model = net.setdefault("model", NETWORK_KEYS["model"].default)
+    for key, default in MODEL_DEFAULTS[model].items():
+        net.setdefault(key, default)
+    for key, option in NETWORK_KEYS.items():
+        if option.default is not None:
+            net.setdefault(key, option.default)
     unused = TWO_LAYER_ONLY if model == "one-layer" else ONE_LAYER_ONLY
     for key in unused:
         if key in raw:
@@ -105,7 +89,7 @@ def network_data(params: dict):
         return pattern_data(params["samples"], params["locations"], params["vocab"], params["patterns"],
                             params["fixed"], params["seed"])
     except UFMInputError as err:
-        raise UFMInputError(_key(err.argument.lstrip("-").replace("-", "_")), err.message) from None
+        raise UFMInputError(table_key(err.argument, ("network",)), err.message) from None
 
 
 def compute_network_point(pid: str, params: dict) -> tuple[dict, dict]:

@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from experiments.options import PROBLEM_OPTIONS
 from ufm.metrics import class_mean_cosines, step_class_cosines
 
 #: results columns of summary.csv, after the swept parameters
@@ -89,7 +90,7 @@ def config(problem, study_options: dict, params: dict) -> dict:
     """The full configuration of a point: every loss parameter (defaults included), the samples,
     the options."""
     return {"loss": problem.loss.describe(), "samples": problem.samples.describe(),
-            "dim": problem.dim, "seed": params.get("seed", 0), **study_options}
+            "dim": problem.dim, "seed": params.get("seed", PROBLEM_OPTIONS["seed"].default), **study_options}
 
 
 def solve_row(pid: str, params: dict, res) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.options import PROBLEM_OPTIONS
 from experiments.rows import config, machine, solve_arrays, solve_row, verify_arrays, verify_row, versions
 from experiments.study import (  # noqa: F401 - the runner's public names
     KINDS,
@@ -61,7 +62,7 @@ def solve_point(problem, solve_opts: dict):
 
     try:
         return solve(problem, method=solve_opts["method"], solver=solve_opts["solver"],
-                     tol=solve_opts["tol"], seed=solve_opts.get("seed", 0))
+                     tol=solve_opts["tol"], seed=solve_opts.get("seed", PROBLEM_OPTIONS["seed"].default))
     except UFMInputError as err:
         raise UFMInputError(toml_key(err.argument), err.message) from None
 
@@ -70,11 +71,8 @@ def verify_point(problem, options: dict, seed: int):
     """Restarts at one grid point, compared with its certified optimum."""
     from solvers.verify import verify
 
-    v = options["verify"]
-    try:
-        return verify(problem, problem.dim, v["restarts"], v["optimizer"], v["device"], seed,
-                      options["tol"], max_iter=v["max_iter"], precision=v["precision"], snap=v["snap"],
-                      init=v.get("init", "random"))
+    try:  # [verify]'s keys are verify's keywords (experiments.options.STUDY_TABLES)
+        return verify(problem, problem.dim, seed=seed, tol=options["tol"], **options["verify"])
     except UFMInputError as err:
         raise UFMInputError(toml_key(err.argument), err.message) from None
 
@@ -91,7 +89,7 @@ def compute_point(pid: str, params: dict, options: dict, problem=None) -> tuple[
         return row, arrays
     if problem is None:
         problem = build_problem(params)
-    seed = params.get("seed", 0)
+    seed = params.get("seed", PROBLEM_OPTIONS["seed"].default)
     if "verify" in options:
         res = verify_point(problem, options, seed)
         row, arrays = verify_row(pid, params, res), verify_arrays(res)

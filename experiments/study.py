@@ -12,7 +12,11 @@ Tables:
   declares it.
 - ``[solve]``: ``method``, ``solver``, ``tol``.
 - ``[verify]`` (optional): non-convex restarts at every point (``restarts``, ``optimizer``,
-  ``max_iter``, ``precision``, ``device``, ``snap``), in dimension ``dim``.
+  ``max_iter``, ``precision``, ``device``, ``snap``, ``init``), in dimension ``dim``.
+
+The keys of ``[solve]``, ``[verify]``, ``[network]`` and ``[[figure]]``, and the [problem] keys
+that are command options, are the commands' declared options (:mod:`experiments.options`): their
+types, ranges and defaults are those of ``ufm solve``, ``ufm verify`` and ``ufm network``.
 - ``[[figure]]`` (any number): figures drawn from the results (:mod:`experiments.figures`).
 - ``[smoke]`` (optional): ``problem = {...}`` and ``verify = {...}`` replacing entries of those
   tables for a quick run of the same study on a tiny grid (``ufm run NAME --smoke``).
@@ -32,12 +36,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.options import (
+    FIGURE_OPTIONS,
+    PROBLEM_KINDS,
+    PROBLEM_OPTIONS,
+    STUDY_TABLES,
+    table_key,
+    table_values,
+)
 from experiments.validate import (
-    FIGURE_KEYS,
-    MAX_SEED,
     _is_number,
     _key,
-    choice,
     integer,
     number,
     string,
@@ -55,33 +64,25 @@ STUDIES_DIR = Path(__file__).parent
 SAMPLE_KEYS = ("loss", "kind", "counts", "preset", "instances", "views", "k_major", "k_minor",
                "n_minor", "ratio", "batches", "dim", "seed")
 LOSS_KEYS = (*all_params(), "reduction")
-VERIFY_KEYS = ("restarts", "optimizer", "max_iter", "precision", "device", "snap", "init")
-#: the keys each table accepts
+VERIFY_KEYS = tuple(STUDY_TABLES["verify"])
+#: the keys each table accepts (those of [solve], [verify] and [[figure]]: their declarations)
 TABLE_KEYS = {
     "study": ("name", "description"),
     "problem": (*SAMPLE_KEYS, *LOSS_KEYS),
-    "solve": ("method", "solver", "tol"),
+    "solve": tuple(STUDY_TABLES["solve"]),
     "verify": VERIFY_KEYS,
-    "figure": FIGURE_KEYS,
+    "figure": tuple(FIGURE_OPTIONS),
     "smoke": ("problem", "verify", "network"),
-    "network": (),  # experiments.network_study.NETWORK_KEYS, checked there
+    "network": (),  # experiments.options.STUDY_TABLES["network"], checked by experiments.network_study
 }
-KINDS = ("counts", "step", "preset", "views")
+KINDS = PROBLEM_KINDS
 #: the keys each kind of problem needs, and the kind-specific keys it accepts besides
 KIND_KEYS = {"counts": ("counts",), "step": ("k_major", "k_minor", "n_minor", "ratio"),
              "preset": ("preset",), "views": ("instances",)}
 KIND_OPTIONAL = {"views": ("views",)}
-#: values of [problem] keys left out of the file (tau only where the point's loss declares it)
-#: (a loss parameter the file leaves out takes that loss's own declared default, per point)
-PROBLEM_DEFAULTS = {"loss": "supcon", "kind": "counts"}
-VERIFY_DEFAULTS = {"restarts": 8, "optimizer": "lbfgs", "max_iter": 5000, "precision": "float64",
-                   "device": "cpu", "snap": True}
-
-
-def _solve_defaults() -> dict:
-    from solvers.certificate import CERTIFY_TOL
-
-    return {"method": "auto", "solver": "auto", "tol": CERTIFY_TOL}
+#: values of [problem] keys left out of the file, from their declarations (a loss parameter the
+#: file leaves out takes that loss's own declared default, per point)
+PROBLEM_DEFAULTS = {key: PROBLEM_OPTIONS[key].default for key in ("loss", "kind")}
 
 
 # --------------------------------------------------------------------------- finding
@@ -176,10 +177,7 @@ def _loss(v, where: str) -> str:
 
 
 def _preset(v, where: str) -> str:
-    from ufm.inputs import PRESETS
-
-    name = string(v, where).strip().lower()
-    return choice(name, where, tuple(PRESETS), "preset")
+    return PROBLEM_OPTIONS["preset"].parse(string(v, where).strip().lower(), where)
 
 
 def _batches(v, where: str) -> str:
@@ -207,20 +205,19 @@ def _loss_param(name: str):
     return check
 
 
+def _declared(key: str):
+    """One value of a [problem] key that is a declared option (a TOML value: numbers are numbers)."""
+    return lambda v, where: PROBLEM_OPTIONS[key].parse(v, where, typed=True)
+
+
 #: one value of each [problem] key (a sweep applies it to every element)
 _PROBLEM_VALUE = {
     "loss": _loss,
     "counts": _counts,
     "preset": _preset,
-    "instances": lambda v, w: integer(v, w, 1),
-    "views": lambda v, w: integer(v, w, 1),
-    "k_major": lambda v, w: integer(v, w, 0),
-    "k_minor": lambda v, w: integer(v, w, 0),
-    "n_minor": lambda v, w: integer(v, w, 1),
-    "ratio": lambda v, w: number(v, w, 1, strict=False),
+    **{key: _declared(key) for key in ("instances", "views", "k_major", "k_minor", "n_minor", "ratio", "dim",
+                                       "seed")},
     "batches": _batches,
-    "dim": lambda v, w: integer(v, w, 1),
-    "seed": lambda v, w: integer(v, w, 0, MAX_SEED),
     **{name: _loss_param(name) for name in LOSS_KEYS},
     "tau": lambda v, w: number(v, w, 0, strict=True),
 }
@@ -229,7 +226,7 @@ _PROBLEM_VALUE = {
 def _problem_entry(key: str, value, where: str):
     """(normalised value, swept?) of one [problem] entry."""
     if key == "kind":
-        return choice(value, where, KINDS, "problem kind"), False
+        return _declared("kind")(value, where), False
     check = _PROBLEM_VALUE[key]
     if key == "counts":
         is_sweep = isinstance(value, list) and bool(value) and isinstance(value[0], list)
@@ -343,15 +340,7 @@ def _validate_problem(raw: dict) -> tuple[dict, list[str]]:
 def _validate_verify(doc: dict, path: Path) -> dict | None:
     if "verify" not in doc:
         return None
-    from solvers.nonconvex import METHODS, PRECISIONS
-
-    raw = table(doc, "verify", path, required=False)
-    opts = {**VERIFY_DEFAULTS, **raw}
-    opts["restarts"] = integer(opts["restarts"], _key("verify", "restarts"), 1, 10_000)
-    opts["optimizer"] = choice(opts["optimizer"], _key("verify", "optimizer"), METHODS, "optimizer")
-    opts["max_iter"] = integer(opts["max_iter"], _key("verify", "max_iter"), 1, 10**9)
-    opts["precision"] = choice(opts["precision"], _key("verify", "precision"), PRECISIONS, "precision")
-    opts["device"] = choice(opts["device"], _key("verify", "device"), ("auto", "cpu", "cuda"), "device")
+    opts = table_values(table(doc, "verify", path, required=False), "verify")  # init only where set
     if opts["device"] == "cuda":
         from solvers.nonconvex import resolve_device
 
@@ -359,19 +348,12 @@ def _validate_verify(doc: dict, path: Path) -> dict | None:
             resolve_device("cuda")
         except UFMInputError as err:
             raise UFMInputError(_key("verify", "device"), err.message) from None
-    if not isinstance(opts["snap"], bool):
-        raise UFMInputError(_key("verify", "snap"), f"must be true or false, got {opts['snap']!r}")
-    if "init" in opts:  # kept out of the options (and point ids) unless the file sets it
-        from solvers.verify import INITS
-
-        opts["init"] = choice(opts["init"], _key("verify", "init"), INITS, "start")
     return opts
 
 
 def validate_study(doc: dict, path: Path, smoke: bool = False) -> Study:
     """Check every table, key, type and range of a parsed study; build every grid point."""
     from experiments.figures import validate_figures
-    from solvers import METHODS, SOLVERS
 
     _check_top_level(doc)
     if smoke:
@@ -388,10 +370,7 @@ def validate_study(doc: dict, path: Path, smoke: bool = False) -> Study:
     if "network" in doc:
         return _network_study(doc, path, name, description, smoke)
     problem, swept = _validate_problem(table(doc, "problem", path, required=True))
-    opts = {**_solve_defaults(), **table(doc, "solve", path, required=False)}
-    opts["method"] = choice(opts["method"], _key("solve", "method"), METHODS, "method")
-    opts["solver"] = choice(opts["solver"], _key("solve", "solver"), SOLVERS, "solver")
-    opts["tol"] = number(opts["tol"], _key("solve", "tol"), 0, strict=True)
+    opts = table_values(table(doc, "solve", path, required=False), "solve")
     verify = _validate_verify(doc, path)
 
     study = Study(path, name, description, problem, opts, swept, verify, smoke=smoke)
@@ -491,30 +470,27 @@ def build_problem(params: dict) -> Problem:
     own = {"reduction", *(p.name for p in loss_cls.params)}
     loss = loss_cls(**{k: v for k, v in params.items() if k in own})
     counts = point_counts(params)
-    samples = (Samples.instances_views(params["instances"], params.get("views", 2)) if counts is None
+    views = params.get("views", PROBLEM_OPTIONS["views"].default)
+    samples = (Samples.instances_views(params["instances"], views) if counts is None
                else Samples.from_counts(counts))
     loss.check_samples(samples, _key("problem", "loss"))
     if "batches" in params:
         from ufm.inputs import read_batches
 
-        samples = read_batches(params["batches"], samples, params.get("seed", 0), _key("problem", "batches"))
+        seed = params.get("seed", PROBLEM_OPTIONS["seed"].default)
+        samples = read_batches(params["batches"], samples, seed, _key("problem", "batches"))
     problem = Problem(loss, samples)
     if "dim" in params:
         problem.dim = params["dim"]
     return problem
 
 
-#: CLI spellings raised by the library and the study keys they stand for
 def toml_key(argument: str) -> str:
-    """The study key a library error's argument stands for: a CLI spelling ``--max-iter`` is the
-    key ``max_iter`` of the table that declares it (``[problem]``, ``[solve]`` or ``[verify]``), so
-    a study's error names what its author wrote; anything else is kept."""
-    if argument.startswith("--"):
-        key = argument[2:].replace("-", "_")
-        for table in ("problem", "solve", "verify"):
-            if key in TABLE_KEYS[table]:
-                return _key(table, key)
-    return argument
+    """The study key a library error's argument stands for: a parameter ``max_iter`` (or its CLI
+    spelling ``--max-iter``) is the key ``max_iter`` of the table that declares it (``[problem]``,
+    ``[solve]`` or ``[verify]``), so a study's error names what its author wrote; anything else is
+    kept (:func:`experiments.options.table_key`)."""
+    return table_key(argument)
 
 
 def _point_words(params: dict) -> str:

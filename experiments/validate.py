@@ -1,5 +1,5 @@
-"""Checks of single TOML values shared by the study tables (``[problem]``, ``[solve]``,
-``[verify]``, ``[network]``, ``[[figure]]``): each returns the normalised value or raises
+"""Checks of single TOML values that the study tables share beside the declared options
+(:mod:`experiments.options` checks those): each returns the normalised value or raises
 :class:`UFMInputError` naming the key at fault.
 
 The bottom layer of ``experiments/``: it imports no other module of the package, so that
@@ -13,11 +13,6 @@ import difflib
 import math
 
 from ufm.errors import UFMInputError
-
-#: the keys a ``[[figure]]`` table accepts
-FIGURE_KEYS = ("kind", "file", "select", "x", "y", "by", "title", "projection")
-#: largest seed a study accepts
-MAX_SEED = 2**63 - 1
 
 
 def _key(table: str, key: str) -> str:
@@ -59,11 +54,3 @@ def string(v, where: str) -> str:
     if not isinstance(v, str):
         raise UFMInputError(where, f"must be a string, got {v!r}")
     return v
-
-
-def choice(v, where: str, choices, what: str) -> str:
-    value = string(v, where)
-    if value not in choices:
-        raise UFMInputError(where, f"unknown {what} {value!r}{suggest(value, choices)} "
-                            f"(choose from {', '.join(choices)})")
-    return value

@@ -210,7 +210,7 @@ def coordinate_restarts(
 
     check_dim(dim)
     if int(restarts) != restarts or restarts < 1:
-        raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
+        raise UFMInputError("restarts", f"must be an integer >= 1, got {restarts}")
     loss, samples, n = problem.loss, problem.samples, problem.n
     dev = resolve_device(device)
     tol = GRAD_TOL * np.sqrt(n) if tol is None else float(tol)

@@ -110,9 +110,9 @@ def check_dim(dim) -> int:
     sphere there is {-1, +1}, where gradient methods cannot move (the gradient of h = v/|v|
     vanishes)."""
     if int(dim) != dim or dim < 1:
-        raise UFMInputError("--dim", f"must be an integer >= 2, got {dim}")
+        raise UFMInputError("dim", f"must be an integer >= 2, got {dim}")
     if dim == 1:
-        raise UFMInputError("--dim", "1 is not supported: the unit sphere in one dimension is "
+        raise UFMInputError("dim", "1 is not supported: the unit sphere in one dimension is "
                             "{-1, +1}, where gradient methods cannot move; use --dim >= 2")
     return int(dim)
 
@@ -123,9 +123,9 @@ def resolve_device(device: str):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UFMInputError("--device", "cuda requested but no CUDA device is available")
+        raise UFMInputError("device", "cuda requested but no CUDA device is available")
     if device not in ("cpu", "cuda"):
-        raise UFMInputError("--device", f"unknown device {device!r} (auto, cpu or cuda)")
+        raise UFMInputError("device", f"unknown device {device!r} (auto, cpu or cuda)")
     return torch.device(device)
 
 
@@ -490,7 +490,7 @@ def optimize(
     problem: Problem,
     dim: int,
     restarts: int = 8,
-    method: str = "lbfgs",
+    optimizer: str = "lbfgs",
     device: str = "auto",
     seed: int = 0,
     tol: float | None = None,
@@ -514,13 +514,13 @@ def optimize(
 
     check_dim(dim)
     if int(restarts) != restarts or restarts < 1:
-        raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
-    check_choice(method, METHODS, "--optimizer", "optimizer")
-    check_choice(precision, PRECISIONS, "--precision", "precision")
+        raise UFMInputError("restarts", f"must be an integer >= 1, got {restarts}")
+    check_choice(optimizer, METHODS, "optimizer", "optimizer")
+    check_choice(precision, PRECISIONS, "precision", "precision")
     dev = resolve_device(device)
     loss, samples, n = problem.loss, problem.samples, problem.n
     if not loss.scalar_objective:
-        raise UFMInputError("--loss", f"{loss.name} has no scalar objective: its restarts run the "
+        raise UFMInputError("loss", f"{loss.name} has no scalar objective: its restarts run the "
                             "coordinate-wise dynamics (solvers.dynamics.coordinate_restarts)")
     tol = GRAD_TOL * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
@@ -534,7 +534,7 @@ def optimize(
         for dt in stages:
             H = H.to(dt)
             stage_tol = tol if dt == torch.float64 else max(tol, 1e-3 * np.sqrt(n))
-            if method == "lbfgs":
+            if optimizer == "lbfgs":
                 H, f, gn, iters, reasons, hist = _run_lbfgs(loss, samples, H, stage_tol, max_iter, 20, bar,
                                                             snap)
             else:
@@ -549,7 +549,7 @@ def optimize(
     return RestartsResult(
         H.detach().cpu().numpy(), loss.floor(samples) + np.exp(lex), lex, gn.cpu().numpy(),
         total_iters, reasons,
-        method, str(dev), "float32+float64" if len(stages) > 1 else "float64",
+        optimizer, str(dev), "float32+float64" if len(stages) > 1 else "float64",
         {"optimize": time.perf_counter() - t0}, snap, torch.stack(history).numpy())
 
 

@@ -20,16 +20,18 @@ import time
 
 import numpy as np
 
-from solvers.certificate import CERTIFY_TOL, Certificate, certify_reduced, decide, reduced_certificate_matrix
+from solvers.certificate import Certificate, certify_reduced, decide, reduced_certificate_matrix
 from solvers.convex import CONIC_SOLVERS, solve_full, solve_reduced
 from solvers.factored import minimize_factored, newton_polish
+from solvers.options import METHODS, SOLVE_OPTIONS, SOLVERS
 from solvers.result import SolveResult, SolveStatus
 from solvers.stop import StopReason
-from ufm.errors import UFMInputError, check_choice
+from ufm.errors import UFMInputError
+from ufm.options import defaults
 from ufm.problem import Problem, require_relaxation
 
-METHODS = ("auto", "full", "reduced", "orbit")
-SOLVERS = ("auto", "factored", *CONIC_SOLVERS)
+#: the declared defaults of solve's options (``solvers.options.SOLVE_OPTIONS``)
+DEFAULTS = defaults(SOLVE_OPTIONS)
 #: largest n for the full program per conic solver: CLARABEL factors a dense system of size
 #: about n^2/2 (21 GB and out of memory at n = 200 on a 24 GB machine); SCS is lighter
 FULL_MAX_N = {"clarabel": 160, "scs": 400}
@@ -47,12 +49,12 @@ CONIC_FALLBACK_MAX_Q = 200
 
 def resolve_method(problem: Problem, method: str) -> str:
     """The program ``method`` asks for, checked against the problem's symmetry."""
-    check_choice(method, METHODS, "--method", "method")
+    SOLVE_OPTIONS["method"].parse(method, "method")
     sym = problem.symmetry("auto")
     if method in ("reduced", "orbit") and sym is None:
         why = ("mini-batch losses have no symmetry" if problem.samples.batches is not None
                else f"{problem.loss.name} distinguishes views and needs a full grid of instances x views")
-        raise UFMInputError("--method", f"{method}: no reduced program ({why}); use auto or full")
+        raise UFMInputError("method", f"{method}: no reduced program ({why}); use auto or full")
     if method == "auto":
         if sym is None:
             return "full"
@@ -253,8 +255,8 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
     starts = []
     if solver in CONIC_SOLVERS:
         if n > FULL_MAX_N[solver]:
-            raise UFMInputError("--method", f"full program with {solver} refused for n = {n} > "
-                                f"{FULL_MAX_N[solver]} (memory): use --solver factored (Burer-Monteiro)")
+            raise UFMInputError("method", f"full program with {solver} refused for n = {n} > "
+                                f"{FULL_MAX_N[solver]} (memory): use solver factored (Burer-Monteiro)")
         G, sol = solve_full(problem, solver)
         if G is None:
             raise RuntimeError(f"{solver} failed on the full program: {sol.status}")
@@ -302,32 +304,32 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
 
 def solve(
     problem: Problem,
-    method: str = "auto",
-    solver: str = "auto",
-    tol: float = CERTIFY_TOL,
-    seed: int = 0,
+    method: str = DEFAULTS.method,
+    solver: str = DEFAULTS.solver,
+    tol: float = DEFAULTS.tol,
+    seed: int = DEFAULTS.seed,
     max_iter: int = 20000,
     compare_full_batch: bool = True,
 ) -> SolveResult:
-    """Solve the convex relaxation of ``problem`` and certify the answer."""
+    """Solve the convex relaxation of ``problem`` and certify the answer (errors name the
+    parameter at fault: ``UFMInputError("tol", ...)``)."""
     t_start = time.perf_counter()
     method = resolve_method(problem, method)
-    check_choice(solver, SOLVERS, "--solver", "solver")
-    if not (np.isfinite(tol) and tol > 0):
-        raise UFMInputError("--tol", f"must be a finite number > 0, got {tol}")
+    SOLVE_OPTIONS["solver"].parse(solver, "solver")
+    tol = SOLVE_OPTIONS["tol"].parse(tol, "tol")
     require_relaxation(problem, "solve")
     loss = problem.loss
     if not loss.scalar_objective and solver in CONIC_SOLVERS:
-        raise UFMInputError("--solver", f"{loss.name} has no scalar objective: it is solved by its "
-                            "coordinate-wise dynamics (--solver auto or factored)")
+        raise UFMInputError("solver", f"{loss.name} has no scalar objective: it is solved by its "
+                            "coordinate-wise dynamics (solver auto or factored)")
     natural = problem.symmetry("auto")
     if method == "full" and solver == "auto" and natural is not None:
         solver = "clarabel"  # the n x n program as an independent cross-check of the reduced one
     if method == "full" and solver in CONIC_SOLVERS and problem.n > FULL_MAX_N[solver]:
-        raise UFMInputError("--method", f"full program with {solver} refused for n = {problem.n} > "
+        raise UFMInputError("method", f"full program with {solver} refused for n = {problem.n} > "
                             f"{FULL_MAX_N[solver]} (memory): use "
                             + ("reduced or orbit, which are exact" if natural is not None
-                               else "--solver factored (Burer-Monteiro restarts)"))
+                               else "solver factored (Burer-Monteiro restarts)"))
     reason = problem.degenerate()
     if reason is not None:
         return _degenerate(problem, reason, tol, t_start)

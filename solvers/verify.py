@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from solvers.certificate import CERTIFY_TOL, Certificate, certify_collapsed, certify_embeddings
+from solvers.certificate import Certificate, certify_collapsed, certify_embeddings
 from solvers.nonconvex import RestartsResult, StopReason, optimize
+from solvers.options import VERIFY_OPTIONS
 from solvers.result import SolveResult
 from solvers.solve import solve
 from ufm import metrics
 from ufm.errors import UFMInputError
 from ufm.matching import Census, Relabellings, census
+from ufm.options import defaults
 from ufm.problem import Problem
 
 #: two end points are the same minimum if their Gram distance is below this
@@ -84,29 +86,28 @@ def riemannian_hessian_extremes(loss, H: np.ndarray, samples, step: float = 1e-5
     return float(w[0]), float(np.abs(w).max())
 
 
-#: how restarts may start: uniform on the spheres, with every instance's views equal, or both
-#: (alternating, random first)
-INITS = ("random", "aligned", "both")
+#: the declared defaults of verify's options (``solvers.options.VERIFY_OPTIONS``; how restarts may
+#: start: ``solvers.options.INITS``)
+DEFAULTS = defaults(VERIFY_OPTIONS)
 
 
-def starts(problem: Problem, dim: int, restarts: int, seed: int, init: str = "random"):
+def starts(problem: Problem, dim: int, restarts: int, seed: int, init: str = DEFAULTS.init):
     """(R, n, d) starting points and the kind of each ("random" or "aligned"). An aligned start
     draws one uniform point per instance and gives it to all its views: where a loss has a
     minorant equal to it on aligned views (KCL) its minima are there."""
     import torch
 
     from solvers.nonconvex import random_start
-    from ufm.errors import check_choice
 
-    check_choice(init, INITS, "--init", "start")
+    VERIFY_OPTIONS["init"].parse(init, "init")
     samples = problem.samples
     kinds = ["random" if init == "random" or (init == "both" and r % 2 == 0) else "aligned"
              for r in range(restarts)]
     H = random_start(restarts, problem.n, dim, seed, torch.float64, "cpu").numpy()
     if "aligned" in kinds:
         if samples.grid is None:
-            raise UFMInputError("--init", "aligned starts need instances seen in views (--instances N "
-                                f"[--views V]); these samples are {samples.kind}")
+            raise UFMInputError("init", "aligned starts need instances seen in views (instances x "
+                                f"views); these samples are {samples.kind}")
         N, V = samples.grid
         for r, kind in enumerate(kinds):
             if kind == "aligned":
@@ -419,27 +420,37 @@ def _census(problem: Problem, H, reports: list[RestartReport], tol: float) -> Ce
     return found
 
 
-def verify(problem: Problem, dim: int | None = None, restarts: int = 8, method: str = "lbfgs",
-           device: str = "auto", seed: int = 0, tol: float = CERTIFY_TOL,
-           grad_tol: float | None = None, max_iter: int = 5000, hessian: bool | None = None,
-           progress: bool = False, precision: str = "auto", snap: bool = True,
-           init: str = "random", census_tol: float = SAME_POINT_TOL) -> VerifyResult:
+def _check(values: dict) -> dict:
+    """verify's arguments checked by their declarations (errors name the parameter)."""
+    return {name: VERIFY_OPTIONS[name].parse(value, name) for name, value in values.items()}
+
+
+def verify(problem: Problem, dim: int | None = DEFAULTS.dim, restarts: int = DEFAULTS.restarts,
+           optimizer: str = DEFAULTS.optimizer, device: str = DEFAULTS.device, seed: int = DEFAULTS.seed,
+           tol: float = DEFAULTS.tol, grad_tol: float | None = None, max_iter: int = DEFAULTS.max_iter,
+           hessian: bool | None = None, progress: bool = False, precision: str = DEFAULTS.precision,
+           snap: bool = DEFAULTS.snap, init: str = DEFAULTS.init,
+           census_tol: float = SAME_POINT_TOL) -> VerifyResult:
     """Optimise from ``restarts`` starts (``init``: see :func:`starts`) in dimension ``dim``
-    (default :func:`default_dim`), compare every end point with the certified convex optimum
-    (where the loss has a convex relaxation) and count the distinct minima up to the problem's
-    relabellings and rotation (``ufm.matching``)."""
+    (default :func:`default_dim`) with ``optimizer``, compare every end point with the certified
+    convex optimum (where the loss has a convex relaxation) and count the distinct minima up to the
+    problem's relabellings and rotation (``ufm.matching``). Errors name the parameter at fault
+    (``UFMInputError("restarts", ...)``); the options are declared in ``solvers.options``."""
     dim = default_dim(problem) if dim is None else dim
+    args = _check({"dim": dim, "restarts": restarts, "optimizer": optimizer, "device": device,
+                   "tol": tol, "max_iter": max_iter, "precision": precision, "snap": snap, "init": init})
+    restarts, tol, max_iter = args["restarts"], args["tol"], args["max_iter"]
     t0 = time.perf_counter()
     loss, samples = problem.loss, problem.samples
     reason = problem.degenerate()
     if reason is not None:
-        raise UFMInputError("--counts", f"degenerate problem: {reason}")
+        raise UFMInputError("problem", f"degenerate problem: {reason}")
     H0, inits = starts(problem, dim, restarts, seed, init) if init != "random" \
         else (None, ["random"] * int(restarts))
     optimum = solve(problem, tol=tol) if loss.has_relaxation else None
     t1 = time.perf_counter()
     if loss.scalar_objective:
-        run = optimize(problem, dim, restarts, method, device, seed, grad_tol, max_iter, H0=H0,
+        run = optimize(problem, dim, restarts, optimizer, device, seed, grad_tol, max_iter, H0=H0,
                        progress=progress, precision=precision, snap=snap)
     else:
         from solvers.dynamics import coordinate_restarts

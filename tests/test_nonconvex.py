@@ -42,7 +42,7 @@ def test_dimension_two_with_four_classes_is_not_certified():
 
 def test_rgd_reaches_the_same_optimum():
     problem = PROBLEMS[0]
-    res = verify(problem, 4, restarts=3, method="rgd", seed=1)
+    res = verify(problem, 4, restarts=3, optimizer="rgd", seed=1)
     assert all(r.certificate.certified and r.gram_distance <= 1e-4 for r in res.restarts)
 
 

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.options import NETWORK_OPTIONS
 from solvers.stop import StopReason
 from ufm.errors import UFMInputError
 from ufm.networks.one_layer import check_activation, energy, sign_symmetric
+from ufm.options import defaults
 
+#: the declared defaults of ``ufm network``'s options (``solvers.options.NETWORK_OPTIONS``)
+NETWORK = defaults(NETWORK_OPTIONS)
 #: two end points are the same optimum if their cosine (|cosine| for sign-symmetric activations)
 #: is at least 1 - this
 SAME_OPTIMUM_TOL = 1e-4
@@ -99,8 +103,9 @@ def _riemannian(W, G):
     return G - (G * W).sum(1, keepdim=True) * W
 
 
-def maximise(x1: np.ndarray, x2: np.ndarray, activation: str = "relu", restarts: int = 32, seed: int = 0,
-             max_iter: int = 3000, W0: np.ndarray | None = None, device: str = "cpu"):
+def maximise(x1: np.ndarray, x2: np.ndarray, activation: str = "relu", restarts: int = NETWORK.restarts,
+             seed: int = NETWORK.seed, max_iter: int = NETWORK.max_iter, W0: np.ndarray | None = None,
+             device: str = "cpu"):
     """Riemannian gradient ascent of E on the unit sphere from ``restarts`` random starts
     (or ``W0``), all at once: Barzilai-Borwein steps with per-restart backtracking (Armijo), the
     retraction w <- w / |w|. Returns end points, energies, gradient norms, iterations and stops."""
@@ -108,7 +113,7 @@ def maximise(x1: np.ndarray, x2: np.ndarray, activation: str = "relu", restarts:
 
     check_activation(activation)
     if int(restarts) != restarts or restarts < 1:
-        raise UFMInputError("--restarts", f"must be an integer >= 1, got {restarts}")
+        raise UFMInputError("restarts", f"must be an integer >= 1, got {restarts}")
     X1 = torch.as_tensor(x1, dtype=torch.float64, device=device)
     X2 = torch.as_tensor(x2, dtype=torch.float64, device=device)
     D = X1.shape[1]
@@ -284,8 +289,9 @@ def refine_and_check(W: np.ndarray, E: np.ndarray, x1: np.ndarray, x2: np.ndarra
     return W, E, checks, iters
 
 
-def one_layer_census(data, activation: str = "relu", restarts: int = 32, seed: int = 0,
-                     max_iter: int = 3000, device: str = "cpu") -> OneLayerResult:
+def one_layer_census(data, activation: str = "relu", restarts: int = NETWORK.restarts,
+                     seed: int = NETWORK.seed, max_iter: int = NETWORK.max_iter,
+                     device: str = "cpu") -> OneLayerResult:
     """Maximise E from ``restarts`` random starts on ``data`` (a ``ufm.networks.data.TwoViews``),
     check (and for kinked units finish) every end point, and take the census of the end points."""
     from solvers.networks.kinks import LocalVerdict

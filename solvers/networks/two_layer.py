@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.options import NETWORK_OPTIONS
 from solvers.stop import StopReason
 from ufm.errors import UFMInputError
 from ufm.networks.two_layer import TwoLayer, pattern_tokens, specialisation
+from ufm.options import defaults
 
+#: the declared defaults of ``ufm network``'s options (``solvers.options.NETWORK_OPTIONS``)
+NETWORK = defaults(NETWORK_OPTIONS)
 #: a hidden unit is specialised when one pattern token carries at least this share of its response
 #: variance
 SPECIALISED = 0.8
@@ -54,15 +58,16 @@ def check_network_loss(loss) -> None:
     objective."""
     from ufm.samples import Samples
 
-    loss.check_samples(Samples.instances_views(2, 2), "--loss")
+    loss.check_samples(Samples.instances_views(2, 2), "loss")
     if not loss.scalar_objective:
-        raise UFMInputError("--loss", f"{loss.name} has no scalar objective (its dynamics re-weight pairs "
+        raise UFMInputError("loss", f"{loss.name} has no scalar objective (its dynamics re-weight pairs "
                             "at every step): networks are trained through a loss with one")
 
 
-def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", hidden: int = 4,
-                    out_dim: int = 8, loss=None, steps: int = 1000, lr: float = 0.05, seed: int = 0,
-                    grad_tol: float = 1e-8, optimizer: str = "sgd") -> TwoLayerResult:
+def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", hidden: int = NETWORK.hidden,
+                    out_dim: int = NETWORK.out_dim, loss=None, steps: int = NETWORK.steps,
+                    lr: float = NETWORK.lr, seed: int = NETWORK.seed, grad_tol: float = 1e-8,
+                    optimizer: str = NETWORK.optimizer) -> TwoLayerResult:
     """Gradient descent (SGD with momentum 0.9, as in Tian 2023, or Adam) on the loss (default
     InfoNCE, tau = 0.1) of the embeddings of both views of ``data`` (a pattern_data TwoViews), full
     batch; the loss's closed-form gradient in the embeddings is back-propagated through the
@@ -74,9 +79,9 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
     from ufm.samples import Samples
 
     if int(steps) != steps or steps < 1:
-        raise UFMInputError("--steps", f"must be an integer >= 1, got {steps}")
+        raise UFMInputError("steps", f"must be an integer >= 1, got {steps}")
     if data.dim != locations * vocab:
-        raise UFMInputError("--locations", f"data has {data.dim} inputs, not locations x vocab = "
+        raise UFMInputError("locations", f"data has {data.dim} inputs, not locations x vocab = "
                             f"{locations * vocab}")
     loss = InfoNCE(tau=0.1) if loss is None else loss
     check_network_loss(loss)
@@ -91,7 +96,7 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
     for p in params:
         p.requires_grad_(True)
     if optimizer not in ("adam", "sgd"):
-        raise UFMInputError("--optimizer", f"unknown optimizer {optimizer!r} (choose from adam, sgd)")
+        raise UFMInputError("optimizer", f"unknown optimizer {optimizer!r} (choose from adam, sgd)")
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr, momentum=0.9))
     values, stop, taken = [], StopReason.ITERATION_LIMIT, 0
@@ -100,7 +105,7 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
         H = net.embed(x)
         value, grad = loss.torch_value_and_grad(H.detach(), samples)
         if not (torch.isfinite(value) and torch.isfinite(grad).all()):
-            raise UFMInputError("--lr", f"training diverged at step {len(values)} (non-finite loss or "
+            raise UFMInputError("lr", f"training diverged at step {len(values)} (non-finite loss or "
                                 f"gradient): lower the learning rate (lr = {lr:g})")
         values.append(float(value))
         H.backward(grad)
@@ -115,7 +120,7 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
     W = net.W.detach().numpy()
     final = specialisation(W, tokens, activation)
     if not np.isfinite(values[-1]) or not np.all(np.isfinite(W)):
-        raise UFMInputError("--lr", f"training diverged (non-finite weights or loss): lower the learning "
+        raise UFMInputError("lr", f"training diverged (non-finite weights or loss): lower the learning "
                             f"rate (lr = {lr:g})")
     return TwoLayerResult(activation, loss.name, np.array(values), final, s0, stop,
                           taken, W, {"total": time.perf_counter() - t0})

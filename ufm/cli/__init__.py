@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from ufm.cli.commands import cmd_certify, cmd_losses, cmd_network, cmd_plot, cmd_run, cmd_solve, cmd_verify
-from ufm.cli.parser import EXIT_FAILURE, EXIT_INPUT, build_parser
+from ufm.cli.parser import EXIT_FAILURE, EXIT_INPUT, build_parser, flag_of
 from ufm.errors import UFMInputError
 
 __all__ = ["main", "build_parser"]
@@ -25,6 +25,7 @@ def _one_line(text: str) -> str:
 
 
 def main(argv=None) -> int:
+    command = None
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -32,9 +33,10 @@ def main(argv=None) -> int:
             return stop.code if isinstance(stop.code, int) else 0
         commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run,
                     "plot": cmd_plot, "network": cmd_network, "losses": cmd_losses}
-        return commands[args.command](args)
-    except UFMInputError as err:
-        print(f"ufm: error: {_one_line(err)}", file=sys.stderr)
+        command = args.command
+        return commands[command](args)
+    except UFMInputError as err:  # a library parameter (restarts) as the user wrote it (--restarts)
+        print(f"ufm: error: {_one_line(f'{flag_of(err.argument, command)}: {err.message}')}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("ufm: interrupted", file=sys.stderr)

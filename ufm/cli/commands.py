@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.cli.parser import MAX_ITER, MAX_SEED
+from experiments.options import PLOT_OPTIONS, RUN_OPTIONS
+from solvers.options import CERTIFY_OPTIONS, SOLVE_OPTIONS, VERIFY_OPTIONS
 from ufm.cli.report import format_certify, format_solve, format_verify
-from ufm.errors import UFMInputError, check_choice
+from ufm.errors import UFMInputError
 from ufm.files import atomic_write
 from ufm.inputs import (
     available_memory,
     certify_memory,
     check_memory,
-    integer,
     label_samples,
-    positive_int,
     prepare_out,
     print_notes,
     read_batches,
@@ -29,8 +28,14 @@ from ufm.inputs import (
     solve_memory,
     verify_memory,
 )
-from ufm.params import positive_number
+from ufm.options import NETWORK_LOSS, SAMPLE_OPTIONS
 from ufm.problem import DEFAULT_COUNTS, DEFAULT_INSTANCES, MAX_SAMPLES, Problem
+
+
+def option(args, table: dict, name: str):
+    """The value of option ``name`` of a command, checked by its declaration (an error names its
+    flag)."""
+    return table[name].parse(getattr(args, name))
 
 
 def _save(out: Path, result, payload: dict, lift: bool) -> None:
@@ -53,21 +58,21 @@ def _save(out: Path, result, payload: dict, lift: bool) -> None:
 
 
 def cmd_solve(args) -> int:
-    from solvers import METHODS, SOLVERS, solve  # lazy: ufm itself never imports solvers
-    from solvers.certificate import CERTIFY_TOL
+    from solvers import solve  # lazy: ufm itself never imports solvers
+    from solvers.solve import resolve_method
 
-    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
-    check_choice(args.method, METHODS, "--method", "method")  # before any work is done
-    check_choice(args.solver, SOLVERS, "--solver", "solver")
-    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    tol = option(args, SOLVE_OPTIONS, "tol")
+    for name in ("method", "solver"):  # before any work is done
+        option(args, SOLVE_OPTIONS, name)
+    seed = option(args, SOLVE_OPTIONS, "seed")
     problem = _problem_from_args(args, seed)
-    if args.dim is not None:
-        problem.dim = positive_int(args.dim, "--dim")
+    problem.dim = option(args, SOLVE_OPTIONS, "dim")
     if args.lift and args.out is None:
         raise UFMInputError("--lift", "needs --out")
     from ufm.problem import require_relaxation
 
     require_relaxation(problem, "solve")
+    resolve_method(problem, args.method)  # a method the problem has: before any work
     _check_solve_memory(problem, args)
     plot = _plot_path(args, problem)
     out = prepare_out(args.out)
@@ -154,9 +159,9 @@ def _samples_from_args(args, loss, seed: int):
     if getattr(args, "label_column", None) is not None and getattr(args, "labels", None) is None:
         raise UFMInputError("--label-column", "needs --labels FILE")
     if args.instances is not None:
-        n_inst = positive_int(args.instances, "--instances")
-        views = 2 if args.views is None else positive_int(args.views, "--views")
-        samples = Samples.instances_views(n_inst, views)
+        views = SAMPLE_OPTIONS["views"]
+        samples = Samples.instances_views(option(args, SAMPLE_OPTIONS, "instances"),
+                                          views.parse(views.default if args.views is None else args.views))
     elif getattr(args, "labels", None) is not None:
         samples = label_samples(args.labels, args.label_column)
     elif getattr(args, "counts_file", None) is not None:
@@ -240,24 +245,22 @@ def _check_verify_memory(problem: Problem, dim: int, restarts: int, device, args
 
 
 def cmd_verify(args) -> int:
-    from solvers.certificate import CERTIFY_TOL
-    from solvers.nonconvex import METHODS, PRECISIONS, check_dim, resolve_device
-    from solvers.verify import INITS, census_arrays, default_dim, restart_arrays, verify
+    from solvers.nonconvex import resolve_device
+    from solvers.verify import census_arrays, default_dim, restart_arrays, verify
 
-    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    seed = option(args, VERIFY_OPTIONS, "seed")
     problem = _problem_from_args(args, seed)
-    dim = default_dim(problem) if args.dim is None else positive_int(args.dim, "--dim")
-    check_dim(dim)
-    restarts = positive_int(args.restarts, "--restarts")
-    check_choice(args.optimizer, METHODS, "--optimizer", "optimizer")  # before the convex solve
-    check_choice(args.init, INITS, "--init", "start")
+    dim = default_dim(problem) if args.dim is None else option(args, VERIFY_OPTIONS, "dim")
+    restarts = option(args, VERIFY_OPTIONS, "restarts")
+    for name in ("optimizer", "init"):  # before the convex solve
+        option(args, VERIFY_OPTIONS, name)
     if args.init != "random" and problem.samples.grid is None:
         raise UFMInputError("--init", f"{args.init} starts align the views of every instance: they need "
                             "instances seen in views (--instances N [--views V])")
-    check_choice(args.precision, PRECISIONS, "--precision", "precision")
-    device = resolve_device(args.device)
-    max_iter = integer(args.max_iter, "--max-iter", 1, MAX_ITER)
-    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
+    option(args, VERIFY_OPTIONS, "precision")
+    device = resolve_device(option(args, VERIFY_OPTIONS, "device"))
+    max_iter = option(args, VERIFY_OPTIONS, "max_iter")
+    tol = option(args, VERIFY_OPTIONS, "tol")
     plot = _plot_path(args, problem)
     reason = problem.degenerate()
     if reason is None:
@@ -278,7 +281,7 @@ def cmd_verify(args) -> int:
           f"{restarts} restarts ...",
           file=sys.stderr)
     res = verify(problem, dim, restarts, args.optimizer, args.device, seed, tol,
-                 max_iter=max_iter, progress=True, precision=args.precision, snap=not args.no_snap,
+                 max_iter=max_iter, progress=True, precision=args.precision, snap=args.snap,
                  init=args.init)
     payload = res.to_dict()
     if plot is not None:
@@ -305,20 +308,20 @@ def _save_verify(out: Path, payload: dict, arrays: dict) -> None:
 
 
 def cmd_certify(args) -> int:
-    from solvers.certificate import CERTIFY_TOL, DENSE_MAX_N
+    from solvers.certificate import DENSE_MAX_N
     from solvers.inspect import inspect_embeddings
     from solvers.nonconvex import resolve_device
     from ufm.problem import require_relaxation
 
-    device = str(resolve_device(args.device))
-    tol = CERTIFY_TOL if args.tol is None else positive_number(args.tol, "--tol")
-    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    device = str(resolve_device(option(args, CERTIFY_OPTIONS, "device")))
+    tol = option(args, CERTIFY_OPTIONS, "tol")
+    seed = option(args, CERTIFY_OPTIONS, "seed")
     loss = _loss_from_args(args)  # an unknown loss or parameter before the files are read
     if args.labels is None and args.instances is None:
         raise UFMInputError("--labels", "required (or --instances N [--views V] for embeddings of instances "
                             "x views, rows in order a V + v)")
     require_relaxation(Problem(loss, _placeholder_samples(loss)), "certify")
-    budget = positive_number(args.memory_budget, "--memory-budget") * 1e9
+    budget = option(args, CERTIFY_OPTIONS, "memory_budget") * 1e9  # GB
     plot = _plot_path(args)
     H = read_embeddings(args.embeddings)
     problem = Problem(loss, _samples_from_args(args, loss, seed))
@@ -369,18 +372,17 @@ def _placeholder_samples(loss):
 def cmd_run(args) -> int:
     from experiments.runner import run_command
 
-    jobs = None if args.jobs is None else positive_int(args.jobs, "--jobs", 1024)
-    return run_command(args.experiment, args.out, args.json, jobs=jobs, scheduler=args.scheduler,
-                       smoke=args.smoke)
+    return run_command(args.experiment, args.out, args.json, jobs=option(args, RUN_OPTIONS, "jobs"),
+                       scheduler=args.scheduler, smoke=args.smoke)
 
 
 def cmd_plot(args) -> int:
-    from ufm.cli.plot import KINDS, figure_path, plot_figure
+    from ufm.cli.plot import figure_path, plot_figure
     from ufm.plotting import save_figure
 
-    check_choice(args.kind, KINDS, "KIND", "figure kind")
+    option(args, PLOT_OPTIONS, "kind")
     path = figure_path(args.out, "--out")
-    seed = integer(args.seed, "--seed", 0, MAX_SEED)
+    seed = option(args, PLOT_OPTIONS, "seed")
     if args.embeddings is not None and args.kind not in ("heatmap", "embedding", "long_tail"):
         raise UFMInputError("--embeddings", f"not used by {args.kind} (heatmap, embedding, long_tail)")
 
@@ -400,7 +402,7 @@ def cmd_network(args) -> int:
 
     def loss_of(args):
         if args.loss is None:
-            args.loss = "infonce"
+            args.loss = NETWORK_LOSS
         return _loss_from_args(args)
 
     return run(args, loss_of)

@@ -13,9 +13,10 @@ import sys
 
 import numpy as np
 
+from experiments.options import PLOT_KINDS as KINDS  # noqa: F401 - the kinds of ufm plot
+from experiments.options import PLOT_OPTIONS
 from ufm.errors import UFMInputError
 
-KINDS = ("heatmap", "embedding", "long_tail", "step", "census", "curves", "family")
 #: largest problems drawn sample by sample / class by class
 MAX_DRAWN_SAMPLES = 20000
 MAX_DRAWN_CLASSES = 5000
@@ -42,6 +43,11 @@ def figure_path(value: str, argument: str):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UFMInputError(argument, f"folder {str(folder)!r} is not writable")
     return path
+
+
+def _value(args, name: str):
+    """Option ``name`` of ``ufm plot``, checked by its declaration."""
+    return PLOT_OPTIONS[name].parse(getattr(args, name))
 
 
 def _log(message: str) -> None:
@@ -118,14 +124,12 @@ def _solve(problem, seed: int):
 
 
 def _verify(problem, args, seed: int):
-    from solvers.nonconvex import check_dim
     from solvers.verify import default_dim, verify
-    from ufm.inputs import positive_int
 
-    dim = default_dim(problem) if args.dim is None else check_dim(positive_int(args.dim, "--dim"))
-    restarts = positive_int(args.restarts, "--restarts", 10_000)
+    dim = default_dim(problem) if args.dim is None else _value(args, "dim")
+    restarts = _value(args, "restarts")
     _log(f"ufm plot: {restarts} restarts of {problem.loss.name} in d = {dim}, n = {problem.n} ...")
-    return verify(problem, dim, restarts, device="cpu", seed=seed, precision="float64")
+    return verify(problem, dim, restarts, seed=seed)
 
 
 def _user_embeddings(args):
@@ -168,17 +172,17 @@ def _class_data(args, problem_of, seed):
 
 def _step_rows(args, loss_of, seed: int) -> list[dict]:
     from solvers import solve
-    from ufm.inputs import integer, positive_int
     from ufm.metrics import step_class_cosines
     from ufm.params import check_tau
     from ufm.problem import Problem
     from ufm.samples import MAX_SAMPLES, Samples
 
-    k_major = integer(args.k_major, "--k-major", 0, 10**6)
-    k_minor = integer(args.k_minor, "--k-minor", 0, 10**6)
-    n_minor = positive_int(args.n_minor, "--n-minor")
+    k_major, k_minor, n_minor = (_value(args, k) for k in ("k_major", "k_minor", "n_minor"))
     if k_major + k_minor < 2:
         raise UFMInputError("--k-major", "k_major + k_minor must be >= 2")
+    if (k_major + k_minor) * n_minor > MAX_SAMPLES:
+        raise UFMInputError("--k-major", f"{k_major + k_minor} classes of at least {n_minor} samples: more "
+                            f"than {MAX_SAMPLES} samples")
     ratios = [_ratio(r) for r in _list(args.ratios, "--ratios")]
     loss = loss_of()
     if "tau" not in loss.values:
@@ -257,11 +261,7 @@ def _family_panels(args, samples_of, seed: int) -> list[dict]:
         if reason is not None:
             raise UFMInputError("--losses", f"{name}: degenerate problem ({reason})")
         problems.append((name, loss, problem))
-    if args.dim is not None:
-        from solvers.nonconvex import check_dim
-        from ufm.inputs import positive_int
-
-        check_dim(positive_int(args.dim, "--dim"))
+    _value(args, "dim")
     panels = []
     for name, loss, problem in problems:
         if args.dim is not None or not loss.has_relaxation:
@@ -288,11 +288,9 @@ def _family_panels(args, samples_of, seed: int) -> list[dict]:
 def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
     """The figure of ``ufm plot KIND``, and a few numbers describing it (for --json)."""
     from ufm import plotting
-    from ufm.inputs import positive_int
 
-    if args.projection not in ("2d", "3d"):
-        raise UFMInputError("--projection", f"unknown projection {args.projection!r} (choose from 2d, 3d)")
-    positive_int(args.restarts, "--restarts", 10_000)
+    _value(args, "projection")
+    _value(args, "restarts")
     if args.taus is not None and kind != "step":
         raise UFMInputError("--taus", f"only for step plots (use --tau for {kind})")
     if args.losses is not None and kind != "family":
@@ -304,10 +302,7 @@ def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
         draw = plotting.class_cosine_heatmap if kind == "heatmap" else plotting.cosines_vs_class_size
         return draw(cos, counts, title=title), {"k": len(counts)}
     if kind == "embedding":
-        dim = {"2d": 2, "3d": 3}.get(args.projection)
-        if dim is None:
-            raise UFMInputError("--projection", f"unknown projection {args.projection!r} (choose from 2d, "
-                                "3d)")
+        dim = {"2d": 2, "3d": 3}[args.projection]
         if args.embeddings is not None:
             H, labels, counts = _user_embeddings(args)
             title = f"{args.embeddings}"

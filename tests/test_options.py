@@ -140,6 +140,15 @@ def test_network_signature_defaults_are_the_declarations():
                      ("hidden", "out_dim", "steps", "lr", "seed", "optimizer"))
 
 
+def test_network_data_defaults_are_the_declarations():
+    """The data generators of the model layer take the command's defaults too."""
+    from ufm.networks.data import pattern_data, pattern_mixture
+
+    _check_signature(pattern_data, NETWORK_OPTIONS, ("locations", "vocab", "patterns", "fixed", "seed"))
+    _check_signature(pattern_mixture, NETWORK_OPTIONS, ("patterns", "noise", "seed"), keyword={})
+    assert _signature_defaults(pattern_mixture)["dim"] == NETWORK_OPTIONS["input_dim"].default
+
+
 def test_run_signature_defaults_are_the_declarations():
     from experiments.runner import run_command
 

@@ -44,7 +44,7 @@ def _positive(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def pattern_data(n: int, locations: int = 10, vocab: int = 20, patterns: int = 5, fixed: int = 4,
+def pattern_data(n: int, locations: int = 6, vocab: int = 12, patterns: int = 4, fixed: int = 3,
                  seed: int = 0) -> TwoViews:
     """Tian (2023) pattern data: ``patterns`` global patterns over ``locations`` locations, each
     fixing the tokens of ``fixed`` random locations (a token drawn from ``vocab``); the other

@@ -37,10 +37,10 @@ def test_pattern_data_views_keep_the_pattern_and_resample_wildcards():
 def test_generators_refuse_bad_sizes():
     with pytest.raises(UFMInputError) as err:
         pattern_data(10, locations=3, fixed=4)
-    assert err.value.argument == "--fixed"
+    assert err.value.argument == "fixed"
     with pytest.raises(UFMInputError) as err:
         pattern_mixture(10, patterns=5, dim=3)
-    assert err.value.argument == "--patterns"
+    assert err.value.argument == "patterns"
 
 
 def test_linear_energy_is_the_contrastive_covariance_quadratic_form(rng):
@@ -195,7 +195,7 @@ def test_maximise_refuses_bad_input():
     d = pattern_mixture(20, seed=0)
     with pytest.raises(UFMInputError) as err:
         maximise(d.x1, d.x2, "tanh")
-    assert err.value.argument == "--activation"
+    assert err.value.argument == "activation"
     with pytest.raises(UFMInputError) as err:
         maximise(d.x1, d.x2, "relu", restarts=0)
     assert err.value.argument == "restarts"  # the library names its parameter; the CLI spells it --restarts

@@ -111,6 +111,6 @@ class Problem:
 def require_relaxation(problem: Problem, command: str) -> None:
     """A one-line error for a loss without a convex relaxation (no global certificate exists)."""
     if not problem.loss.has_relaxation:
-        raise UFMInputError("--loss", f"{problem.loss.name} is not convex in the Gram matrix and has no "
+        raise UFMInputError("loss", f"{problem.loss.name} is not convex in the Gram matrix and has no "
                             "convex relaxation: no global optimum or certificate exists for "
                             f"`ufm {command}`; use `ufm verify` (restarts and their census)")

@@ -141,9 +141,9 @@ class Samples:
     def instances_views(cls, instances: int, views: int = 2) -> Samples:
         """N instances, each seen in V views (V = 2: pairs)."""
         if int(instances) != instances or instances < 1:
-            raise UFMInputError("--instances", f"must be an integer >= 1, got {instances}")
+            raise UFMInputError("instances", f"must be an integer >= 1, got {instances}")
         if int(views) != views or views < 1:
-            raise UFMInputError("--views", f"must be an integer >= 1, got {views}")
+            raise UFMInputError("views", f"must be an integer >= 1, got {views}")
         if instances * views > MAX_SAMPLES:
             raise UFMInputError(
                 "--instances", f"{instances * views} samples; ufm handles at most {MAX_SAMPLES}"

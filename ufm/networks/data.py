@@ -54,7 +54,7 @@ def pattern_data(n: int, locations: int = 6, vocab: int = 12, patterns: int = 4,
     K, V, G = _positive(locations, "locations"), _positive(vocab, "vocab", 2), _positive(patterns, "patterns")
     fixed = _positive(fixed, "fixed")
     if fixed > K:
-        raise UFMInputError("--fixed", f"a pattern fixes at most the {K} locations, got {fixed}")
+        raise UFMInputError("fixed", f"a pattern fixes at most the {K} locations, got {fixed}")
     rng = np.random.default_rng(seed)
     where = np.array([rng.choice(K, size=fixed, replace=False) for _ in range(G)])  # (G, fixed)
     token = rng.integers(0, V, size=(G, fixed))
@@ -82,12 +82,12 @@ def pattern_mixture(n: int, patterns: int = 4, dim: int = 16, noise: float = 0.0
     n = _positive(n, "samples", 2)
     P, D = _positive(patterns, "patterns"), _positive(dim, "dim")
     if P > D:
-        raise UFMInputError("--patterns", f"at most dim = {D} orthogonal patterns, got {P}")
+        raise UFMInputError("patterns", f"at most dim = {D} orthogonal patterns, got {P}")
     if not np.isfinite(noise) or noise < 0:
-        raise UFMInputError("--noise", f"must be a finite number >= 0, got {noise}")
+        raise UFMInputError("noise", f"must be a finite number >= 0, got {noise}")
     m = np.ones(P) if magnitudes is None else np.asarray(magnitudes, dtype=float)
     if m.shape != (P,) or not np.all(np.isfinite(m)) or np.any(m <= 0):
-        raise UFMInputError("--magnitudes", f"expected {P} positive numbers, got {magnitudes}")
+        raise UFMInputError("magnitudes", f"expected {P} positive numbers, got {magnitudes}")
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((D, D)))
     mu = Q[:, :P].T  # (P, D) orthonormal

@@ -26,7 +26,7 @@ KINK_SLOPES = {"relu": 0.0, "leaky_relu": LEAKY_SLOPE}
 
 def check_activation(name: str) -> str:
     if name not in ACTIVATIONS:
-        raise UFMInputError("--activation", f"unknown activation {name!r} (choose from "
+        raise UFMInputError("activation", f"unknown activation {name!r} (choose from "
                             f"{', '.join(ACTIVATIONS)})")
     return name
 
@@ -43,7 +43,7 @@ def activate(z, name: str):
         return torch.nn.functional.leaky_relu(z, LEAKY_SLOPE)
     if name == "quadratic":
         return z * z
-    raise UFMInputError("--activation", f"unknown activation {name!r}")
+    raise UFMInputError("activation", f"unknown activation {name!r}")
 
 
 def sign_symmetric(name: str) -> bool:

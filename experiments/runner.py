@@ -104,23 +104,56 @@ def compute_point(pid: str, params: dict, options: dict, problem=None) -> tuple[
 # --------------------------------------------------------------------------- files
 
 
+#: the signals a study stops on, keeping its finished lines: Ctrl-C, and SIGTERM (a scheduler's or
+#: ``kill``'s stop) handled the same way
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a study, raised as an interrupt (the exit status says which signal)."""
+
+
+def _raise_stop(signum, frame):
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM stops the study as Ctrl-C does (finished lines kept, resume command printed), not
+    by killing the process mid-write; outside the main thread it is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Hold SIGINT until the block is done, so that Ctrl-C never cuts a write in half."""
+    """Hold SIGINT and SIGTERM until the block is done, so that a stop never cuts a write in half."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if received:
-            if callable(previous):
-                previous(signal.SIGINT, None)
-            elif previous != signal.SIG_IGN:
+            sig = received[0]
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL and sig == signal.SIGINT:
                 raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -295,13 +328,15 @@ def _duration(seconds: float) -> str:
 
 
 class StudyInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a study: ``done`` of ``total`` points are safely in results.jsonl
-    (``done`` is None when it came before results.jsonl was read)."""
+    """Ctrl-C (or SIGTERM) during a study: ``done`` of ``total`` points are safely in
+    results.jsonl (``done`` is None when it came before results.jsonl was read); ``signum`` the
+    signal that stopped it."""
 
-    def __init__(self, done: int | None, total: int):
+    def __init__(self, done: int | None, total: int, signum: int = signal.SIGINT):
         super().__init__(f"{done} of {total} points done")
         self.done = done
         self.total = total
+        self.signum = signum
 
 
 def _log(message: str) -> None:
@@ -372,9 +407,10 @@ def run_study(study: Study, out: Path, progress=None, log=_log, backend=None) ->
             write_atomic(out / SUMMARY_FILE, summary_csv(study, rows))
             if study.figures:
                 draw_figures(study, rows, load_arrays(out), out, log)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         done = None if results is None else sum(pid in results.rows for pid in study.point_ids)
-        raise StudyInterrupted(done, total) from None
+        raise StudyInterrupted(done, total, signal.SIGTERM if isinstance(stop, Terminated) else
+                               signal.SIGINT) from None
     return rows, skipped
 
 
@@ -399,7 +435,7 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
     returns the exit status.
 
     Bad input raises UFMInputError (naming the TOML key, the file or the option) before any
-    work; Ctrl-C returns 130 after saying how to resume.
+    work; Ctrl-C returns 130 and SIGTERM 143, each after saying how to resume.
     """
     from experiments.backends import backend_for
 
@@ -425,12 +461,14 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
              f"({_duration(elapsed)} elapsed, about {_duration(left)} left)")
 
     try:
-        rows, skipped = run_study(study, outdir, progress, backend=backend)
+        with _stop_on_sigterm():
+            rows, skipped = run_study(study, outdir, progress, backend=backend)
     except StudyInterrupted as stop:
         done = "no new point" if stop.done is None else f"{stop.done} of {stop.total} points"
-        _log(f"ufm run: interrupted: {done} done and saved in {outdir / RESULTS_FILE}; "
+        how = "terminated (SIGTERM)" if stop.signum == signal.SIGTERM else "interrupted"
+        _log(f"ufm run: {how}: {done} done and saved in {outdir / RESULTS_FILE}; "
              f"resume with: {resume}")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if stop.signum == signal.SIGINT else 128 + int(signal.SIGTERM)
     except Exception as err:
         if not isinstance(err, UFMInputError):
             _log(f"ufm run: stopped by an error; the points done so far are saved in "

@@ -371,8 +371,10 @@ def test_bundled_study_is_valid():
     assert study.summary_fields()[:2] == ["ratio", "tau"]
 
 
-def test_real_sigint_in_a_subprocess(study, tmp_path):
-    """SIGINT to a running study: exit 130, complete lines only, then a resume finishes it."""
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_real_stop_signal_in_a_subprocess(study, tmp_path, signum, status):
+    """SIGINT (Ctrl-C) or SIGTERM (kill, a scheduler's stop) to a running study: exit 130 / 143,
+    complete lines only, the resume command printed, then a resume finishes it."""
     out = tmp_path / "out"
     code = ("import sys, time\nfrom experiments import runner\nreal = runner.solve_point\n"
             "def slow(p, o):\n    time.sleep(0.3)\n    return real(p, o)\n"
@@ -387,9 +389,9 @@ def test_real_sigint_in_a_subprocess(study, tmp_path):
     while not (results.exists() and results.read_text().count("\n") >= 1):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     done = len(lines(results))
     assert 1 <= done < 4 and f"{done} of 4 points done" in err
     assert f"resume with: ufm run {study} --out {out}" in err

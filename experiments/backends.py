@@ -8,17 +8,10 @@ three modes. Closing a backend early (Ctrl-C, an error) cancels the points not y
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 
 from ufm.errors import UFMInputError
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from ufm.threads import limit_threads, share
 
 
 def tune_allocator() -> None:
@@ -47,22 +40,9 @@ def on_worker(fn: Callable, threads_by_host: dict, *args):
 
         host = get_worker().address.rsplit(":", 1)[0]
         tune_allocator()
-        limit_threads(max(1, cpu_count() // max(threads_by_host.get(host, 1), 1)))
+        limit_threads(share(threads_by_host.get(host, 1)))
         _WORKER_READY["done"] = True
     return fn(*args)
-
-
-def limit_threads(threads: int) -> None:
-    """Give a worker process its share of the cores (BLAS, OpenMP and torch)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # torch is imported lazily everywhere else too
-        pass
 
 
 class Serial:
@@ -79,14 +59,15 @@ class Serial:
 
 
 class LocalProcesses:
-    """``jobs`` worker processes on this machine (spawned, each with cores / jobs threads)."""
+    """``jobs`` worker processes on this machine (spawned, each with cores / jobs threads, or
+    ``threads``)."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, threads: int | None = None):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.jobs = jobs
-        threads = max(1, cpu_count() // jobs)
+        threads = share(jobs) if threads is None else threads
         self.description = f"{jobs} local processes, {threads} thread(s) each"
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=limit_threads, initargs=(threads,))
@@ -145,10 +126,11 @@ class DaskCluster:
         self.client.close()
 
 
-def backend_for(jobs: int | None, scheduler: str | None):
-    """The backend of ``--jobs`` / ``--scheduler`` (serial without either)."""
+def backend_for(jobs: int | None, scheduler: str | None, threads: int | None = None):
+    """The backend of ``--jobs`` / ``--scheduler`` (serial without either); ``threads`` per local
+    worker process (default cores / jobs; Dask workers: cores / workers of their host)."""
     if scheduler is not None:
         return DaskCluster(scheduler)
     if jobs is None or jobs == 1:
         return Serial()
-    return LocalProcesses(jobs)
+    return LocalProcesses(jobs, threads)

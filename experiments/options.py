@@ -23,6 +23,7 @@ from ufm.options import (
     LOSS_OPTION,
     MAX_SAMPLES,
     SAMPLE_OPTIONS,
+    THREADS_OPTION,
     Option,
     option_name,
     options,
@@ -42,6 +43,7 @@ RUN_OPTIONS = options(
     Option("smoke", False, "run the study's [smoke] grid: a tiny version of the same study, to check it in "
            "seconds", "bool"),
     JSON_OPTION,
+    THREADS_OPTION,
 )
 
 # --------------------------------------------------------------------------- ufm plot and [[figure]]
@@ -80,6 +82,7 @@ PLOT_OPTIONS = options(
     Option("losses", None, "family: losses to compare, separated by commas",
            default_text="every loss that can be posed on the samples"),
     JSON_OPTION,
+    THREADS_OPTION,
 )
 
 FIGURE_OPTIONS = options(
@@ -116,9 +119,9 @@ PROBLEM_OPTIONS = options(
 )
 #: each table of command options: the declarations of its keys
 STUDY_TABLES = {
-    "solve": options(*(SOLVE_OPTIONS[k] for k in ("method", "solver", "tol"))),
+    "solve": options(*(SOLVE_OPTIONS[k] for k in ("method", "solver", "tol", "threads"))),
     "verify": options(*(VERIFY_OPTIONS[k] for k in ("restarts", "optimizer", "max_iter", "precision",
-                                                     "device", "snap", "init"))),
+                                                     "device", "snap", "init", "threads"))),
     "network": options(*(o for k, o in NETWORK_OPTIONS.items() if k not in ("plot", "json", "magnitudes",
                                                                             "loss"))),
     "figure": FIGURE_OPTIONS,

@@ -71,8 +71,9 @@ def verify_point(problem, options: dict, seed: int):
     """Restarts at one grid point, compared with its certified optimum."""
     from solvers.verify import verify
 
+    keywords = {k: v for k, v in options["verify"].items() if k != "threads"}
     try:  # [verify]'s keys are verify's keywords (experiments.options.STUDY_TABLES)
-        return verify(problem, problem.dim, seed=seed, tol=options["tol"], **options["verify"])
+        return verify(problem, problem.dim, seed=seed, tol=options["tol"], **keywords)
     except UFMInputError as err:
         raise UFMInputError(toml_key(err.argument), err.message) from None
 
@@ -80,6 +81,11 @@ def verify_point(problem, options: dict, seed: int):
 def compute_point(pid: str, params: dict, options: dict, problem=None) -> tuple[dict, dict]:
     """(results line, arrays) of one grid point: run anywhere (a worker process, a Dask worker)."""
     t0 = time.perf_counter()
+    threads = params.get("threads") or options.get("threads") or options.get("verify", {}).get("threads")
+    if threads:  # [solve], [verify] or [network] threads: this point's process computes with them
+        from ufm.threads import limit_threads
+
+        limit_threads(threads)
     if "network" in options:
         from experiments.network_study import compute_network_point
 
@@ -430,7 +436,7 @@ def _row_words(row: dict) -> str:
 
 
 def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | None = None,
-                scheduler: str | None = None, smoke: bool = False) -> int:
+                scheduler: str | None = None, smoke: bool = False, threads: int | None = None) -> int:
     """``ufm run EXPERIMENT [--out DIR] [--jobs N | --scheduler ADDRESS] [--smoke] [--json]``:
     returns the exit status.
 
@@ -445,7 +451,7 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
         raise UFMInputError("--jobs", "not allowed with --scheduler (the cluster's workers run the points)")
     path = find_study(experiment)
     study = load_study(path, smoke=smoke)
-    backend = backend_for(jobs, scheduler)  # a scheduler that cannot be reached: before the folder
+    backend = backend_for(jobs, scheduler, threads)  # a scheduler that cannot be reached: before the folder
     try:
         outdir = prepare_out(out if out is not None else str(Path("results") / study.name))
     except BaseException:

@@ -442,8 +442,11 @@ def grid(problem: dict, swept: list[str]):
 def point_id(params: dict, options: dict) -> str:
     """Stable id of a grid point: sha256 of the canonical JSON of its parameters and the
     options (``[solve]``, and ``[verify]`` when there is one; sorted keys), first 16 hex
-    characters."""
-    canonical = json.dumps({**params, **options}, sort_keys=True, separators=(",", ":"))
+    characters. ``threads`` is left out: results never depend on it."""
+    def drop(table: dict) -> dict:
+        return {k: drop(v) if isinstance(v, dict) else v for k, v in table.items() if k != "threads"}
+
+    canonical = json.dumps(drop({**params, **options}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -1,5 +1,13 @@
+import os
+
 import numpy as np
 import pytest
+
+from ufm.threads import limit_threads
+
+# the suite computes single-threaded (fast beside other work; UFM_TEST_THREADS=N to change it);
+# subprocesses inherit it through OMP_NUM_THREADS
+limit_threads(int(os.environ.get("UFM_TEST_THREADS", "1")))
 
 
 @pytest.fixture

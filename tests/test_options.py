@@ -152,7 +152,7 @@ def test_network_data_defaults_are_the_declarations():
 def test_run_signature_defaults_are_the_declarations():
     from experiments.runner import run_command
 
-    _check_signature(run_command, RUN_OPTIONS, ("jobs", "scheduler", "smoke"))
+    _check_signature(run_command, RUN_OPTIONS, ("jobs", "scheduler", "smoke", "threads"))
 
 
 # --------------------------------------------------------------------------- studies
@@ -162,7 +162,8 @@ def test_study_tables_take_their_defaults_from_the_declarations():
                                          if k in ("method", "solver", "tol")}
     verify = table_values({}, "verify")
     assert verify == {k: VERIFY_OPTIONS[k].default for k in STUDY_TABLES["verify"]
-                      if k not in UNFILLED["verify"]}
+                      if k not in UNFILLED["verify"] and VERIFY_OPTIONS[k].default is not None}
+    assert "threads" in STUDY_TABLES["verify"] and "threads" not in verify  # default: the cores given
     assert verify["precision"] == verify["device"] == "auto"  # as on the command line
 
 

@@ -225,6 +225,10 @@ LOSS_OPTION = Option("loss", "supcon", f"loss: {', '.join(LOSSES)} (see the READ
 #: the loss networks are trained through unless one is named (``ufm network two-layer``)
 NETWORK_LOSS = "infonce"
 JSON_OPTION = Option("json", False, "print one JSON object on stdout", "bool")
+#: threads of BLAS, OpenMP and torch in this process (``ufm.threads``); results never depend on it
+THREADS_OPTION = Option("threads", None, "threads this process computes with (BLAS, OpenMP, torch); kernels "
+                        "too small to gain from more use one anyway", "int", minimum=1, maximum=4096,
+                        default_text="the cores it is given; with ufm run --jobs N, cores / N per process")
 DIM_OPTION = Option("dim", None, "embedding dimension to report on: relaxation_tight says whether the "
                     "optimum fits", "int", minimum=1)
 PLOT_FILE = Option("plot", None, "draw the result to FILE (.png, .pdf or .svg)", metavar="FILE")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from ufm.cli.commands import cmd_certify, cmd_losses, cmd_network, cmd_plot, cmd_run, cmd_solve, cmd_verify
-from ufm.cli.parser import EXIT_FAILURE, EXIT_INPUT, build_parser, flag_of
+from ufm.cli.parser import COMMAND_OPTIONS, EXIT_FAILURE, EXIT_INPUT, build_parser, flag_of
 from ufm.errors import UFMInputError
 
 __all__ = ["main", "build_parser"]
@@ -22,6 +22,15 @@ __all__ = ["main", "build_parser"]
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _apply_threads(args, command: str) -> None:
+    """``--threads N``: this process computes with N threads (``ufm run``: with --jobs, each worker)."""
+    table = COMMAND_OPTIONS.get(command, {})
+    if "threads" in table and getattr(args, "threads", None) is not None:
+        from ufm.threads import limit_threads
+
+        limit_threads(table["threads"].parse(args.threads))
 
 
 def main(argv=None) -> int:
@@ -34,6 +43,7 @@ def main(argv=None) -> int:
         commands = {"solve": cmd_solve, "verify": cmd_verify, "certify": cmd_certify, "run": cmd_run,
                     "plot": cmd_plot, "network": cmd_network, "losses": cmd_losses}
         command = args.command
+        _apply_threads(args, command)
         return commands[command](args)
     except UFMInputError as err:  # a library parameter (restarts) as the user wrote it (--restarts)
         print(f"ufm: error: {_one_line(f'{flag_of(err.argument, command)}: {err.message}')}", file=sys.stderr)

@@ -373,7 +373,8 @@ def cmd_run(args) -> int:
     from experiments.runner import run_command
 
     return run_command(args.experiment, args.out, args.json, jobs=option(args, RUN_OPTIONS, "jobs"),
-                       scheduler=args.scheduler, smoke=args.smoke)
+                       scheduler=args.scheduler, smoke=args.smoke,
+                       threads=option(args, RUN_OPTIONS, "threads"))
 
 
 def cmd_plot(args) -> int:

@@ -25,6 +25,7 @@ from ufm.options import (
     MAX_ITER,
     NETWORK_LOSS,
     PLOT_FILE,
+    THREADS_OPTION,
     Option,
     options,
     seed_option,
@@ -53,6 +54,7 @@ SOLVE_OPTIONS = options(
     with_help(PLOT_FILE, "draw the optimum's class-mean cosines (and, for unequal counts, cosines "
               "against class size) to FILE (.png, .pdf or .svg)"),
     JSON_OPTION,
+    THREADS_OPTION,
 )
 
 # --------------------------------------------------------------------------- verify
@@ -85,6 +87,7 @@ VERIFY_OPTIONS = options(
            "(R x n x d end points, rows in the order of the samples as given), values, certified (each "
            "restart's own certificate) and labels", metavar="DIR"),
     with_help(JSON_OPTION, "print one JSON object on stdout (progress on stderr)"),
+    THREADS_OPTION,
 )
 
 # --------------------------------------------------------------------------- certify
@@ -101,6 +104,7 @@ CERTIFY_OPTIONS = options(
            strict=True, metavar="GB"),
     seed_option("random batches"),
     JSON_OPTION,
+    THREADS_OPTION,
     with_help(PLOT_FILE, "draw the embeddings (PCA) and their class-mean cosines to FILE (.png, .pdf or "
               ".svg)"),
 )
@@ -143,6 +147,7 @@ NETWORK_OPTIONS = options(
     with_help(PLOT_FILE, "draw the census (one-layer) or the specialisation (two-layer) to FILE (.png, "
               ".pdf, .svg)"),
     JSON_OPTION,
+    THREADS_OPTION,
     with_help(LOSS_OPTION, "two-layer: the loss the network is trained through (its parameters as for "
               "solve)", default=None, default_text=NETWORK_LOSS),
 )

@@ -13,27 +13,16 @@ on all the cores given, across sizes, so the thresholds in the code are measured
 from __future__ import annotations
 
 import platform
-import time
 
 import numpy as np
 import torch
-from _common import table
+from _common import table, timeit
 from threadpoolctl import threadpool_limits
 
 from solvers.factored import BLAS_THREADS_MIN_Q
 from solvers.nonconvex import SMALL_WORK, random_start
 from ufm import Samples, get_loss
 from ufm.threads import cpu_count
-
-
-def best(fn, repeats: int = 5) -> float:
-    fn()
-    out = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
 
 
 def bench_torch(cores: int) -> None:
@@ -46,7 +35,7 @@ def bench_torch(cores: int) -> None:
         times = []
         for threads in (1, cores):
             torch.set_num_threads(threads)
-            times.append(best(lambda H=H, s=samples: loss.torch_log_excess_and_grad(H, s)))
+            times.append(timeit(lambda H=H, s=samples: loss.torch_log_excess_and_grad(H, s), 5))
         work = R * samples.n**2 * d
         rows.append([f"{R} x {samples.n} x {d}", f"{work:.1e}", f"{times[0] * 1e3:.2f}",
                      f"{times[1] * 1e3:.2f}", f"{times[0] / times[1]:.2f}",
@@ -70,7 +59,7 @@ def bench_blas(cores: int) -> None:
         times = []
         for threads in (1, cores):
             with threadpool_limits(threads):
-                times.append(best(step, 20))
+                times.append(timeit(step, 20))
         rows.append([str(q), f"{times[0] * 1e3:.3f}", f"{times[1] * 1e3:.3f}", f"{times[0] / times[1]:.2f}",
                      "1 thread" if q < BLAS_THREADS_MIN_Q else f"{cores} threads"])
     table(f"Factored solve's BLAS (G = Z Z^T, G Z; r = 8): 1 thread against {cores} (ms, best of 20); "

@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import sys
 
-from ufm.cli.commands import cmd_certify, cmd_losses, cmd_network, cmd_plot, cmd_run, cmd_solve, cmd_verify
+from ufm.cli.commands import (
+    cmd_certify,
+    cmd_losses,
+    cmd_network,
+    cmd_plot,
+    cmd_run,
+    cmd_solve,
+    cmd_verify,
+    option,
+)
 from ufm.cli.parser import COMMAND_OPTIONS, EXIT_FAILURE, EXIT_INPUT, build_parser, flag_of
 from ufm.errors import UFMInputError
 
@@ -30,7 +39,7 @@ def _apply_threads(args, command: str) -> None:
     if "threads" in table and getattr(args, "threads", None) is not None:
         from ufm.threads import limit_threads
 
-        limit_threads(table["threads"].parse(args.threads))
+        limit_threads(option(args, table, "threads"))
 
 
 def main(argv=None) -> int:

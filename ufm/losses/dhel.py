@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ufm.losses.masked_lse import MaskedLSE
+from ufm.losses.masked_lse import SAME_VIEW_NEGATIVES, MaskedLSE
 from ufm.params import temperature
-from ufm.tables import NEG, NONE, POS
 
 
 class DHEL(MaskedLSE):
@@ -26,7 +25,7 @@ class DHEL(MaskedLSE):
     convex_in_gram = True
     mode = "decoupled"
     pos_weight = 0.5
-    relation_kinds = (NONE, POS, NEG, POS)  # negatives: the other instances of the anchor's view
+    relation_kinds = SAME_VIEW_NEGATIVES  # negatives: the other instances of the anchor's view
     anchor_word = "pair"
     anchor_size = 2
     pairs_only = True

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ufm.losses.masked_lse import MaskedLSE
+from ufm.losses.masked_lse import SAME_VIEW_NEGATIVES, MaskedLSE
 from ufm.params import Param, temperature
-from ufm.tables import NEG, NONE, POS
 
 NEGATIVES = ("all", "same_view", "decoupled")
 
@@ -51,7 +50,7 @@ class InfoNCE(MaskedLSE):
 
     def kind_of_relation(self) -> np.ndarray:
         """``same_view``: negatives are the other instances of the anchor's view only."""
-        return np.array((NONE, POS, NEG, POS) if self.negatives == "same_view" else self.relation_kinds,
+        return np.array(SAME_VIEW_NEGATIVES if self.negatives == "same_view" else self.relation_kinds,
                         dtype=np.int8)
 
     @property

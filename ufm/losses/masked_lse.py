@@ -38,9 +38,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ufm.losses.base import BlockTerms, Loss, RowEvaluator, group_centred
+from ufm.losses.relations import block_masks
 from ufm.numerics import expm1mx, log_expm1mx, log_log1p_exp, log_sum_expm1mx
 from ufm.samples import SAME_VIEW, Samples
-from ufm.tables import NEG, POS, RowParts, Table
+from ufm.tables import NEG, NONE, POS, RowParts, Table
 
 MODES = ("out", "in", "decoupled")
 
@@ -202,6 +203,12 @@ def cvxpy_rows(x, table: Table, parts: RowParts, tau: float, mode: str, pos_weig
     return total
 
 
+#: term kinds by relation bits (other group, same group, same view, both): negatives every sample of
+#: another group, or only those in the anchor's view (DHEL, InfoNCE ``same_view``)
+ALL_NEGATIVES = (NEG, POS, NEG, POS)
+SAME_VIEW_NEGATIVES = (NONE, POS, NEG, POS)
+
+
 class MaskedLSE(Loss):
     """Base of the masked log-sum-exp losses: subclasses set the masks and the mode."""
 
@@ -212,7 +219,7 @@ class MaskedLSE(Loss):
     #: term kind by relation bits (other group, same group, same view, both): positives are the
     #: group's other samples (the row evaluators need it: a group's samples are contiguous),
     #: negatives every other sample; a subclass may keep only some views of them
-    relation_kinds: ClassVar[tuple] = (NEG, POS, NEG, POS)
+    relation_kinds: ClassVar[tuple] = ALL_NEGATIVES
 
     @property
     def loss_mode(self) -> str:
@@ -395,11 +402,9 @@ class MaskedRows(RowEvaluator):
 
         self.H, self.tau = H, loss.tau
         self.mode, self.a = loss.loss_mode, loss.pos_weight
-        lut = loss.kind_of_relation()
-        # the view relations (0: other view, SAME_VIEW) whose other-group pairs are negatives
-        self.neg_views = tuple(r for r in (0, SAME_VIEW) if lut[r] == NEG)
-        # some other-group pairs are not negatives (without views: relation 0 alone decides)
-        self.same_view = len(self.neg_views) < 2 if samples.views is not None else lut[0] != NEG
+        lut = self.lut = loss.kind_of_relation()
+        # some other-group pairs are not negatives (their view decides; without views: relation 0)
+        self.view_filter = any(lut[r] != NEG for r in (0, SAME_VIEW) if r == 0 or samples.views is not None)
         c = np.asarray(samples.counts, dtype=np.int64)
         self.count, self.starts = c, samples.starts
         self.y_np = samples.labels
@@ -439,19 +444,18 @@ class MaskedRows(RowEvaluator):
         return self._pair_cache[key]
 
     def _not_negative(self, start: int, stop: int, same):
-        """Mask of the block's entries that are not negatives: the same group, and the pairs of
-        other groups whose view relation holds no negative (``kind_of_relation``)."""
+        """Mask of the block's entries that are not negatives (``kind_of_relation``, read by
+        :func:`ufm.losses.relations.block_masks`): the same group, and where a view filter holds,
+        the pairs of other groups in a view relation without negatives."""
         import torch
 
-        if not self.same_view:
+        if not self.view_filter:
             return same
-        if not self.neg_views or self.views is None:
-            off = torch.ones((stop - start, self.H.shape[-2]), dtype=torch.bool, device=self.H.device)
-        else:
-            off = self.views[start:stop, None] == self.views[None, :]
-            if self.neg_views == (SAME_VIEW,):
-                off = ~off
-        return off if same is None else (same | off)
+        if same is None:
+            same = self.y[start:stop, None] == self.y[None, :]
+        sv = None if self.views is None else self.views[start:stop, None] == self.views[None, :]
+        neg = block_masks(self.lut, same, sv, (NEG,), None, other_group_only=True).get(NEG)
+        return torch.ones_like(same) if neg is None else ~neg
 
     def block(self, start: int, stop: int) -> _Terms:
         import torch
@@ -547,7 +551,7 @@ class MaskedRows(RowEvaluator):
             masked = G.clone()
             for r0, r1, s, e in self.segments(start, stop):
                 masked[..., r0 - start : r1 - start, s:e] = ninf
-            if self.same_view:
+            if self.view_filter:
                 masked.masked_fill_(self._not_negative(start, stop, None), ninf)
         m = masked.amax(dim=-1, keepdim=True)
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
@@ -561,7 +565,7 @@ class MaskedRows(RowEvaluator):
         else:
             for r0, r1, s, e in self.segments(start, stop):
                 F[..., r0 - start : r1 - start, s:e] = 0.0
-            if self.same_view:
+            if self.view_filter:
                 F.masked_fill_(self._not_negative(start, stop, None), 0.0)
 
     def scaled(self, t: _Terms, lex):

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -44,6 +43,7 @@ from experiments.study import (  # noqa: F401 - the runner's public names
     toml_key,
     validate_study,
 )
+from ufm import progress as progress_bars
 from ufm.errors import UFMInputError
 from ufm.files import file_mode
 
@@ -346,7 +346,7 @@ class StudyInterrupted(KeyboardInterrupt):
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    progress_bars.write(message)  # a line on stderr that keeps a bar being drawn whole
 
 
 def _save_arrays(out: Path, pid: str, arrays: dict) -> None:
@@ -355,6 +355,40 @@ def _save_arrays(out: Path, pid: str, arrays: dict) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     write_atomic(folder / f"{pid}.npz", buf.getvalue())
+
+
+def point_work(study: Study, i: int) -> float:
+    """Point ``i``'s expected cost relative to the study's other points, to weight the time left:
+    restarts x n^2 (an evaluation of n embeddings is n x n) for verify; for solve q^3 over the
+    reduced program's q groups (its factor products), n^3 for the n x n program; for networks
+    samples x restarts x patterns (their data, starts and optima)."""
+    params = study.points[i]
+    if study.network:
+        return float(np.prod([float(params[key]) for key in ("samples", "restarts", "patterns")
+                              if isinstance(params.get(key), int | float)] or [1.0]))
+    problem = study.problems[i]
+    if study.verify is not None:
+        return float(study.verify.get("restarts", 1)) * problem.n ** 2
+    sym = problem.symmetry("auto")
+    size = problem.n if sym is None else getattr(sym, "q", problem.n)
+    return float(size) ** 3 + problem.n
+
+
+class TimeLeft:
+    """The time left of a study's remaining points: the seconds per unit of work of the points
+    finished (``point_work``) times the work not done yet."""
+
+    def __init__(self, works: list[float]):
+        self.works = [max(float(w), 1e-12) for w in works]
+        self.left = sum(self.works)
+        self.done = 0.0
+
+    def finished(self, j: int, elapsed: float) -> float:
+        """Point ``j`` (an index into ``works``) is done after ``elapsed`` seconds in all:
+        returns the estimated seconds left."""
+        self.done += self.works[j]
+        self.left -= self.works[j]
+        return elapsed / self.done * max(self.left, 0.0)
 
 
 def run_study(study: Study, out: Path, progress=None, log=_log, backend=None) -> tuple[list[dict], int]:
@@ -397,17 +431,22 @@ def run_study(study: Study, out: Path, progress=None, log=_log, backend=None) ->
                       study.problems[i] if serial else None) for i in todo]
             start = time.perf_counter()
             finished = False
+            clock = TimeLeft([point_work(study, i) for i in todo])
+            shown = progress_bars.bar(f"ufm run {study.name}", total=len(todo), unit="point", delay=0.0)
             try:
                 for done, (j, (row, arrays)) in enumerate(backend.run(compute_point, tasks), start=1):
                     i = todo[j]
                     _save_arrays(out, row["point_id"], arrays)
                     results.append(row)
+                    elapsed = time.perf_counter() - start
+                    left = clock.finished(j, elapsed)
+                    shown.update()
+                    shown.set_postfix_str(f"about {_duration(left)} left", refresh=False)
                     if progress is not None:
-                        elapsed = time.perf_counter() - start
-                        left = elapsed / done * (len(todo) - done)
                         progress(skipped + done, total, study.points[i], row, elapsed, left)
                 finished = True
             finally:
+                shown.close()
                 backend.close(finished)
             rows = [results.rows[pid] for pid in study.point_ids]
             write_atomic(out / SUMMARY_FILE, summary_csv(study, rows))

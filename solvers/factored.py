@@ -84,12 +84,12 @@ class FactoredRun:
 
 
 def minimize_factored(loss, symmetry, samples, Z0: np.ndarray, release: np.ndarray | None = None,
-                      max_iter: int = 20000, done=None) -> FactoredRun:
+                      max_iter: int = 20000, done=None, callback=None) -> FactoredRun:
     """Preconditioned L-BFGS on the factored reduced program from unit rows Z0.
 
     ``release`` marks the collapse units whose spread is optimised; elsewhere it is held at 0.
     ``done(Z)``, when given, is asked every 25 iterations whether the point is good enough
-    (e.g. certified) to stop.
+    (e.g. certified) to stop; ``callback(iteration, log excess)`` is called after every iteration.
     """
     t0 = time.perf_counter()
     release = np.zeros(symmetry.collapse_units, dtype=bool) if release is None else release
@@ -102,8 +102,12 @@ def minimize_factored(loss, symmetry, samples, Z0: np.ndarray, release: np.ndarr
         f0 = fun(Y0.ravel())[0]
         fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
         check = None if done is None else (lambda y: done(_unit_rows(y.reshape(Z0.shape) * free)))
+        report = None if callback is None else (lambda it, f: callback(it, f * fun.scale))
+        # where an iteration costs more than a certificate check (large q), check sooner; small
+        # problems run on to round-off past the certificate's margin, as they always did
         res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8,
-                    done=check, fmin=log_floor_tolerance(loss, samples) / fun.scale)
+                    done=check, fmin=log_floor_tolerance(loss, samples) / fun.scale, callback=report,
+                    done_sooner=Z0.shape[0] >= BLAS_THREADS_MIN_Q)
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from solvers.stop import StopReason
+from ufm import progress as progress_bars
 from ufm.errors import UFMInputError, check_choice
 from ufm.problem import Problem
 
@@ -454,15 +454,20 @@ SMALL_WORK = 1 << 24
 
 @contextlib.contextmanager
 def cpu_threads_for(work: int, device):
-    """One intra-op thread for small CPU problems: on the 2-core machine a batched float64
-    matmul of shape (4, 15, 2) took 8 ms on two threads and 35 us on one (thread wake-ups)."""
+    """One thread (torch's intra-op pool and BLAS) for small CPU problems: on the 2-core machine
+    a batched float64 matmul of shape (4, 15, 2) took 8 ms on two threads and 35 us on one
+    (thread wake-ups), and beside a busy process a small verify's certificates took up to 20 s on
+    all threads against 0.15 s on one."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     previous = torch.get_num_threads()
-    if getattr(device, "type", str(device)) == "cpu" and work < SMALL_WORK:
+    small = getattr(device, "type", str(device)) == "cpu" and work < SMALL_WORK
+    if small:
         torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(1 if small else None):
+            yield
     finally:
         torch.set_num_threads(previous)
 
@@ -525,7 +530,7 @@ def optimize(
     tol = GRAD_TOL * np.sqrt(n) if tol is None else float(tol)
     t0 = time.perf_counter()
     H = starting_points(n, dim, restarts, seed, H0, dev)
-    bar = _progress_bar(max_iter) if progress else None
+    bar = _progress_bar(restarts) if progress else None
     mixed = precision == "mixed" or (precision == "auto" and dev.type == "cuda")
     stages = [torch.float32, torch.float64] if mixed else [torch.float64]
     total_iters = 0
@@ -553,19 +558,16 @@ def optimize(
         {"optimize": time.perf_counter() - t0}, snap, torch.stack(history).numpy())
 
 
-def _progress_bar(total: int):
-    """A one-line progress report on stderr (only when stderr is a terminal)."""
-    if not sys.stderr.isatty():
-        return None
-    start = time.perf_counter()
+def _progress_bar(restarts: int):
+    """The restarts' bar (``ufm.progress``: drawn on a terminal only): iterations of the longest
+    run, with the end points done, and a report function for the optimisers (None: close)."""
+    shown = progress_bars.bar(f"verify: {restarts} restarts", unit="it")
 
     def report(it, active):
         if it is None:
-            sys.stderr.write("\n")
+            shown.close()
             return
-        if it % 10 == 0:
-            sys.stderr.write(f"\riteration {it}/{total}, {active} restarts running, "
-                             f"{time.perf_counter() - start:.1f} s")
-            sys.stderr.flush()
+        shown.update()
+        shown.set_postfix_str(f"{restarts - active}/{restarts} end points done", refresh=False)
 
     return report

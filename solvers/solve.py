@@ -26,6 +26,7 @@ from solvers.factored import minimize_factored, newton_polish
 from solvers.options import METHODS, SOLVE_OPTIONS, SOLVERS
 from solvers.result import SolveResult, SolveStatus
 from solvers.stop import StopReason
+from ufm import progress
 from ufm.errors import UFMInputError
 from ufm.options import defaults
 from ufm.problem import Problem, require_relaxation
@@ -111,35 +112,42 @@ def _polish(loss, sym, samples, Z0, tol: float, max_iter: int):
             best = (Z, dist, cert, reason)
         return cert
 
-    for _ in range(4):
-        run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter,
-                                done=certified_with_margin)
-        iterations += run.iterations
-        seconds += run.seconds
-        cert = consider(run.Z, run.reason)
-        if run.reason == StopReason.FLOOR or _at_floor(loss, samples, cert):
-            break  # the value equals a lower bound: no release can improve on it
-        dist = sym.distances_from_factors(run.Z)
-        _, g, diag = reduced_certificate_matrix(loss, sym, dist, samples)
-        unit_eig = sym.unit_eigenvalues(g, diag)  # of the scaled S (gradient of log(f - floor))
-        slack = 1e-2 * tol / sym.n
-        newly = sym.release_test(unit_eig + slack) & ~release
-        if not newly.any():
-            break
-        release |= newly
-        Z0 = sym.perturb_released(run.Z, newly)
-    # L-BFGS stops when log(f - floor) no longer moves in float64, often before the first-order
-    # condition holds to the certificate's accuracy (k = 1000 distinct counts: gap 1e-5 of the
-    # excess). Newton-CG steps (solvers.factored.newton_polish) finish from there, from the best
-    # point so far and with its release mask.
-    Z, _, cert, reason = best
-    if cert.gap_relative_to_scale > 0.5 * tol and not _at_floor(loss, samples, cert):
-        newton = newton_polish(loss, sym, samples, Z, release,
-                               lambda Z: certify(Z)[1].gap_relative_to_scale, 0.5 * tol)
-        seconds += newton.seconds
-        iterations += newton.steps
-        if newton.steps:
-            consider(newton.Z, reason)
+    shown = progress.bar("solve: factored L-BFGS", unit="it")
+
+    def report(it, log_excess):
+        shown.update()
+        shown.set_postfix_str(f"log excess {log_excess:.13g}", refresh=False)
+
+    with shown:
+        for _ in range(4):
+            run = minimize_factored(loss, sym, samples, Z0, release, max_iter=max_iter,
+                                    done=certified_with_margin, callback=report)
+            iterations += run.iterations
+            seconds += run.seconds
+            cert = consider(run.Z, run.reason)
+            if run.reason == StopReason.FLOOR or _at_floor(loss, samples, cert):
+                break  # the value equals a lower bound: no release can improve on it
+            dist = sym.distances_from_factors(run.Z)
+            _, g, diag = reduced_certificate_matrix(loss, sym, dist, samples)
+            unit_eig = sym.unit_eigenvalues(g, diag)  # of the scaled S (gradient of log(f - floor))
+            newly = sym.release_test(unit_eig + 1e-2 * tol / sym.n) & ~release
+            if not newly.any():
+                break
+            release |= newly
+            Z0 = sym.perturb_released(run.Z, newly)
+        # L-BFGS stops when log(f - floor) no longer moves in float64, often before the
+        # first-order condition holds to the certificate's accuracy (k = 1000 distinct counts:
+        # gap 1e-5 of the excess). Newton-CG steps (solvers.factored.newton_polish) finish from
+        # there, from the best point so far and with its release mask.
+        Z, _, cert, reason = best
+        if cert.gap_relative_to_scale > 0.5 * tol and not _at_floor(loss, samples, cert):
+            shown.set_description_str("solve: Newton-CG polish")
+            newton = newton_polish(loss, sym, samples, Z, release,
+                                   lambda Z: certify(Z)[1].gap_relative_to_scale, 0.5 * tol)
+            seconds += newton.seconds
+            iterations += newton.steps
+            if newton.steps:
+                consider(newton.Z, reason)
     Z, dist, cert, reason = best
     status = {
         StopReason.GRADIENT_TOL: SolveStatus.CONVERGED,

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from solvers.certificate import Certificate, certify_collapsed, certify_embeddings
-from solvers.nonconvex import RestartsResult, StopReason, optimize
+from solvers.nonconvex import RestartsResult, StopReason, cpu_threads_for, optimize
 from solvers.options import VERIFY_OPTIONS
 from solvers.result import SolveResult
 from solvers.solve import solve
 from ufm import metrics
+from ufm import progress as progress_bars
 from ufm.errors import UFMInputError
 from ufm.matching import Census, Relabellings, census
 from ufm.options import defaults
@@ -441,7 +442,7 @@ def verify(problem: Problem, dim: int | None = DEFAULTS.dim, restarts: int = DEF
                    "tol": tol, "max_iter": max_iter, "precision": precision, "snap": snap, "init": init})
     restarts, tol, max_iter = args["restarts"], args["tol"], args["max_iter"]
     t0 = time.perf_counter()
-    loss, samples = problem.loss, problem.samples
+    loss = problem.loss
     reason = problem.degenerate()
     if reason is not None:
         raise UFMInputError("problem", f"degenerate problem: {reason}")
@@ -457,17 +458,33 @@ def verify(problem: Problem, dim: int | None = DEFAULTS.dim, restarts: int = DEF
 
         run = coordinate_restarts(problem, dim, restarts, seed, grad_tol, max_iter, device, H0=H0)
     t2 = time.perf_counter()
-    H_ref = None if optimum is None else optimum.embeddings(lift=True)
-    ref_cos = None if optimum is None else optimum.class_gram()
-    labels = problem.labels
     if hessian is None:
         hessian = problem.n * dim <= HESSIAN_MAX_COORDS and loss.scalar_objective
+    # small problems: one thread (beside a busy process, all threads cost up to 100x)
+    with cpu_threads_for(restarts * problem.n ** 2 * dim, run.device):
+        reports, how = _restart_reports(problem, run, optimum, tol, hessian, inits, progress)
+        t3 = time.perf_counter()
+        found = _census(problem, run.H, reports, census_tol)
+    t4 = time.perf_counter()
+    timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "census": t4 - t3,
+               "total": t4 - t0}
+    return VerifyResult(problem, dim, optimum, run, reports, how, timings, found)
+
+
+def _restart_reports(problem, run, optimum, tol, hessian, inits, progress) -> tuple[list, str]:
+    """Each end point's report (its certificate, its gap to the optimum, its distances to it) and
+    how the certificates were decided."""
+    loss, samples, labels = problem.loss, problem.samples, problem.labels
+    H_ref = None if optimum is None else optimum.embeddings(lift=True)
+    ref_cos = None if optimum is None else optimum.class_gram()
     at_floor = loss.floor_tolerance(samples)  # 0 for a loss whose floor is never attained
     reports, how = [], "no certificate (the loss has no convex relaxation)"
     ex_star = None if optimum is None else optimum.certificate.excess
     floor_star = None if optimum is None else optimum.certificate.floor
     scale_star = None if optimum is None else optimum.certificate.scale
+    certifying = progress_bars.bar("verify: certificates", total=len(run.H), unit="end point", when=progress)
     for r, H in enumerate(run.H):
+        certifying.update()
         cert = None
         if optimum is not None:
             cert = certify_embeddings(loss, H, samples, tol, device=run.device)
@@ -497,9 +514,5 @@ def verify(problem: Problem, dim: int | None = DEFAULTS.dim, restarts: int = DEF
             class_certificate=None if optimum is None else
             certify_collapsed(loss, H, samples, tol, collapse_tol=1e-6), init=inits[r],
         ))
-    t3 = time.perf_counter()
-    found = _census(problem, run.H, reports, census_tol)
-    t4 = time.perf_counter()
-    timings = {"convex": t1 - t0, "optimize": t2 - t1, "certify": t3 - t2, "census": t4 - t3,
-               "total": t4 - t0}
-    return VerifyResult(problem, dim, optimum, run, reports, how, timings, found)
+    certifying.close()
+    return reports, how

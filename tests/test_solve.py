@@ -158,6 +158,37 @@ def test_lbfgs_on_rosenbrock():
     assert np.allclose(res.x, 1.0, atol=1e-6)
 
 
+def test_lbfgs_asks_done_sooner_once_the_gradient_has_dropped():
+    """With ``done_sooner``, ``done`` (a costly certificate) is asked at the first multiple of 5
+    iterations where the scaled gradient is a quarter of the last check's, not only every
+    ``done_every`` iterations; where the gradient barely moves it is asked every ``done_every``."""
+    asked = []
+
+    def quadratic(x, curvature):
+        return 0.5 * float(x @ (curvature * x)), curvature * x
+
+    def record(x):
+        asked.append(len(calls))
+        return False
+
+    calls = []
+    fast = np.linspace(1.0, 2.0, 20)  # well conditioned: the gradient falls fast
+    lbfgs(lambda x: calls.append(1) or quadratic(x, fast), np.ones(20), done=record, done_every=25,
+          gtol=0.0, max_iter=12, patience=100, done_sooner=True)
+    assert asked and asked[0] <= 6 + 5  # asked by iteration 5 (plus the line search's evaluations)
+    asked.clear()
+    calls.clear()
+    flat = np.ones(20)
+
+    def slow(x):  # a gradient that never drops by 4 between checks
+        calls.append(1)
+        return float(np.sum(x)) * 1e-3 + 1.0, flat * 1e-3 * (1 + 1e-9 * len(calls))
+
+    res = lbfgs(slow, np.zeros(20), done=record, done_every=25, gtol=0.0, max_iter=60, patience=1000,
+                done_sooner=True)
+    assert res.iterations == 60 and len(asked) == 2  # at iterations 25 and 50
+
+
 @pytest.mark.slow
 def test_full_program_at_n_96_agrees_with_reduced():
     """The n x n interior-point program (about a minute) against the class-level optimum."""

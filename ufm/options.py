@@ -229,6 +229,9 @@ JSON_OPTION = Option("json", False, "print one JSON object on stdout", "bool")
 THREADS_OPTION = Option("threads", None, "threads this process computes with (BLAS, OpenMP, torch); kernels "
                         "too small to gain from more use one anyway", "int", minimum=1, maximum=4096,
                         default_text="the cores it is given; with ufm run --jobs N, cores / N per process")
+#: progress bars on stderr (``ufm.progress``): drawn on a terminal unless silenced
+QUIET_OPTION = Option("quiet", False, "no progress bars on stderr (drawn only when stderr is a terminal, "
+                      "for work that lasts over a second)", "bool")
 DIM_OPTION = Option("dim", None, "embedding dimension to report on: relaxation_tight says whether the "
                     "optimum fits", "int", minimum=1)
 PLOT_FILE = Option("plot", None, "draw the result to FILE (.png, .pdf or .svg)", metavar="FILE")

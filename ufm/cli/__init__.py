@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from ufm import progress
 from ufm.cli.commands import (
     cmd_certify,
     cmd_losses,
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
                     "plot": cmd_plot, "network": cmd_network, "losses": cmd_losses}
         command = args.command
         _apply_threads(args, command)
-        return commands[command](args)
+        with progress.switched(not getattr(args, "quiet", False)):
+            return commands[command](args)
     except UFMInputError as err:  # a library parameter (restarts) as the user wrote it (--restarts)
         print(f"ufm: error: {_one_line(f'{flag_of(err.argument, command)}: {err.message}')}", file=sys.stderr)
         return EXIT_INPUT

@@ -11,6 +11,7 @@ import numpy as np
 
 from experiments.options import PLOT_OPTIONS, RUN_OPTIONS
 from solvers.options import CERTIFY_OPTIONS, SOLVE_OPTIONS, VERIFY_OPTIONS
+from ufm import progress
 from ufm.cli.report import format_certify, format_solve, format_verify
 from ufm.errors import UFMInputError
 from ufm.files import atomic_write
@@ -351,8 +352,15 @@ def cmd_certify(args) -> int:
         if n > MAX_DRAWN_SAMPLES or k > MAX_DRAWN_CLASSES:
             raise UFMInputError("--plot", f"{n} samples in {k} classes; figures draw at most "
                                 f"{MAX_DRAWN_SAMPLES} samples and {MAX_DRAWN_CLASSES} classes")
-    report = inspect_embeddings(H, problem, tol, device, memory_budget=budget,
-                                progress=lambda line: print(line, file=sys.stderr, flush=True))
+    with progress.bar("certify: products with S", unit="pass") as shown:
+        def passes(line: str) -> None:
+            if progress.shown():
+                shown.update(line.startswith("certificate: product"))
+                shown.set_postfix_str(line.split(": ", 1)[-1], refresh=False)
+            elif not getattr(args, "quiet", False):
+                progress.write(line)
+
+        report = inspect_embeddings(H, problem, tol, device, memory_budget=budget, progress=passes)
     if plot is not None:
         from ufm.cli.plot import embeddings_figure
 

@@ -11,7 +11,7 @@ from experiments.options import PLOT_OPTIONS, RUN_OPTIONS
 from solvers.options import CERTIFY_OPTIONS, NETWORK_OPTIONS, SOLVE_OPTIONS, VERIFY_OPTIONS
 from ufm import __version__
 from ufm.errors import UFMInputError
-from ufm.options import LOSS_OPTION, SAMPLE_OPTIONS, Option, option_name
+from ufm.options import LOSS_OPTION, QUIET_OPTION, SAMPLE_OPTIONS, Option, option_name
 from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU
 
 EXIT_INPUT = 2
@@ -134,6 +134,7 @@ def _command(sub, name: str, help: str, description: str, samples: str | None = 
     if loss is not None:
         _loss_arguments(p, loss)
     add_options(p, table, [n for n in table if n not in first and n != "loss"])
+    add_option(p, QUIET_OPTION)
     return p
 
 

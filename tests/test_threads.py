@@ -54,6 +54,46 @@ def test_cli_threads_sets_the_process_budget(capsys):
         limit_threads(1)
 
 
+def test_idle_cores_sums_each_allowed_cpus_idle_share(monkeypatch):
+    """Two allowed CPUs over the window: one fully busy, one idle 60% of its ticks."""
+    from ufm import threads
+
+    reads = iter([{0: (1000, 500), 1: (1000, 500)}, {0: (1100, 500), 1: (1100, 560)}])
+    monkeypatch.setattr(threads, "_cpu_times", lambda allowed: next(reads))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    assert threads.idle_cores() == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("idle,expected", [(0.0, 1), (0.4, 1), (1.0, 1), (1.6, 2), (2.0, 2)])
+def test_default_threads_are_the_cores_left_idle(monkeypatch, idle, expected):
+    from ufm import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "idle_cores", lambda window=0.05: idle)
+    assert threads.default_threads() == expected
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the environment's choice is kept
+    assert threads.default_threads() is None
+
+
+def test_cli_without_threads_takes_the_idle_cores(monkeypatch, capsys):
+    from ufm import threads
+
+    applied = []
+    monkeypatch.setattr(threads, "default_threads", lambda: 1)
+    monkeypatch.setattr(threads, "limit_threads", applied.append)
+    assert main(["solve", "--counts", "3,3", "--json"]) == 0
+    assert main(["solve", "--counts", "3,3", "--json", "--threads", "2"]) == 0
+    assert applied == [1, 2]
+
+
+def test_idle_cores_reads_this_machine():
+    from ufm import threads
+
+    idle = threads.idle_cores(0.02)
+    assert idle is None or 0.0 <= idle <= len(os.sched_getaffinity(0)) + 1e-9
+
+
 def test_share_is_cores_over_workers():
     assert share(1) >= 1 and share(10**6) == 1
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.nonconvex import cpu_threads_for
 from solvers.options import NETWORK_OPTIONS
 from solvers.stop import StopReason
 from ufm.errors import UFMInputError
@@ -99,8 +100,25 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
         raise UFMInputError("optimizer", f"unknown optimizer {optimizer!r} (choose from adam, sgd)")
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr, momentum=0.9))
+    with cpu_threads_for(x.shape[0] * x.shape[1] * hidden + x.shape[0] ** 2 * out_dim, "cpu"):
+        values, stop, taken = _descend(net, x, samples, loss, opt, params, int(steps), lr, grad_tol)
+    with torch.no_grad():
+        values.append(float(loss.torch_value_and_grad(net.embed(x), samples)[0]))
+    W = net.W.detach().numpy()
+    final = specialisation(W, tokens, activation)
+    if not np.isfinite(values[-1]) or not np.all(np.isfinite(W)):
+        raise UFMInputError("lr", f"training diverged (non-finite weights or loss): lower the learning "
+                            f"rate (lr = {lr:g})")
+    return TwoLayerResult(activation, loss.name, np.array(values), final, s0, stop,
+                          taken, W, {"total": time.perf_counter() - t0})
+
+
+def _descend(net, x, samples, loss, opt, params, steps: int, lr: float, grad_tol: float):
+    """The training loop: (values, stop reason, steps taken)."""
+    import torch
+
     values, stop, taken = [], StopReason.ITERATION_LIMIT, 0
-    for _ in range(int(steps)):
+    for _ in range(steps):
         opt.zero_grad()
         H = net.embed(x)
         value, grad = loss.torch_value_and_grad(H.detach(), samples)
@@ -115,12 +133,4 @@ def train_two_layer(data, locations: int, vocab: int, activation: str = "relu", 
             break
         opt.step()
         taken += 1
-    with torch.no_grad():
-        values.append(float(loss.torch_value_and_grad(net.embed(x), samples)[0]))
-    W = net.W.detach().numpy()
-    final = specialisation(W, tokens, activation)
-    if not np.isfinite(values[-1]) or not np.all(np.isfinite(W)):
-        raise UFMInputError("lr", f"training diverged (non-finite weights or loss): lower the learning "
-                            f"rate (lr = {lr:g})")
-    return TwoLayerResult(activation, loss.name, np.array(values), final, s0, stop,
-                          taken, W, {"total": time.perf_counter() - t0})
+    return values, stop, taken

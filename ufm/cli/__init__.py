@@ -35,12 +35,17 @@ def _one_line(text: str) -> str:
 
 
 def _apply_threads(args, command: str) -> None:
-    """``--threads N``: this process computes with N threads (``ufm run``: with --jobs, each worker)."""
+    """``--threads N``: this process computes with N threads (``ufm run``: with --jobs, each worker);
+    without it, with the cores that other work leaves idle (``ufm.threads.default_threads``)."""
     table = COMMAND_OPTIONS.get(command, {})
-    if "threads" in table and getattr(args, "threads", None) is not None:
-        from ufm.threads import limit_threads
+    if "threads" not in table:
+        return
+    from ufm.threads import default_threads, limit_threads
 
-        limit_threads(option(args, table, "threads"))
+    asked = getattr(args, "threads", None) is not None
+    threads = option(args, table, "threads") if asked else default_threads()
+    if threads is not None:
+        limit_threads(threads)
 
 
 def main(argv=None) -> int:

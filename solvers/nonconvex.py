@@ -448,8 +448,11 @@ def _run_rgd(loss, samples, H0, tol, max_iter, progress, snap_classes=True):
     return H, f, gn, iters, reasons, track.history
 
 
-#: below this many multiply-adds per product, torch on the CPU runs on one thread
-SMALL_WORK = 1 << 24
+#: below this many multiply-adds per product, torch and BLAS on the CPU run on one thread: the quiet
+#: crossover (benchmarks/RESULTS.md, issue 18: 1 / 2 threads 0.82 at 1.8e6, 1.11 at 7.4e6). Beside
+#: other work a command starts on the idle cores only (``ufm.threads.default_threads``), so this
+#: switch need not guard against a busy machine (at 1.7e7 the two-layer study ran 1.4x slower quiet)
+SMALL_WORK = 1 << 22
 
 
 @contextlib.contextmanager

@@ -59,7 +59,10 @@ def validate_figures(raw, study) -> list[dict]:
         _check_kind(kind, i, study)
         _check_file(values["file"], i, files)
         chosen = _chosen(values.get("select", {}), i, study)
-        if not chosen and study.smoke:  # a figure of points the smoke grid leaves out
+        if not chosen and study.smoke:  # a figure of points the smoke grid leaves out: said, not drawn
+            picks = ", ".join(f"{k} = {v!r}" for k, v in values.get("select", {}).items())
+            study.skipped_figures.append((values["file"], f"its select ({picks}) picks no point of the "
+                                          "--smoke grid; the full study draws it"))
             continue
         _check_selection(kind, values.get("select", {}), i, study, chosen)
         for key in ("projection", "x", "y", "by"):
@@ -199,6 +202,9 @@ def draw_figures(study, rows: list[dict], arrays_of, out: Path, log=None) -> lis
     from ufm import plotting
 
     written = []
+    for file, why in study.skipped_figures:
+        if log is not None:
+            log(f"ufm run: figure {out / file} NOT drawn: {why}")
     for fig_spec in study.figures:
         try:
             fig = _draw(study, fig_spec, rows, arrays_of, log)

@@ -450,7 +450,7 @@ def run_study(study: Study, out: Path, progress=None, log=_log, backend=None) ->
                 backend.close(finished)
             rows = [results.rows[pid] for pid in study.point_ids]
             write_atomic(out / SUMMARY_FILE, summary_csv(study, rows))
-            if study.figures:
+            if study.figures or study.skipped_figures:
                 draw_figures(study, rows, load_arrays(out), out, log)
     except KeyboardInterrupt as stop:
         done = None if results is None else sum(pid in results.rows for pid in study.point_ids)
@@ -521,7 +521,9 @@ def run_command(experiment: str, out: str | None, as_json: bool, jobs: int | Non
         raise
     if as_json:
         print(json.dumps({"study": study.header, "out": str(outdir), "skipped": skipped,
-                          "figures": [f["file"] for f in study.figures], "rows": rows}))
+                          "figures": [f["file"] for f in study.figures],
+                          "figures_not_drawn": [{"file": f, "why": why} for f, why in study.skipped_figures],
+                          "rows": rows}))
     else:
         if study.network:
             print(f"study {study.name}: {len(rows)} networks; results in {outdir}")

@@ -116,6 +116,8 @@ class Study:
     swept: list[str]  # list-valued [problem] keys, in file order
     verify: dict | None = None  # [verify] with defaults, or None: solve only
     figures: list = field(default_factory=list)  # validated [[figure]] tables
+    #: figures this grid cannot draw (a --smoke grid their select misses): (file, why), said by the run
+    skipped_figures: list[tuple[str, str]] = field(default_factory=list)
     points: list[dict] = field(default_factory=list)  # parameters of each grid point
     point_ids: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)

@@ -23,7 +23,8 @@ def lines(path):
 def test_shipped_study_runs_on_its_smoke_grid(name, tmp_path, capsys):
     out = tmp_path / name
     assert runner.run_command(name, str(out), True, smoke=True) == 0
-    payload = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
     study = load_study(find_study(name), smoke=True)
     rows = lines(out / "results.jsonl")
     assert len(rows) == len(study.points) == len(payload["rows"]) >= 1
@@ -39,6 +40,15 @@ def test_shipped_study_runs_on_its_smoke_grid(name, tmp_path, capsys):
     assert payload["figures"] == [f["file"] for f in study.figures] and study.figures
     for fig in study.figures:
         assert (out / fig["file"]).read_bytes()[:4] == PNG, fig["file"]
+    # a figure whose select misses the smoke grid is named with the reason, never skipped silently
+    err = captured.err
+    declared = load_study(find_study(name)).figures
+    drawn = {f["file"] for f in study.figures}
+    missing = [f["file"] for f in declared if f["file"] not in drawn]
+    assert [f["file"] for f in payload["figures_not_drawn"]] == missing
+    for file in missing:
+        assert not (out / file).exists()
+        assert f"figure {out / file} NOT drawn: its select" in err and "--smoke grid" in err
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert header[:len(study.swept)] == study.swept
 

@@ -97,9 +97,15 @@ class DaskCluster:
             from distributed import Client
         except ImportError:
             raise UFMInputError("--scheduler", "needs dask.distributed: pip install 'ufm[cluster]'") from None
+        self.cluster = None
+        if address.startswith("local:"):
+            self.cluster = _local_cluster(address)
+            address = self.cluster.scheduler_address
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as err:
+            if self.cluster is not None:
+                self.cluster.close()
             raise UFMInputError("--scheduler", f"cannot reach the scheduler {address!r}: "
                                 f"{' '.join(str(err).split()) or type(err).__name__}") from None
         workers = self.client.scheduler_info().get("workers", {})
@@ -124,6 +130,20 @@ class DaskCluster:
         if pending:
             self.client.cancel(pending)
         self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _local_cluster(address: str):
+    """``local:N``: a dask LocalCluster of N single-threaded worker processes on this machine,
+    started for the run and closed after it (each worker's numerical libraries get cores / N)."""
+    from distributed import LocalCluster
+
+    text = address.split(":", 1)[1]
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise UFMInputError("--scheduler", f"local:N needs a number of workers N from 1 to 1024, "
+                            f"got {address!r}")
+    return LocalCluster(n_workers=int(text), threads_per_worker=1, processes=True, dashboard_address=None)
 
 
 def backend_for(jobs: int | None, scheduler: str | None, threads: int | None = None):

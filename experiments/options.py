@@ -39,7 +39,8 @@ RUN_OPTIONS = options(
     Option("jobs", None, "run N points at a time in local processes", "int", minimum=1, maximum=1024,
            metavar="N", default_text="1: one at a time, in this process"),
     Option("scheduler", None, "send the points to a Dask cluster (dask.distributed scheduler address, e.g. "
-           "tcp://host:8786)", metavar="ADDRESS"),
+           "tcp://host:8786), or local:N to start a local cluster of N worker processes for this run",
+           metavar="ADDRESS"),
     Option("smoke", False, "run the study's [smoke] grid: a tiny version of the same study, to check it in "
            "seconds", "bool"),
     JSON_OPTION,

@@ -414,3 +414,24 @@ def test_local_processes_resume_a_serial_run(parallel_study, tmp_path, monkeypat
     assert runner.run_command(str(path), str(out), False, jobs=2) == 0
     assert "3 of 6 points already done" in capsys.readouterr().err
     _same_results(serial, _grid_rows(out, study))
+
+
+def test_scheduler_local_starts_a_cluster_for_the_run(tmp_path, capsys):
+    """--scheduler local:N: a local Dask cluster of N worker processes, started and closed by the
+    run; its results equal a serial run's."""
+    pytest.importorskip("distributed")
+    serial, local = tmp_path / "serial", tmp_path / "local"
+    assert runner.run_command("balanced_etf", str(serial), True, smoke=True) == 0
+    capsys.readouterr()
+    assert runner.run_command("balanced_etf", str(local), True, smoke=True, scheduler="local:2") == 0
+    captured = capsys.readouterr()
+    assert "(2 worker(s))" in captured.err
+    by_id = {r["point_id"]: r for r in lines(serial / "results.jsonl")}
+    for row in lines(local / "results.jsonl"):
+        assert row["optimal_value"] == by_id[row["point_id"]]["optimal_value"]
+    bad = ["run", "balanced_etf", "--smoke", "--scheduler", "local:x", "--out", str(tmp_path / "x")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ufm: error: --scheduler: local:N needs a number of workers")
+    assert not (tmp_path / "x").exists()
+

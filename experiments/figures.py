@@ -48,11 +48,12 @@ def _matches(params: dict, select: dict) -> bool:
     return True
 
 
-def validate_figures(raw, study) -> list[dict]:
-    """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns)."""
+def validate_figures(raw, study) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Check every ``[[figure]]`` table against the study (kinds, files, selections, columns).
+    Returns the figures to draw and, as (file, why), those a --smoke grid cannot draw."""
     if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
         raise UFMInputError("[[figure]]", "must be an array of tables ([[figure]] ... )")
-    figures, files = [], set()
+    figures, skipped, files = [], [], set()
     for i, fig in enumerate(raw):
         values = _declared_values(fig, i)
         kind = values["kind"]
@@ -61,8 +62,8 @@ def validate_figures(raw, study) -> list[dict]:
         chosen = _chosen(values.get("select", {}), i, study)
         if not chosen and study.smoke:  # a figure of points the smoke grid leaves out: said, not drawn
             picks = ", ".join(f"{k} = {v!r}" for k, v in values.get("select", {}).items())
-            study.skipped_figures.append((values["file"], f"its select ({picks}) picks no point of the "
-                                          "--smoke grid; the full study draws it"))
+            skipped.append((values["file"], f"its select ({picks}) picks no point of the --smoke grid; "
+                            "the full study draws it"))
             continue
         _check_selection(kind, values.get("select", {}), i, study, chosen)
         for key in ("projection", "x", "y", "by"):
@@ -73,7 +74,7 @@ def validate_figures(raw, study) -> list[dict]:
         if kind == "lines":
             _check_lines(values, i, study)
         figures.append({**fig, "kind": kind, "points": chosen})
-    return figures
+    return figures, skipped
 
 
 def _declared_values(fig: dict, i: int) -> dict:

@@ -383,7 +383,7 @@ def validate_study(doc: dict, path: Path, smoke: bool = False) -> Study:
         study.points.append(params)
         study.point_ids.append(pid)
         study.problems.append(checked_problem(params, opts, verify))
-    study.figures = validate_figures(doc.get("figure", []), study)
+    study.figures, study.skipped_figures = validate_figures(doc.get("figure", []), study)
     return study
 
 
@@ -407,7 +407,7 @@ def _network_study(doc: dict, path: Path, name: str, description: str, smoke: bo
         study.points.append(params)
         study.point_ids.append(point_id(params, study.options))
         study.problems.append(None)
-    study.figures = validate_figures(doc.get("figure", []), study)
+    study.figures, study.skipped_figures = validate_figures(doc.get("figure", []), study)
     return study
 
 

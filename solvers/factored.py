@@ -29,6 +29,11 @@ from solvers.lbfgs import StopReason, lbfgs
 
 #: below this many factor rows the factored solve runs BLAS on one thread
 BLAS_THREADS_MIN_Q = 500
+#: from this many factor rows an L-BFGS iteration costs more than a certificate check, so the
+#: solve asks for the certificate as soon as the gradient has dropped (k = 1000 distinct counts,
+#: tau 1: certified at iteration 10, not at the check of iteration 25); below it the schedule stays
+#: every 25 iterations and small problems run on to round-off past the certificate's margin
+DONE_SOONER_MIN_Q = 500
 
 
 class _Objective:
@@ -103,11 +108,9 @@ def minimize_factored(loss, symmetry, samples, Z0: np.ndarray, release: np.ndarr
         fun.scale = abs(f0) if f0 != 0 and np.isfinite(f0) else 1.0
         check = None if done is None else (lambda y: done(_unit_rows(y.reshape(Z0.shape) * free)))
         report = None if callback is None else (lambda it, f: callback(it, f * fun.scale))
-        # where an iteration costs more than a certificate check (large q), check sooner; small
-        # problems run on to round-off past the certificate's margin, as they always did
         res = lbfgs(fun, Y0.ravel(), hessian_diag=fun.hessian_diag, max_iter=max_iter, memory=8,
                     done=check, fmin=log_floor_tolerance(loss, samples) / fun.scale, callback=report,
-                    done_sooner=Z0.shape[0] >= BLAS_THREADS_MIN_Q)
+                    done_sooner=Z0.shape[0] >= DONE_SOONER_MIN_Q)
     Y = res.x.reshape(Z0.shape) * free
     Z = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return FactoredRun(Z, res.iterations, res.converged, res.reason, time.perf_counter() - t0)

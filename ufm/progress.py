@@ -45,10 +45,8 @@ def shown() -> bool:
 class _Silent:
     """The bar's interface, doing nothing."""
 
-    n = 0
-
     def update(self, n: int = 1) -> None:
-        self.n += n
+        pass
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         pass

@@ -51,7 +51,10 @@ def test_heatmap_order_and_ticks():
     np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), C[np.ix_(order, order)])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "3", "1"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["5", "3", "1"]
-    assert ax.images[0].get_clim() == (-1.0, 1.0)
+    # diverging, white at the simplex value -1/(k-1) = -0.5, limits from the off-diagonal data
+    # (at least 0.02 either side of the centre)
+    assert ax.images[0].get_clim() == pytest.approx((-0.52, 0.3))
+    assert ax.images[0].norm.vcenter == pytest.approx(-0.5)
     assert len(fig.axes) == 2  # the colorbar
 
 
@@ -184,7 +187,9 @@ def test_loss_family():
     fig = plotting.loss_family(panels, title="family")
     images = [im for ax in fig.axes for im in ax.images]
     assert len(images) == 5
-    assert all(im.get_clim() == (-1.0, 1.0) for im in images)
+    # one shared scale: white at -1/3, every off-diagonal cosine -1/3, so +-0.02 around it
+    assert all(im.get_clim() == pytest.approx((-1 / 3 - 0.02, -1 / 3 + 0.02)) for im in images)
+    assert len({id(im.norm) for im in images}) == 5 and {im.norm.vcenter for im in images} == {-1 / 3}
     assert len(fig.axes) == 6  # 5 panels (2 x 4 grid, 3 removed) and one colorbar
 
 

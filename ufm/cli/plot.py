@@ -69,7 +69,7 @@ def solve_figure(res):
     title = f"{p.loss.name}" + ("" if p.tau is None else f", tau = {p.tau:g}") + f": k = {p.k}, n = {p.n}"
     if len(set(counts.tolist())) == 1 or p.k < 2:
         return plotting.class_cosine_heatmap(cos, counts, title=title)
-    fig = plotting._new_figure((10.5, 4.2))
+    fig = plotting.new_figure(2, 0.85)
     a, b = fig.subplots(1, 2)
     plotting.class_cosine_heatmap(cos, counts, ax=a)
     plotting.cosines_vs_class_size(cos, counts, ax=b)
@@ -83,7 +83,7 @@ def verify_figure(res):
     from ufm import plotting
 
     payload = res.to_dict()
-    fig = plotting._new_figure((17.0, 3.8))
+    fig = plotting.new_figure(4, 0.9)
     axes = fig.subplots(1, 4)
     plotting.restart_census(payload["restarts"], axes=axes[:3])
     history = res.run.value_history(res.problem.floor()) if res.run.history is not None else None
@@ -99,7 +99,7 @@ def embeddings_figure(H: np.ndarray, labels: np.ndarray, counts, title: str, dim
     from ufm import plotting
     from ufm.metrics import class_mean_cosines
 
-    fig = plotting._new_figure((10.5, 4.4))
+    fig = plotting.new_figure(2, 0.85)
     a = fig.add_subplot(1, 2, 1, projection="3d" if dim == 3 else None)
     b = fig.add_subplot(1, 2, 2)
     plotting.embedding_scatter(H, labels, ax=a, dim=dim)

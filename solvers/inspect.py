@@ -44,6 +44,7 @@ def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL
         "class_certificate": None if collapsed is None else collapsed.to_dict(),
         "nc1": metrics.nc1(H, cls) if problem.k >= 2 else 0.0,
         "optimal_value": None, "rel_gap": None, "gap_over_scale": None, "class_mean_cosines": None,
+        "optimal_class_mean_cosines": None,
         "cosines_vs_optimum": None, "cosines_vs_etf": None, "gram_distance": None,
         "procrustes_distance": None,
     }
@@ -60,6 +61,7 @@ def inspect_embeddings(H: np.ndarray, problem: Problem, tol: float = CERTIFY_TOL
         "gap_over_scale": ((cert.floor - optimum.certificate.floor) + (cert.excess - ex_star))
         / max(optimum.certificate.scale, 1e-300),
         "class_mean_cosines": cos.tolist() if problem.k <= 500 else None,
+        "optimal_class_mean_cosines": optimum.class_gram().tolist() if problem.k <= 500 else None,
         "cosines_vs_optimum": float(np.abs(cos - optimum.class_gram()).max()),
         "cosines_vs_etf": metrics.etf_deviation(cos),
         "gram_distance": metrics.gram_distance(H, H_ref),

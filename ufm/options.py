@@ -235,3 +235,11 @@ QUIET_OPTION = Option("quiet", False, "no progress bars on stderr (drawn only wh
 DIM_OPTION = Option("dim", None, "embedding dimension to report on: relaxation_tight says whether the "
                     "optimum fits", "int", minimum=1)
 PLOT_FILE = Option("plot", None, "draw the result to FILE (.png, .pdf or .svg)", metavar="FILE")
+#: the size and resolution of the figures a command draws (``ufm.plotting.style``)
+WIDTH_OPTION = Option("width", None, "width of the figures: single (3.3 in, a paper column), double (6.9 in, "
+                      "a page) or a width in inches, 1 to 30; fonts stay 7-9 pt",
+                      metavar="single|double|INCHES",
+                      default_text="single for one panel, double for several")
+DPI_OPTION = Option("dpi", None, "resolution of PNG figures in dots per inch", "int", minimum=50,
+                    maximum=1200, default_text="300")
+FIGURE_STYLE_OPTIONS = (WIDTH_OPTION, DPI_OPTION)

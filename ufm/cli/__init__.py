@@ -48,6 +48,29 @@ def _apply_threads(args, command: str) -> None:
         limit_threads(threads)
 
 
+def _figure_style(args, command: str):
+    """``--width`` and ``--dpi``: the size and resolution of every figure the command draws
+    (checked before any work; with ``--plot``, only where a figure is drawn)."""
+    import contextlib
+
+    from ufm.options import DPI_OPTION
+
+    width, dpi = getattr(args, "width", None), getattr(args, "dpi", None)
+    if width is None and dpi is None:
+        return contextlib.nullcontext()
+    if "plot" in COMMAND_OPTIONS.get(command, {}) and getattr(args, "plot", None) is None:
+        raise UFMInputError("--width" if width is not None else "--dpi",
+                            "needs --plot FILE (it sizes that figure)")
+    from ufm.plotting.style import options, parse_width
+
+    if width is not None:
+        try:
+            parse_width(width)
+        except ValueError as err:
+            raise UFMInputError("--width", str(err)) from None
+    return options(width=width, dpi=DPI_OPTION.parse(dpi))
+
+
 def main(argv=None) -> int:
     command = None
     try:
@@ -59,7 +82,7 @@ def main(argv=None) -> int:
                     "plot": cmd_plot, "network": cmd_network, "losses": cmd_losses}
         command = args.command
         _apply_threads(args, command)
-        with progress.switched(not getattr(args, "quiet", False)):
+        with _figure_style(args, command), progress.switched(not getattr(args, "quiet", False)):
             return commands[command](args)
     except UFMInputError as err:  # a library parameter (restarts) as the user wrote it (--restarts)
         print(f"ufm: error: {_one_line(f'{flag_of(err.argument, command)}: {err.message}')}", file=sys.stderr)

@@ -86,7 +86,7 @@ def cmd_solve(args) -> int:
     if plot is not None:
         from ufm.cli.plot import solve_figure
 
-        _save_figure(solve_figure(res), plot, payload)
+        _save_figure(solve_figure(res, args), plot, payload)
     if out is not None:
         _save(out, res, payload, args.lift)
     if args.json:
@@ -288,7 +288,7 @@ def cmd_verify(args) -> int:
     if plot is not None:
         from ufm.cli.plot import verify_figure
 
-        _save_figure(verify_figure(res), plot, payload)
+        _save_figure(verify_figure(res, args), plot, payload)
     if out is not None:
         _save_verify(out, payload, res.arrays())
     print(json.dumps(payload) if args.json else format_verify(payload))
@@ -362,11 +362,9 @@ def cmd_certify(args) -> int:
 
         report = inspect_embeddings(H, problem, tol, device, memory_budget=budget, progress=passes)
     if plot is not None:
-        from ufm.cli.plot import embeddings_figure
+        from ufm.cli.plot import certify_figure
 
-        title = f"{args.embeddings}: {problem.loss.name}, value {report.get('value', float('nan')):.6g}"
-        _save_figure(embeddings_figure(H, np.asarray(problem.labels), np.asarray(problem.counts), title),
-                     plot, report)
+        _save_figure(certify_figure(H, problem, report, Path(args.embeddings).name, args), plot, report)
     print(json.dumps(report) if args.json else format_certify(report))
     return 0
 

@@ -11,7 +11,7 @@ from experiments.options import PLOT_OPTIONS, RUN_OPTIONS
 from solvers.options import CERTIFY_OPTIONS, NETWORK_OPTIONS, SOLVE_OPTIONS, VERIFY_OPTIONS
 from ufm import __version__
 from ufm.errors import UFMInputError
-from ufm.options import LOSS_OPTION, QUIET_OPTION, SAMPLE_OPTIONS, Option, option_name
+from ufm.options import FIGURE_STYLE_OPTIONS, LOSS_OPTION, QUIET_OPTION, SAMPLE_OPTIONS, Option, option_name
 from ufm.problem import DEFAULT_COUNTS, DEFAULT_TAU
 
 EXIT_INPUT = 2
@@ -134,6 +134,9 @@ def _command(sub, name: str, help: str, description: str, samples: str | None = 
     if loss is not None:
         _loss_arguments(p, loss)
     add_options(p, table, [n for n in table if n not in first and n != "loss"])
+    if "plot" in table or name in ("plot", "run"):  # commands that draw figures
+        for style_option in FIGURE_STYLE_OPTIONS:
+            add_option(p, style_option)
     add_option(p, QUIET_OPTION)
     return p
 
@@ -170,7 +173,8 @@ def _plot_command(sub) -> None:
     _command(sub, "plot", "draw a figure: " + " | ".join(PLOT_KINDS),
              "Draw one figure to --out: heatmap (class-mean cosines), embedding (PCA of the embeddings, 2d "
              "or 3d), long_tail (cosines against class size), step (cosines against R and tau), census "
-             "(restarts), curves (value and gap against iteration), family (the losses side by side). "
+             "(restarts: gaps, certificates, minima and their basins), curves (the gap to the optimum "
+             "against iteration), family (the losses side by side). "
              "heatmap, embedding and long_tail draw the certified optimum, or --embeddings with --labels.")
 
 

@@ -3,19 +3,22 @@ figure needs (solving, verifying or reading embeddings), then :mod:`ufm.plotting
 
 Kinds: ``heatmap`` (class-mean cosines), ``embedding`` (PCA of the embeddings, 2D or on the 3D
 sphere), ``long_tail`` (cosines against class size), ``step`` (cosines against R and tau for STEP
-problems), ``census`` (restarts: gaps, lambda_min, distinct minima), ``curves`` (value and gap
+problems), ``census`` (restarts: gaps, lambda_min, distinct minima), ``curves`` (the gap to the optimum
 against iteration), ``family`` (the loss family side by side on the same samples).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from experiments.options import PLOT_KINDS as KINDS  # noqa: F401 - the kinds of ufm plot
 from experiments.options import PLOT_OPTIONS
 from ufm.errors import UFMInputError
+from ufm.plotting.style import styled
+from ufm.plotting.titles import solve_verdict, verify_verdict
 
 #: largest problems drawn sample by sample / class by class
 MAX_DRAWN_SAMPLES = 20000
@@ -57,54 +60,107 @@ def _log(message: str) -> None:
 # --------------------------------------------------------------------------- figures of results
 
 
-def solve_figure(res):
+def problem_title(problem, args=None, **parts) -> str:
+    """The title of a figure of ``problem``: loss, counts (the preset's name where --counts named
+    one) or instances x views, tau, and ``parts`` (dim, restarts, verdict, extra)."""
+    from ufm.inputs import PRESETS
+    from ufm.plotting.titles import problem_title as words
+
+    given = getattr(args, "counts", None) if args is not None else None
+    preset = given.strip().lower() if isinstance(given, str) and given.strip().lower() in PRESETS else None
+    grid = problem.samples.grid
+    samples = None if grid is None else f"{grid[0]} instances x {grid[1]} views"
+    batches = problem.samples.batches
+    extra = parts.pop("extra", None)
+    if batches is not None:
+        extra = ", ".join(w for w in (f"{len(batches)} batches", extra) if w)
+    return words(problem.loss.name, problem.counts, preset=preset, samples=samples, tau=problem.tau,
+                 extra=extra, **parts)
+
+
+@styled
+def solve_figure(res, args=None):
     """The optimum of ``ufm solve``: the class-mean cosine heatmap, beside the cosines against
-    class size when the counts are not all equal."""
+    class size when the counts are not all equal; titled with the problem and the verdict."""
     from ufm import plotting
 
     p = res.problem
     if res.geometry is None:
         raise UFMInputError("--plot", f"degenerate problem ({res.degenerate}): no geometry to draw")
     cos, counts = res.class_gram(), np.asarray(p.counts)
-    title = f"{p.loss.name}" + ("" if p.tau is None else f", tau = {p.tau:g}") + f": k = {p.k}, n = {p.n}"
+    title = _solved_title(res, args)
     if len(set(counts.tolist())) == 1 or p.k < 2:
         return plotting.class_cosine_heatmap(cos, counts, title=title)
-    fig = plotting.new_figure(2, 0.85)
+    fig = plotting.new_figure(2, 0.85, extra_height=0.2)
     a, b = fig.subplots(1, 2)
-    plotting.class_cosine_heatmap(cos, counts, ax=a)
-    plotting.cosines_vs_class_size(cos, counts, ax=b)
-    fig.suptitle(title)
+    plotting.class_cosine_heatmap(cos, counts, ax=a, title="class-mean cosines")
+    plotting.cosines_vs_class_size(cos, counts, ax=b, title="against class size")
+    fig.suptitle(title, wrap=True)
     return fig
 
 
-def verify_figure(res):
-    """The census of ``ufm verify`` (gaps, lambda_min, distinct minima) and the optimisation
-    curves, in one row of four panels."""
+@styled
+def verify_figure(res, args=None):
+    """The census of ``ufm verify`` (gaps, lambda_min, minima and their basins) and the
+    optimisation curves, in two rows of two panels, titled with the problem and the verdict."""
     from ufm import plotting
 
     payload = res.to_dict()
-    fig = plotting.new_figure(4, 0.9)
-    axes = fig.subplots(1, 4)
+    fig = plotting.new_figure(2, 0.75, rows=2, extra_height=0.2)
+    axes = fig.subplots(2, 2).ravel()
     plotting.restart_census(payload["restarts"], axes=axes[:3])
     history = res.run.value_history(res.problem.floor()) if res.run.history is not None else None
     if history is not None:
         plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"], ax=axes[3])
-    p = res.problem
-    fig.suptitle(f"{p.loss.name}, k = {p.k}, n = {p.n}, d = {res.dim}: {len(res.restarts)} restarts")
+    else:
+        fig.delaxes(axes[3])
+    fig.suptitle(problem_title(res.problem, args, dim=res.dim, restarts=len(res.restarts),
+                               verdict=verify_verdict(payload["restarts"], payload.get("distinct_minima"))),
+                 wrap=True)
     return fig
 
 
+@styled
 def embeddings_figure(H: np.ndarray, labels: np.ndarray, counts, title: str, dim: int = 2):
-    """Given embeddings: their PCA scatter beside the heatmap of their class-mean cosines."""
+    """Given embeddings (``ufm plot embedding --embeddings``): their PCA scatter beside the heatmap
+    of their class-mean cosines."""
     from ufm import plotting
     from ufm.metrics import class_mean_cosines
 
-    fig = plotting.new_figure(2, 0.85)
+    fig = plotting.new_figure(2, 0.85, extra_height=0.2)
     a = fig.add_subplot(1, 2, 1, projection="3d" if dim == 3 else None)
     b = fig.add_subplot(1, 2, 2)
     plotting.embedding_scatter(H, labels, ax=a, dim=dim)
     plotting.class_cosine_heatmap(class_mean_cosines(H, labels), counts, ax=b)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
+    return fig
+
+
+@styled
+def certify_figure(H: np.ndarray, problem, report: dict, source: str, args=None):
+    """``ufm certify --plot``: the embeddings (PCA) and, for the same counts, their class-mean
+    cosines beside the optimum's and the difference; the title gives the verdict and the
+    distances to the optimum (Gram and largest cosine difference)."""
+    from ufm import plotting
+
+    labels, counts = np.asarray(problem.labels), np.asarray(problem.counts)
+    verdict = "certified global optimum" if report.get("certified") else "NOT certified"
+    title = problem_title(problem, args, extra=f"d {H.shape[1]}", verdict=verdict)
+    distance = report.get("gram_distance")
+    details = [f"{source}: value {report.get('value', float('nan')):.6g}"]
+    if distance is not None:
+        details.append(f"Gram distance to the optimum {distance:.2g}")
+    if report.get("cosines_vs_optimum") is not None:
+        details.append(f"max |cosine - optimum's| {report['cosines_vs_optimum']:.2g}")
+    optimum = report.get("optimal_class_mean_cosines")
+    if optimum is None or report.get("class_mean_cosines") is None or problem.k < 2:
+        fig = embeddings_figure(H, labels, counts, title + "\n" + "; ".join(details))
+        return fig
+    fig = plotting.new_figure(2, 0.85, rows=2, extra_height=0.35)
+    axes = [fig.add_subplot(2, 2, i) for i in (1, 2, 3, 4)]
+    plotting.cosines_against_optimum(report["class_mean_cosines"], optimum, counts, axes=axes[:3])
+    plotting.embedding_scatter(H, labels, ax=axes[3])
+    fig.suptitle(title + "\n" + "; ".join(details), wrap=True)
     return fig
 
 
@@ -165,9 +221,14 @@ def _class_data(args, problem_of, seed):
     if problem.k > MAX_DRAWN_CLASSES:
         raise UFMInputError("--counts", f"{problem.k} classes; plots draw at most {MAX_DRAWN_CLASSES}")
     res = _solve(problem, seed)
-    tau = "" if problem.tau is None else f", tau = {problem.tau:g}"
-    title = f"optimum of {problem.loss.name}{tau}, k = {problem.k}"
-    return res.class_gram(), np.asarray(problem.counts), title
+    return res.class_gram(), np.asarray(problem.counts), _solved_title(res, args)
+
+
+def _solved_title(res, args) -> str:
+    """The title of a figure of a solved problem: the problem, the verdict and the rank."""
+    cert = res.certificate
+    verdict = solve_verdict(None if cert is None else cert.certified, None if cert is None else cert.reason)
+    return problem_title(res.problem, args, verdict=f"{verdict}, rank {res.rank}")
 
 
 def _step_rows(args, loss_of, seed: int) -> list[dict]:
@@ -227,7 +288,7 @@ def _ratio(text: str) -> float:
     return Param("ratio", None, "", minimum=1.0, strict=False).parse(text, "--ratios")
 
 
-def _family_panels(args, samples_of, seed: int) -> list[dict]:
+def _family_panels(args, samples_of, seed: int) -> tuple[list[dict], object]:
     from solvers import solve
     from ufm.losses import LOSSES, all_params, loss_class
     from ufm.problem import Problem
@@ -282,7 +343,7 @@ def _family_panels(args, samples_of, seed: int) -> list[dict]:
         panels.append({"name": name + tau, "cosines": cos, "subtitle": sub})
     if not panels:
         raise UFMInputError("--losses", "no loss of the list can be posed on these samples")
-    return panels
+    return panels, samples
 
 
 def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
@@ -305,7 +366,7 @@ def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
         dim = {"2d": 2, "3d": 3}[args.projection]
         if args.embeddings is not None:
             H, labels, counts = _user_embeddings(args)
-            title = f"{args.embeddings}"
+            title = f"{Path(args.embeddings).name}: {len(counts)} classes, n = {H.shape[0]}, d = {H.shape[1]}"
         else:
             problem = problem_of()
             if problem.n > MAX_DRAWN_SAMPLES:
@@ -313,21 +374,34 @@ def plot_figure(kind: str, args, problem_of, loss_of, samples_of, seed: int):
                                     f"{MAX_DRAWN_SAMPLES}")
             res = _solve(problem, seed)
             H, labels = res.embeddings(lift=True), np.asarray(problem.labels)
-            title = f"optimum of {problem.loss.name}, rank {res.rank}"
+            title = _solved_title(res, args)
         return plotting.embedding_scatter(H, labels, dim=dim, title=title), {"n": int(H.shape[0])}
     if kind == "step":
         rows = _step_rows(args, loss_of, seed)
-        return plotting.step_panels(rows), {"rows": rows}
+        fig = plotting.step_panels(rows)
+        loss = loss_of()
+        k_major, k_minor, n_minor = (_value(args, k) for k in ("k_major", "k_minor", "n_minor"))
+        fig.suptitle(f"{loss.name}, STEP imbalance: {k_major} majority classes of R x {n_minor}, {k_minor} "
+                     f"minority classes of {n_minor}", wrap=True)
+        return fig, {"rows": rows}
     if kind in ("census", "curves"):
         res = _verify(problem_of(), args, seed)
         payload = res.to_dict()
+        title = problem_title(res.problem, args, dim=res.dim, restarts=len(res.restarts),
+                              verdict=verify_verdict(payload["restarts"], payload.get("distinct_minima")))
         if kind == "census":
-            fig = plotting.restart_census(payload["restarts"])
+            fig = plotting.restart_census(payload["restarts"], title=title)
         else:
             history = res.run.value_history(res.problem.floor())
-            fig = plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"])
+            fig = plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"],
+                                               title=title)
         return fig, {"fraction_global": payload["fraction_global"],
                      "distinct_minima": payload["distinct_minima"]}
-    panels = _family_panels(args, samples_of, seed)
+    from ufm.plotting.titles import counts_words
+
+    panels, samples = _family_panels(args, samples_of, seed)
     names = [p["name"] for p in panels]
-    return plotting.loss_family(panels), {"losses": names}
+    grid = samples.grid
+    what = f"{grid[0]} instances x {grid[1]} views" if grid is not None else counts_words(samples.counts)
+    where = f"best restart in d = {args.dim}" if args.dim is not None else "certified optima"
+    return plotting.loss_family(panels, title=f"{len(panels)} losses on {what}: {where}"), {"losses": names}

@@ -3,9 +3,11 @@ given embeddings beside the optimum for the same counts (``ufm certify --plot``)
 
 The colour scale is diverging (ColorBrewer ``RdBu_r``), white at the simplex value -1/(k-1)
 (the cosine of every pair of class means in a simplex ETF: Papyan, Han & Donoho 2020), blue
-below, red above, with limits from the data: the smallest and largest off-diagonal cosine (and at
-least :data:`MIN_HALF_RANGE` either side of the centre, so float noise around a simplex stays
-white). The diagonal (a class with itself, cosine 1) is grey. Panels of one figure share one scale.
+below, red above, with limits from the data: centre -+ the largest distance of an off-diagonal
+cosine from the centre (at least :data:`MIN_HALF_RANGE`, so float noise around a simplex stays
+white), so that equal distances either side get equal depth of colour; the colour bar spans the
+cosines that exist (within [-1, 1]) and marks the smallest, the centre and the largest. The
+diagonal (a class with itself, cosine 1) is grey. Panels of one figure share one scale.
 """
 
 from __future__ import annotations
@@ -54,13 +56,24 @@ def simplex_cosine(k: int) -> float:
 
 @dataclass(frozen=True)
 class CosineScale:
-    """A diverging colour scale for cosines: ``centre`` white, limits ``vmin`` < centre < ``vmax``;
-    ``centre_text`` says what the centre is (for the colour bar)."""
+    """A diverging colour scale: white at ``centre``, the colours' limits ``centre -+ half``; the
+    data's extremes ``low`` and ``high`` (ticks of the colour bar); ``centre_text`` names the centre;
+    ``bounds`` the values that can occur (the colour bar's extent)."""
 
-    vmin: float
     centre: float
-    vmax: float
+    half: float
+    low: float
+    high: float
     centre_text: str
+    bounds: tuple[float, float] = (-1.0, 1.0)
+
+    @property
+    def vmin(self) -> float:
+        return self.centre - self.half
+
+    @property
+    def vmax(self) -> float:
+        return self.centre + self.half
 
     def norm(self) -> Normalize:
         from matplotlib.colors import TwoSlopeNorm
@@ -76,8 +89,8 @@ def off_diagonal(C: np.ndarray) -> np.ndarray:
 
 def cosine_scale(matrices: Sequence[np.ndarray]) -> CosineScale:
     """One scale for cosine matrices drawn together: centred on -1/(k-1) when they all have k
-    classes (else on 0), limits at the smallest and largest off-diagonal cosine of any of them,
-    at least :data:`MIN_HALF_RANGE` from the centre."""
+    classes (else on 0), reaching the off-diagonal cosine farthest from the centre (at least
+    :data:`MIN_HALF_RANGE` away)."""
     ks = {C.shape[0] for C in matrices}
     if len(ks) == 1:
         k = ks.pop()
@@ -86,9 +99,10 @@ def cosine_scale(matrices: Sequence[np.ndarray]) -> CosineScale:
     else:
         centre, text = 0.0, "0 (panels of different k)"
     values = np.concatenate([off_diagonal(C) for C in matrices]) if matrices else np.empty(0)
-    lo = float(values.min()) if values.size else centre
-    hi = float(values.max()) if values.size else centre
-    return CosineScale(min(lo, centre - MIN_HALF_RANGE), centre, max(hi, centre + MIN_HALF_RANGE), text)
+    low = float(values.min()) if values.size else centre
+    high = float(values.max()) if values.size else centre
+    half = max(centre - low, high - centre, MIN_HALF_RANGE)
+    return CosineScale(centre, half, low, high, text)
 
 
 def _masked_diagonal(C: np.ndarray) -> np.ma.MaskedArray:
@@ -102,7 +116,8 @@ def _cell_font(ax: Axes, k: int) -> float | None:
     fig = ax.figure
     position = ax.get_position()
     side_pt = 72.0 * min(position.width * fig.get_figwidth(), position.height * fig.get_figheight())
-    size = min(float(TICK_PT), side_pt / k / 3.2)  # "-0.33" is about 3.2 ems of digits wide
+    ems = 2.7 if k <= 6 else 2.1  # "-0.33" and, from 7 classes, "-.33": their width in ems
+    size = min(float(TICK_PT), side_pt / k / ems)
     return size if size >= MIN_CELL_PT else None
 
 
@@ -136,10 +151,16 @@ def _draw_cosines(ax: Axes, C: np.ndarray, scale: CosineScale, values: bool = Tr
 
 
 def _colour_bar(fig: Figure, im, axes, scale: CosineScale, label: str = "cosine of class means"):
-    """The colour bar of a cosine scale: its limits and centre as ticks, the centre named."""
+    """The colour bar of a cosine scale over the values that can occur, its ticks at the data's
+    smallest and largest value and at the centre, the centre named in the label."""
     bar = fig.colorbar(im, ax=axes, shrink=0.9, aspect=25)
     bar.set_label(f"{label}\nwhite: {scale.centre_text}")
-    ticks = [scale.vmin, scale.centre, scale.vmax]  # distinct: the limits lie MIN_HALF_RANGE out
+    bar.ax.set_ylim(max(scale.vmin, scale.bounds[0]), min(scale.vmax, scale.bounds[1]))
+    ticks = [scale.centre]
+    for value in (scale.low, scale.high):  # the extremes, unless they would print over the centre's
+        if abs(value - scale.centre) > 0.08 * scale.half:
+            ticks.append(value)
+    ticks.sort()
     bar.set_ticks(ticks, labels=[f"{t:.3g}" for t in ticks])
     return bar
 
@@ -248,9 +269,9 @@ def cosines_against_optimum(cosines: Any, optimum: Any, counts: Any, axes: Seque
                             title: str | None = None, labels: Sequence[str] = ("embeddings", "optimum"),
                             ) -> Figure:
     """Given embeddings against the optimum for the same counts (``ufm certify --plot``): the class-
-    mean cosines of each (one shared diverging scale, white at -1/(k-1)) and their difference
-    (embeddings - optimum, its own scale white at 0), classes ordered by size. The panels' titles
-    give the largest absolute difference."""
+    mean cosines of each on one diverging scale (white at -1/(k-1), limits from both), and their
+    difference (embeddings - optimum) on its own scale, white at 0; classes ordered by size, each
+    panel with its colour bar. The difference panel's title gives the largest absolute difference."""
     C, B = square(cosines), square(optimum, "optimum")
     if C.shape != B.shape:
         raise ValueError(f"optimum: expected shape {C.shape} (the embeddings' classes), got {B.shape}")
@@ -260,21 +281,18 @@ def cosines_against_optimum(cosines: Any, optimum: Any, counts: Any, axes: Seque
     C, B = C[np.ix_(order, order)], B[np.ix_(order, order)]
     fig, (a, b, c) = figure_and_axes_list(axes, 3, 1.0, extra_height=0.4)
     scale = cosine_scale([C, B])
-    im = _draw_cosines(a, C, scale)
-    _draw_cosines(b, B, scale)
-    _colour_bar(fig, im, [a, b], scale)
     D = C - B
     biggest = float(np.max(np.abs(off_diagonal(D)))) if k >= 2 else 0.0
-    half = max(biggest, 1e-12)
-    diff = CosineScale(-half, 0.0, half, "0 (no difference)")
-    im = _draw_cosines(c, D, diff)
-    _colour_bar(fig, im, c, diff, label="difference of cosines")
-    difference = f"{labels[0]} - {labels[1]}\nmax |diff| = {biggest:.2g}"
-    for ax, text in ((a, labels[0]), (b, labels[1]), (c, difference)):
+    difference = CosineScale(0.0, max(biggest, 1e-12), -biggest, biggest, "0 (no difference)", (-2.0, 2.0))
+    panels = ((a, C, scale, labels[0], "cosine of class means"),
+              (b, B, scale, labels[1], "cosine of class means"),
+              (c, D, difference, f"{labels[0]} - {labels[1]}\nmax |diff| {biggest:.2g}",
+               "difference of cosines"))
+    for ax, M, s, text, what in panels:
+        im = _draw_cosines(ax, M, s)
+        _colour_bar(fig, im, ax, s, label=what)
         class_ticks(ax, sizes[order], k)
         ax.set_title(text)
-    for ax in (b, c):
-        ax.set_ylabel("")
     if title is not None:
         fig.suptitle(title)
     return fig

@@ -110,14 +110,15 @@ def _masked_diagonal(C: np.ndarray) -> np.ma.MaskedArray:
 
 
 def _cell_font(ax: Axes, k: int) -> float | None:
-    """The font size (points) of cell values for a k x k image in ``ax``, None if too small."""
+    """The font size (points) of cell values for a k x k image in ``ax`` as laid out, None if too
+    small: a value takes at most 80% of its cell's width."""
     if k > MAX_CELL_VALUES:
         return None
     fig = ax.figure
     position = ax.get_position()
     side_pt = 72.0 * min(position.width * fig.get_figwidth(), position.height * fig.get_figheight())
-    ems = 2.7 if k <= 6 else 2.1  # "-0.33" and, from 7 classes, "-.33": their width in ems
-    size = min(float(TICK_PT), side_pt / k / ems)
+    ems = 2.6 if k <= 6 else 2.0  # "-0.33" and, from 7 classes, "-.33": their width in ems
+    size = min(float(TICK_PT), 0.8 * side_pt / k / ems)
     return size if size >= MIN_CELL_PT else None
 
 
@@ -140,14 +141,21 @@ def _cell_values(ax: Axes, C: np.ndarray, scale: CosineScale) -> None:
             ax.text(j, i, text, ha="center", va="center", fontsize=size, color="white" if dark else "black")
 
 
-def _draw_cosines(ax: Axes, C: np.ndarray, scale: CosineScale, values: bool = True):
+def _write_values(fig: Figure, drawn: list[tuple]) -> None:
+    """The cell values of each (axes, matrix, scale) drawn, sized to the cells once the figure is
+    laid out (titles, ticks and colour bars in place)."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    for ax, C, scale in drawn:
+        _cell_values(ax, C, scale)
+
+
+def _draw_cosines(ax: Axes, C: np.ndarray, scale: CosineScale):
     from matplotlib import colormaps
 
     cmap = colormaps[COSINE_CMAP].with_extremes(bad=DIAGONAL_COLOUR)
-    im = ax.imshow(_masked_diagonal(C), cmap=cmap, norm=scale.norm(), interpolation="nearest")
-    if values:
-        _cell_values(ax, C, scale)
-    return im
+    return ax.imshow(_masked_diagonal(C), cmap=cmap, norm=scale.norm(), interpolation="nearest")
 
 
 def _colour_bar(fig: Figure, im, axes, scale: CosineScale, label: str = "cosine of class means"):
@@ -220,6 +228,7 @@ def class_cosine_heatmap(cosines: Any, counts: Any, ax: Axes | None = None,
     class_ticks(ax, sizes[order], k)
     _colour_bar(fig, im, ax, scale)
     ax.set_title(title if title is not None else f"class-mean cosines, k = {k}")
+    _write_values(fig, [(ax, C, scale)])
     return fig
 
 
@@ -261,6 +270,7 @@ def loss_family(panels: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None
     _colour_bar(fig, im, used, scale)
     if title is not None:
         fig.suptitle(title)
+    _write_values(fig, [(ax, C, scale) for ax, C in zip(used, matrices, strict=True)])
     return fig
 
 
@@ -295,4 +305,5 @@ def cosines_against_optimum(cosines: Any, optimum: Any, counts: Any, axes: Seque
         ax.set_title(text)
     if title is not None:
         fig.suptitle(title)
+    _write_values(fig, [(ax, M, s) for ax, M, s, _, _ in panels])
     return fig

@@ -167,16 +167,33 @@ def new_figure(columns: int = 1, aspect: float = 0.8, rows: int = 1, extra_heigh
 
 
 def styled(function: F) -> F:
-    """Run a figure function inside the paper style's rc context."""
+    """Run a figure function inside the paper style's rc context; the titles of the Figure it
+    returns wrap at the figure's edge (never cut off at a column's width)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
         with matplotlib.rc_context(PAPER_RC):
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+        wrap_titles(result)
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def wrap_titles(fig: Any) -> None:
+    """Titles of ``fig`` (its axes' and its suptitle) wrap at the figure's edge."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        return
+    for ax in fig.axes:
+        for text in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
+            if text is not None:
+                text.set_wrap(True)
+    if getattr(fig, "_suptitle", None) is not None:
+        fig._suptitle.set_wrap(True)
 
 
 _FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}

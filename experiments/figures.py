@@ -28,6 +28,8 @@ from experiments.options import FIGURE_SINGLE as SINGLE
 from experiments.validate import suggest
 from ufm.errors import UFMInputError
 from ufm.plotting import FIGURE_SUFFIXES as SUFFIXES
+from ufm.plotting.style import styled
+from ufm.plotting.titles import result_title
 
 
 def _where(i: int, key: str) -> str:
@@ -221,14 +223,18 @@ def draw_figures(study, rows: list[dict], arrays_of, out: Path, log=None) -> lis
     return written
 
 
+@styled
 def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
-    """The Figure of one declared figure."""
+    """The Figure of one declared figure. A figure of one point is titled with the study's title
+    and, below it, the point drawn (loss, samples, tau, d, restarts) and its verdict."""
     from ufm import plotting
 
     kind = fig_spec["kind"]
     chosen = [rows[j] for j in fig_spec["points"]]
     title = fig_spec.get("title")
     row = chosen[0]
+    if kind in SINGLE:
+        title = "\n".join(t for t in (title, result_title(row)) if t)
     if kind in ("heatmap", "long_tail", "embedding", "curves"):
         arrays = arrays_of(row["point_id"])
     if kind == "heatmap":
@@ -283,10 +289,11 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
         fig = plotting.specialisation_histogram(scores, title=title)
     else:  # lines
         ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
+        over = [k for k in study.swept if k not in (fig_spec["x"], fig_spec.get("by"))]
         fig = plotting.summary_lines([{**r["params"], **r} for r in chosen], fig_spec["x"], ys,
-                                     fig_spec.get("by"), title=title)
+                                     fig_spec.get("by"), title=title, over=over or None)
     if title and kind in ("step",):
-        fig.suptitle(title)
+        fig.suptitle(title, wrap=True)
     return fig
 
 

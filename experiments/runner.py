@@ -45,6 +45,7 @@ from experiments.study import (  # noqa: F401 - the runner's public names
 )
 from ufm import progress as progress_bars
 from ufm.errors import UFMInputError
+from ufm.experiments import parse_results
 from ufm.files import file_mode
 
 RESULTS_FILE = "results.jsonl"
@@ -247,17 +248,9 @@ class ResultsLog:
                 os.ftruncate(self.fd, end)
                 os.fsync(self.fd)
             self.repaired_bytes = len(data) - end
-        for line in data[:end].splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict) or not isinstance(row.get("point_id"), str):
-                self.unreadable += 1
-                continue
-            self.rows[row["point_id"]] = row
+        rows, unreadable = parse_results(data[:end])
+        self.rows.update(rows)
+        self.unreadable += unreadable
 
     def append(self, row: dict) -> None:
         """Append one line with a single write, then fsync: the line is all there or absent."""
@@ -289,13 +282,15 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def _cell(value) -> object:
-    if isinstance(value, list):
-        return " ".join(map(str, value))
+    """A summary cell typed for readers (``ufm.experiments.read_summary``, pandas, R): a list as
+    JSON (``[10, 10, 2, 2]``), None as empty, booleans as True/False, numbers as repr writes them."""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value)
     return "" if value is None else value
 
 
 def summary_csv(study: Study, rows: list[dict]) -> str:
-    """One CSV line per point: the swept parameters, then the results columns."""
+    """One CSV line per point: the swept parameters, then the results columns (cells: :func:`_cell`)."""
     fields = study.summary_fields()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -16,7 +16,7 @@ from solvers.options import CERTIFY_OPTIONS, NETWORK_OPTIONS, SOLVE_OPTIONS, VER
 from ufm.cli import build_parser, main
 from ufm.cli.parser import COMMAND_OPTIONS, flag_of
 from ufm.errors import UFMInputError
-from ufm.options import LOSS_OPTION, QUIET_OPTION, SAMPLE_OPTIONS, Option
+from ufm.options import FIGURE_STYLE_OPTIONS, LOSS_OPTION, QUIET_OPTION, SAMPLE_OPTIONS, Option
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -31,9 +31,11 @@ def _actions(command: str) -> dict[str, argparse.Action]:
 
 
 def _declared(command: str) -> dict[str, Option]:
-    """A command's options, with the samples' and the loss's where it takes them, and --quiet
-    (every command's)."""
+    """A command's options, with the samples' and the loss's where it takes them, --quiet (every
+    command's) and --width and --dpi (every command that draws figures: plot, run, a --plot)."""
     table = {**COMMAND_OPTIONS[command], "quiet": QUIET_OPTION}
+    if "plot" in table or command in ("plot", "run"):
+        table.update({o.name: o for o in FIGURE_STYLE_OPTIONS})
     actions = _actions(command)
     for name, option in {**SAMPLE_OPTIONS, "loss": LOSS_OPTION}.items():
         if name in actions and name not in table:

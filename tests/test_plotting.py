@@ -51,9 +51,10 @@ def test_heatmap_order_and_ticks():
     np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), C[np.ix_(order, order)])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "3", "1"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["5", "3", "1"]
-    # diverging, white at the simplex value -1/(k-1) = -0.5, limits from the off-diagonal data
+    # diverging, white at the simplex value -1/(k-1) = -0.5, limits from the off-diagonal data:
+    # the centre -+ the largest distance from it
     # (at least 0.02 either side of the centre)
-    assert ax.images[0].get_clim() == pytest.approx((-0.52, 0.3))
+    assert ax.images[0].get_clim() == pytest.approx((-0.5 - 0.8, -0.5 + 0.8))  # centre -+ 0.3 - (-0.5)
     assert ax.images[0].norm.vcenter == pytest.approx(-0.5)
     assert len(fig.axes) == 2  # the colorbar
 
@@ -164,7 +165,8 @@ def test_restart_census():
     assert len(a.patches) > 0 and a.get_xscale() == "log"
     assert sum(p.get_height() for p in a.patches) == 3
     assert a.patches[0].get_height() == 2  # both tiny/negative gaps in the first bin
-    assert "1e-16" in a.get_xlabel()
+    assert a.xaxis.get_major_formatter()(1e-16) == r"$\leq 10^{-16}$"  # the first bin holds <= 1e-16
+    assert "optimal excess" in a.get_xlabel()  # no gap_over_scale given: the gap over the optimal excess
     assert sum(len(col.get_offsets()) for col in b.collections) == 3
     assert len(c.patches) == 3
     assert [p.get_height() for p in c.patches] == [2, 1, 1]
@@ -176,10 +178,10 @@ def test_optimisation_curves():
     fig = plotting.optimisation_curves(hist, optimal_value=1.0)
     ax = fig.axes[0]
     assert len(ax.lines) == 2 and ax.get_yscale() == "log"
-    assert ax.get_ylabel() == "gap to the optimum"
+    assert ax.get_ylabel() == "gap to the optimum\nvalue - optimum (absolute)"
     assert np.min(ax.lines[0].get_ydata()) == 1e-16
     fig = plotting.optimisation_curves(hist, floor=0.5)
-    assert fig.axes[0].get_ylabel() == "excess over the floor"
+    assert fig.axes[0].get_ylabel() == "excess over the floor\nvalue - floor (absolute)"
 
 
 def test_loss_family():

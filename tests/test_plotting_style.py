@@ -103,12 +103,14 @@ def _every_figure_kind():
     return {
         "heatmap": plotting.class_cosine_heatmap(C, sizes, title="a heatmap"),
         "long_tail": plotting.cosines_vs_class_size(C, sizes),
-        "family": plotting.loss_family([{"name": "supcon", "cosines": C, "subtitle": "value 1"}] * 3, title="t"),
+        "family": plotting.loss_family([{"name": "supcon", "cosines": C, "subtitle": "value 1"}] * 3,
+                                       title="t"),
         "step": plotting.step_panels([{"ratio": r, "tau": t, "cos_major": -0.3, "cos_minor": 0.1,
                                        "cos_between": -0.2} for r in (1, 10) for t in (0.1, 1.0)]),
         "census": plotting.restart_census(restarts, title="census"),
         "curves": plotting.optimisation_curves([np.linspace(2, 1, 20)] * 3, optimal_value=1.0),
-        "lines": plotting.summary_lines(rows, "dim", ["best_gap", "fraction_global"], by="tau", title="lines"),
+        "lines": plotting.summary_lines(rows, "dim", ["best_gap", "fraction_global"], by="tau",
+                                        title="lines"),
         "network_census": plotting.network_census([one, {**one, "activation": "linear"}]),
         "specialisation": plotting.specialisation_histogram({"relu": [0.9, 0.8], "linear": [0.2, 0.3]}),
         "embedding": plotting.embedding_scatter(np.eye(3)[[0, 0, 1, 2]], [0, 0, 1, 2]),
@@ -149,7 +151,8 @@ def test_heatmap_scale_is_centred_on_the_simplex_with_limits_from_the_data():
 def test_heatmap_noise_around_a_simplex_stays_pale():
     C = ETF4 + 1e-9 * np.array([[0, 1, -1, 0], [1, 0, 0, 1], [-1, 0, 0, 0], [0, 1, 0, 0]])
     im = plotting.class_cosine_heatmap(C, [3, 3, 3, 3]).axes[0].images[0]
-    assert im.get_clim() == pytest.approx((-1 / 3 - heatmaps.MIN_HALF_RANGE, -1 / 3 + heatmaps.MIN_HALF_RANGE))
+    half = heatmaps.MIN_HALF_RANGE
+    assert im.get_clim() == pytest.approx((-1 / 3 - half, -1 / 3 + half))
 
 
 def test_heatmap_values_in_cells_up_to_12_classes():
@@ -203,7 +206,8 @@ def test_cosines_against_optimum_draws_both_and_their_difference():
     emb[0, 3] = emb[3, 0] = 0.1
     fig = plotting.cosines_against_optimum(emb, opt, [4, 3, 2, 1], title="certify")
     a, b, c = (ax for ax in fig.axes if ax.images)
-    np.testing.assert_allclose(np.ma.filled(c.images[0].get_array(), 0.0), np.where(np.eye(4), 0.0, emb - opt))
+    drawn = np.ma.filled(c.images[0].get_array(), 0.0)
+    np.testing.assert_allclose(drawn, np.where(np.eye(4), 0.0, emb - opt))
     assert c.images[0].norm.vcenter == 0.0
     assert a.images[0].get_clim() == b.images[0].get_clim()
     assert "max |diff| 0.43" in c.get_title()
@@ -246,7 +250,7 @@ def test_cli_width_and_dpi_size_the_figure(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["solve", "--width", "double"], "--width: needs --plot FILE"),
-    (["solve", "--plot", "x.png", "--width", "wide"], "--width: expected single, double or a width in inches"),
+    (["solve", "--plot", "x.png", "--width", "wide"], "--width: expected single, double or a width"),
     (["solve", "--plot", "x.png", "--dpi", "10"], "--dpi: must be an integer >= 50"),
 ])
 def test_cli_refuses_bad_figure_options(tmp_path, monkeypatch, capsys, argv, message):

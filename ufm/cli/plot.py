@@ -111,7 +111,9 @@ def verify_figure(res, args=None):
     plotting.restart_census(payload["restarts"], axes=axes[:3])
     history = res.run.value_history(res.problem.floor()) if res.run.history is not None else None
     if history is not None:
-        plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"], ax=axes[3])
+        scale = (payload.get("optimum_certificate") or {}).get("scale")
+        plotting.optimisation_curves(list(history.T), payload["optimal_value"], payload["floor"], ax=axes[3],
+                                     scale=scale)
     else:
         fig.delaxes(axes[3])
     fig.suptitle(problem_title(res.problem, args, dim=res.dim, restarts=len(res.restarts),

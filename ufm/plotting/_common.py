@@ -104,10 +104,10 @@ def fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, int | float | np.number) else str(v)
 
 
-def shade(colour: str, level: float) -> tuple:
-    """``colour`` blended with white: level 0 is light, 1 the colour itself."""
-    from matplotlib.colors import to_rgb
+def legend_columns(texts: Sequence[str], width_in: float, pad_in: float = 0.36) -> int:
+    """As many legend columns as fit ``width_in`` inches: 7 pt text, about 0.6 em a character, and
+    ``pad_in`` inches for the handle and the spacing of an entry."""
+    from ufm.plotting.style import TICK_PT
 
-    rgb = np.array(to_rgb(colour))
-    return tuple(1.0 - (0.25 + 0.75 * level) * (1.0 - rgb))
-
+    widest = max(len(t) for t in texts) * 0.6 * TICK_PT / 72.0 + pad_in
+    return max(1, min(len(texts), int(width_in // widest)))

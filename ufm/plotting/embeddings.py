@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ufm.plotting._common import MAX_LEGEND_CLASSES, class_colours, figure_and_axes, label_text
-from ufm.plotting.style import SEQUENTIAL_CMAP, styled
+from ufm.plotting._common import MAX_LEGEND_CLASSES, class_colours, label_text, legend_columns
+from ufm.plotting.style import LINE_COLOURS, SEQUENTIAL_CMAP, figure_width, new_figure, styled
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+#: Marker area (points^2) of a class mean.
+MEAN_MARKER_SIZE = 55
+#: The gap between a given Axes and the legend below it, in points: the x tick labels and the
+#: x label of a 2D plot; the overhang of a 3D box's labels.
+BELOW_2D_PT, BELOW_3D_PT = 28.0, 6.0
+#: Height of a legend row and of a title line, in inches: a new figure grows by them.
+_LEGEND_ROW_IN = 0.15
+_TITLE_LINE_IN = 0.14
 
 
 def _scatter_inputs(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, ax: Axes | None,
@@ -102,17 +111,61 @@ def _scatter_by_size(fig: Figure, ax: Axes, P: np.ndarray, means: np.ndarray, yi
     fig.colorbar(sc, ax=ax, label="class size", shrink=0.8)
 
 
+def legend_colours(sizes: np.ndarray) -> list:
+    """Colours of classes named in a legend: up to 8, the Okabe-Ito line colours (the yellow,
+    hard to see on white, last); more, :func:`ufm.plotting._common.class_colours`."""
+    k = len(sizes)
+    return list(LINE_COLOURS[:k]) if k <= len(LINE_COLOURS) else class_colours(sizes)
+
+
+def class_legend_text(c: Hashable, size: int) -> str:
+    """A class's legend entry: ``class c (n = size)``."""
+    return f"class {label_text(c)} (n = {int(size)})"
+
+
 def _scatter_with_legend(ax: Axes, P: np.ndarray, means: np.ndarray, yi: np.ndarray, sizes: np.ndarray,
-                         classes: list, dim: int) -> None:
-    """Samples and class means in one colour per class, with a legend "class c (n = size)"."""
-    colours = class_colours(sizes)
+                         classes: list, dim: int) -> tuple[list, list[str]]:
+    """Samples and class means in one colour per class; returns the class means' artists and
+    their legend texts "class c (n = size)"."""
+    colours = legend_colours(sizes)
+    flat = {"depthshade": False} if dim == 3 else {}
     for c in range(len(classes)):
-        ax.scatter(*_coords(P[yi == c], dim), color=colours[c], s=12 if dim == 2 else 18,
-                   alpha=0.35 if dim == 2 else 0.6, linewidths=0)
+        ax.scatter(*_coords(P[yi == c], dim), color=colours[c], s=10, alpha=0.35 if dim == 2 else 0.5,
+                   linewidths=0, **flat)
+    handles, texts = [], []
     for c in range(len(classes)):
-        ax.scatter(*_coords(means[c : c + 1], dim), color=colours[c], s=110, edgecolors="black",
-                   linewidths=0.9, zorder=3, label=f"class {label_text(classes[c])} (n = {sizes[c]})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        text = class_legend_text(classes[c], sizes[c])
+        handles.append(ax.scatter(*_coords(means[c : c + 1], dim), color=colours[c], s=MEAN_MARKER_SIZE,
+                                  edgecolors="black", linewidths=0.7, zorder=3, label=text, **flat))
+        texts.append(text)
+    return handles, texts
+
+
+def _legend_below(ax: Axes, handles: list, texts: list[str], dim: int) -> None:
+    """The class legend of ``ax`` just below its x label, in as many columns as fit the width of
+    its grid cell (the layout makes room for it)."""
+    from matplotlib.transforms import offset_copy
+
+    fig = ax.figure
+    spec = ax.get_subplotspec()
+    width_in = (fig.get_figwidth() * len(spec.colspan) / spec.get_gridspec().ncols if spec is not None
+                else ax.get_position().width * fig.get_figwidth()) - 0.15
+    below = offset_copy(ax.transAxes, fig=fig, y=-(BELOW_2D_PT if dim == 2 else BELOW_3D_PT), units="points")
+    ax.legend(handles, texts, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
+              ncols=legend_columns(texts, width_in), borderaxespad=0.0, columnspacing=1.0, handletextpad=0.3,
+              markerscale=0.8)
+
+
+def _style_3d(ax: Axes) -> None:
+    """A legible 3D frame at column width: light panes and grid, ticks and labels close in, the
+    class means drawn over the samples."""
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_pane_color((0.97, 0.97, 0.97, 1.0))
+        axis._axinfo["grid"].update(color="0.88", linewidth=0.4)
+        axis.labelpad = -5
+        axis.set_tick_params(pad=-3)
+    ax.view_init(elev=20, azim=-60)
+    ax.computed_zorder = False  # zorder, not depth: class means stay on top of their samples
 
 
 @styled
@@ -122,9 +175,11 @@ def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, 
     projected on the top ``dim`` right singular vectors of H (uncentred: the origin matters on
     the sphere). ``dim=2``: the plane with the unit circle; ``dim=3``: a 3D axes with the unit
     sphere, points and means re-normalised onto it. The title says the share of ||H||_F^2 the
-    projection keeps. Up to 12 classes get a legend "class c (n = size)"; more are coloured by
-    class size with a colorbar. Collapsed classes at a simplex ETF: Papyan, Han & Donoho 2020;
-    SupCon geometry under imbalance: Behnia & Thrampoulidis 2024.
+    projection keeps. Up to 12 classes get a legend below the plot, one entry "class c (n = size)"
+    per class mean drawn, in as many columns as fit (a new figure grows by its rows, the plot
+    keeps its size); more are coloured by class size with a colorbar. Collapsed classes at a
+    simplex ETF: Papyan, Han & Donoho 2020; SupCon geometry under imbalance: Behnia &
+    Thrampoulidis 2024.
     """
     H, y = _scatter_inputs(embeddings, labels, ax, dim)
     P, basis, kept = _uncentred_pca(H, dim)
@@ -141,14 +196,24 @@ def embedding_scatter(embeddings: Any, labels: Sequence[Hashable] | np.ndarray, 
             ok = r > 1e-12
             A[ok] /= r[ok, None]
 
-    fig, ax = figure_and_axes(ax, 0.75 if dim == 2 else 0.85, "3d" if dim == 3 else None)
-    _unit_sphere_frame(ax, dim)
-    if k > MAX_LEGEND_CLASSES:
-        _scatter_by_size(fig, ax, P, means, yi, sizes, dim)
+    pca = f"PCA: {dim} components keep {100 * kept:.1f}% of ||H||_F^2"
+    full_title = f"{title}\n{pca}" if title else f"embeddings, {pca}"
+    legend = k <= MAX_LEGEND_CLASSES
+    if ax is None:
+        texts = [class_legend_text(c, n) for c, n in zip(classes, sizes, strict=True)]
+        rows = -(-k // legend_columns(texts, figure_width(1) - 0.1)) if legend else 0
+        fig = new_figure(1, 0.82 if dim == 2 else 0.9,
+                         extra_height=rows * _LEGEND_ROW_IN + full_title.count("\n") * _TITLE_LINE_IN)
+        ax = fig.add_subplot(projection="3d" if dim == 3 else None)
     else:
-        _scatter_with_legend(ax, P, means, yi, sizes, classes, dim)
-
-    pca = f"PCA: {100 * kept:.1f}% of ||H||_F^2"
-    ax.set_title(f"{title}\n{pca}" if title else f"embeddings, {pca}")
+        fig = ax.figure
+    _unit_sphere_frame(ax, dim)
+    if dim == 3:
+        _style_3d(ax)
+    if legend:
+        handles, texts = _scatter_with_legend(ax, P, means, yi, sizes, classes, dim)
+        _legend_below(ax, handles, texts, dim)
+    else:
+        _scatter_by_size(fig, ax, P, means, yi, sizes, dim)
+    ax.set_title(full_title)
     return fig
-

@@ -220,4 +220,5 @@ def save_figure(fig: Figure, path: str | Path, dpi: int | None = None) -> None:
     elif fmt == "pdf":
         kwargs["metadata"] = {"CreationDate": None}
     with matplotlib.rc_context(PAPER_RC):
+        fig.draw_without_rendering()  # constrained layout settles (equal-aspect panels with colour bars)
         atomic_write(path, lambda fh: fig.savefig(fh, **kwargs))

@@ -232,6 +232,18 @@ def class_cosine_heatmap(cosines: Any, counts: Any, ax: Axes | None = None,
     return fig
 
 
+def _fit_lines(text: str, ax: Axes) -> str:
+    """``text`` with each line wrapped to the width of ``ax`` (a panel's title; 8 pt characters
+    about 0.55 em wide)."""
+    import textwrap
+
+    from ufm.plotting.style import TITLE_PT
+
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(12, int(width_in * 72.0 / (0.55 * TITLE_PT)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def _grid(axes: Sequence[Axes] | None, n: int, max_columns: int = 4, aspect: float = 1.0):
     """(figure, n axes): the axes given, or a new grid of at most ``max_columns`` columns."""
     if axes is not None:
@@ -264,7 +276,7 @@ def loss_family(panels: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | None
     for ax, p, C in zip(used, panels, matrices, strict=True):
         im = _draw_cosines(ax, C, scale)
         sub = p.get("subtitle")
-        ax.set_title(f"{p.get('name', '')}\n{sub}" if sub else str(p.get("name", "")))
+        ax.set_title(_fit_lines(f"{p.get('name', '')}\n{sub}" if sub else str(p.get("name", "")), ax))
         sizes = None if p.get("counts") is None else counts_of(p["counts"], C.shape[0])
         class_ticks(ax, sizes, C.shape[0])
     _colour_bar(fig, im, used, scale)

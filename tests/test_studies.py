@@ -51,6 +51,44 @@ def test_shipped_study_runs_on_its_smoke_grid(name, tmp_path, capsys):
         assert f"figure {out / file} NOT drawn: its select" in err and "--smoke grid" in err
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert header[:len(study.swept)] == study.swept
+    _check_figure_content(study, out)
+
+
+def _check_figure_content(study, out):
+    """Every figure of the study, re-drawn from its results: titled with the study's title (and,
+    for a figure of one point, that point and its verdict), text of 7-9 pt (cell values apart),
+    titles, labels and legends inside the figure."""
+    from experiments.figures import _draw, load_arrays
+    from experiments.options import FIGURE_SINGLE
+    from ufm.plotting.titles import result_title
+
+    by_id = {r["point_id"]: r for r in lines(out / "results.jsonl")}
+    rows = [by_id[pid] for pid in study.point_ids]
+    for spec in study.figures:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = _draw(study, spec, rows, load_arrays(out), None)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        titles = [fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in fig.axes]
+        joined = " ".join(" ".join(t.split()) for t in titles)
+        if spec.get("title"):
+            assert " ".join(spec["title"].split()) in joined, (spec["file"], joined)
+        if spec["kind"] in FIGURE_SINGLE:
+            assert " ".join(result_title(rows[spec["points"][0]]).split()) in joined, (spec["file"], joined)
+        outer = fig.bbox.padded(1.0)
+        for ax in fig.axes:
+            framed = [ax.title, ax.xaxis.label, ax.yaxis.label]
+            legend = ax.get_legend()
+            for artist in [*framed, *([legend] if legend else [])]:
+                if artist.get_visible() and (artist is legend or artist.get_text()):
+                    box = artist.get_window_extent(renderer)
+                    assert outer.contains(box.x0, box.y0) and outer.contains(box.x1, box.y1), \
+                        (spec["file"], getattr(artist, "get_text", lambda: "legend")())
+            sizes = {t.get_fontsize() for t in [*framed, *ax.get_xticklabels(), *ax.get_yticklabels()]
+                     if t.get_text()}
+            assert not sizes or 7 <= min(sizes) and max(sizes) <= 9, (spec["file"], sizes)
 
 
 @pytest.mark.parametrize("name", bundled_studies())

@@ -287,3 +287,11 @@ def test_cli_certify_plot_draws_the_optimum_and_the_difference(tmp_path, capsys)
     cos = np.array(report["class_mean_cosines"])
     assert np.abs(cos - opt).max() == pytest.approx(report["cosines_vs_optimum"])
     assert "embeddings - optimum" in svg and " optimum " in svg
+
+
+def test_cli_network_figures_say_the_model_and_the_data(tmp_path, capsys):
+    assert main(["network", "one-layer", "--patterns", "3", "--restarts", "6", "--activation", "relu",
+                 "--plot", str(tmp_path / "n.svg"), "--quiet", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert (f"one unit, 6 starts per activation on 3 patterns (mixture), n = {payload['samples']}, "
+            f"input dimension {payload['input_dim']}, seed 0") in svg_text(tmp_path / "n.svg")

@@ -92,10 +92,16 @@ def run(args, loss_from_args=None) -> int:
     if plot is not None:
         from ufm import plotting
 
+        data_words = (f"{payload['patterns']} patterns ({kind}), n = {payload['samples']}, "
+                      f"input dimension {payload['input_dim']}, seed {seed}")
         if args.model == "one-layer":
-            fig = plotting.network_census(payload["results"])
+            title = f"one unit, {_value(args, 'restarts')} starts per activation on {data_words}"
+            fig = plotting.network_census(payload["results"], title=title)
         else:
-            fig = plotting.specialisation_histogram(scores)
+            loss = payload["loss"]["name"] if payload.get("loss") else "the network loss"
+            title = (f"two layers, {_value(args, 'hidden')} hidden units per location, "
+                     f"{_value(args, 'steps')} steps through {loss} on {data_words}")
+            fig = plotting.specialisation_histogram(scores, title=title)
         plotting.save_figure(fig, plot)
         payload["figure"] = str(plot)
     print(json.dumps(payload) if args.json else _table(payload))

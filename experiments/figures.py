@@ -10,7 +10,10 @@ grid points (``select = {tau = 0.1, preset = "imagenet-lt"}``). Kinds:
   value against iteration);
 - several points: ``step`` (class-mean cosines against R and tau, step problems), ``family``
   (one heatmap per point, titled by what differs), ``lines`` (a summary column ``y`` (or a list
-  of them) against a swept key ``x``, one line per value of ``by``).
+  of them) against a swept key ``x``, one line per value of ``by``);
+- networks: ``network_census`` (one-layer), ``specialisation`` (two-layer), ``modulation`` (the
+  modulation model: the token scores over training of the points picked, one panel per point,
+  which may differ in activation only).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def _check_kind(kind: str, i: int, study) -> None:
     """A kind the study can draw: solved problems, or networks of the study's model."""
     if study.network and kind not in (*NETWORK, "lines"):
         raise UFMInputError(_where(i, "kind"), f"{kind} draws solved problems; a [network] study draws "
-                            "network_census, specialisation or lines")
+                            "network_census, specialisation, modulation or lines")
     if not study.network and kind in NETWORK:
         raise UFMInputError(_where(i, "kind"), f"{kind} needs a [network] study")
     if kind == "network_census" and study.problem["model"] != "one-layer":
@@ -107,6 +110,9 @@ def _check_kind(kind: str, i: int, study) -> None:
     if kind == "specialisation" and study.problem["model"] != "two-layer":
         raise UFMInputError(_where(i, "kind"), "specialisation draws two-layer networks (one-layer: "
                             "network_census)")
+    if kind == "modulation" and study.problem["model"] != "modulation":
+        raise UFMInputError(_where(i, "kind"), "modulation draws the modulation model (one-layer: "
+                            "network_census; two-layer: specialisation)")
 
 
 def _check_file(name: str, i: int, files: set) -> None:
@@ -140,11 +146,12 @@ def _check_selection(kind: str, select: dict, i: int, study, chosen: list[int]) 
                             f"picks {len(chosen)} (add swept keys: {', '.join(study.swept)})")
     if kind in ("census", "curves") and study.verify is None:
         raise UFMInputError(_where(i, "kind"), f"{kind} needs restarts: add a [verify] table")
-    if kind == "network_census":
+    if kind in ("network_census", "modulation"):
         varying = [k for k in study.swept if k != "activation"
                    and len({repr(study.points[j].get(k)) for j in chosen}) > 1]
         if varying:
-            raise UFMInputError(_where(i, "select"), "a network_census draws one census per activation; "
+            what = "census" if kind == "network_census" else "training run"
+            raise UFMInputError(_where(i, "select"), f"a {kind} figure draws one {what} per activation; "
                                 f"select one value of {', '.join(varying)}")
     if kind == "step" and study.problem.get("kind") != "step":
         raise UFMInputError(_where(i, "kind"), "step figures need kind = \"step\" problems")
@@ -281,12 +288,21 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
         fig = plotting.network_census(chosen, title=title)
     elif kind == "specialisation":
         varying = [k for k in study.swept if len({repr(r["params"].get(k)) for r in chosen}) > 1]
-        scores = {}
+        scores, coverage, paper_score = {}, {}, {}
         for r in chosen:
             s = arrays_of(r["point_id"]).get("specialisation")
             if s is not None:
-                scores[_describe_params(r["params"], varying) or r["params"]["activation"]] = s.ravel()
-        fig = plotting.specialisation_histogram(scores, title=title)
+                name = _describe_params(r["params"], varying) or r["params"]["activation"]
+                scores[name] = s.ravel()
+                if r.get("token_coverage") is not None:
+                    coverage[name] = r["token_coverage"]
+                if r.get("paper_score") is not None:
+                    paper_score[name] = r["paper_score"]
+        fig = plotting.specialisation_histogram(scores, title=title, coverage=coverage or None,
+                                                paper_score=paper_score or None)
+    elif kind == "modulation":
+        fig = plotting.modulation_panels([_modulation_curves(r, arrays_of(r["point_id"])) for r in chosen],
+                                         title=title)
     else:  # lines
         ys = fig_spec["y"] if isinstance(fig_spec["y"], list) else [fig_spec["y"]]
         over = [k for k in study.swept if k not in (fig_spec["x"], fig_spec.get("by"))]
@@ -295,6 +311,21 @@ def _draw(study, fig_spec: dict, rows: list[dict], arrays_of, log):
     if title and kind in ("step",):
         fig.suptitle(title, wrap=True)
     return fig
+
+
+def _modulation_curves(row: dict, arrays: dict) -> dict:
+    """A modulation point's curves as ``ModulationResult.to_dict`` gives them, from its saved arrays
+    (``steps``, ``scores``: recorded steps x tokens, ``discriminative``: the token's class,
+    ``crossing``: -1 where never) and its row (the summary)."""
+    if "scores" not in arrays:
+        raise ValueError(f"modulation: point {row['point_id']} has no recorded scores")
+    disc = arrays["discriminative"].astype(bool)
+    out = {"activation": row["params"]["activation"], "threshold": row["threshold"],
+           "steps": arrays["steps"].tolist(), "summary": row}
+    for cls, mask in (("discriminative", disc), ("shared", ~disc)):
+        out[cls] = {"scores": arrays["scores"][:, mask].T.tolist(),
+                    "crossing": [None if c < 0 else int(c) for c in arrays["crossing"][mask]]}
+    return out
 
 
 def load_arrays(out: Path):

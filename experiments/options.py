@@ -54,7 +54,7 @@ PLOT_KINDS = ("heatmap", "embedding", "long_tail", "step", "census", "curves", "
 #: the figures of a study: of one point, of several, of networks
 FIGURE_SINGLE = ("heatmap", "long_tail", "embedding", "census", "curves")
 FIGURE_MULTI = ("step", "family", "lines")
-FIGURE_NETWORK = ("network_census", "specialisation")
+FIGURE_NETWORK = ("network_census", "specialisation", "modulation")
 FIGURE_KINDS = FIGURE_SINGLE + FIGURE_MULTI + FIGURE_NETWORK
 
 PROJECTION = Option("projection", "2d", "embedding: 2d (plane) or 3d (sphere)", "choice", ("2d", "3d"))

@@ -33,9 +33,10 @@ MAX_ARRAY_SAMPLES = 5000
 
 def summary_result_fields(study) -> list[str]:
     if study.network:
-        from experiments.network_study import ONE_LAYER_FIELDS, TWO_LAYER_FIELDS
+        from experiments.network_study import MODULATION_FIELDS, ONE_LAYER_FIELDS, TWO_LAYER_FIELDS
 
-        return list(ONE_LAYER_FIELDS if study.problem["model"] == "one-layer" else TWO_LAYER_FIELDS)
+        fields = {"one-layer": ONE_LAYER_FIELDS, "modulation": MODULATION_FIELDS}
+        return list(fields.get(study.problem["model"], TWO_LAYER_FIELDS))
     fields = list(VERIFY_FIELDS if study.verify is not None else RESULT_FIELDS)
     if study.problem.get("kind") == "step":
         fields += STEP_FIELDS

@@ -459,7 +459,12 @@ def _row_words(row: dict) -> str:
         return f"{row['distinct_optima']} distinct optima, {row['dead_units']} dead units"
     if "specialised_fraction" in row:
         return (f"loss {row['initial_loss']:.6g} -> {row['final_loss']:.6g}, "
-                f"{row['specialised_fraction']:.0%} of units specialised")
+                f"{row['specialised_fraction']:.0%} of live units specialised"
+                + (f", {row['covered_tokens']}/{row['pattern_tokens']} pattern tokens covered"
+                   if row.get("pattern_tokens") else ""))
+    if "discriminative_weight" in row:  # modulation
+        return (f"loss {row['initial_loss']:.6g} -> {row['final_loss']:.6g}, median weight share "
+                f"discriminative {row['discriminative_weight']:.3f}, shared {row['shared_weight']:.3f}")
     if "fraction_global" in row:
         frac = row["fraction_global"]
         glob = "no certificate" if frac is None else f"{frac:.0%} of restarts certified global"

@@ -179,11 +179,16 @@ def _plot_command(sub) -> None:
 
 
 def _network_command(sub) -> None:
-    _command(sub, "network", "networks in place of free embeddings (Tian 2023): one-layer | two-layer",
-             "one-layer: the local optima of one unit w with a homogeneous activation, from many random "
+    _command(sub, "network", "networks in place of free embeddings (Tian 2023): one-layer | two-layer | "
+             "modulation",
+             "one-layer: the local optima of one unit w (linear, ReLU and leaky ReLU, homogeneous as "
+             "the paper assumes; quadratic, which is not), from many random "
              "starts, and the pattern each aligns with (a linear unit: the top eigenvector of the "
              "contrastive covariance). two-layer: hidden units per location trained through a loss of the "
-             "family on pattern data, and how they specialise.", samples=None, loss=NETWORK_OPTIONS["loss"])
+             "family on pattern data, and how they specialise (--setup tian2023: the paper's simulation). "
+             "modulation: global modulation, whether tokens discriminative of a global pattern are learned "
+             "before and more than tokens shared across global patterns.",
+             samples=None, loss=NETWORK_OPTIONS["loss"])
 
 
 def _losses_command(sub) -> None:

@@ -51,27 +51,7 @@ def pattern_data(n: int, locations: int = 6, vocab: int = 12, patterns: int = 4,
     locations are wildcards, filled uniformly at random, and resampled for the second view.
     x is the concatenation of the one-hot vectors of the K locations (D = K vocab)."""
     n = _positive(n, "samples", 2)
-    K, V, G = _positive(locations, "locations"), _positive(vocab, "vocab", 2), _positive(patterns, "patterns")
-    fixed = _positive(fixed, "fixed")
-    if fixed > K:
-        raise UFMInputError("fixed", f"a pattern fixes at most the {K} locations, got {fixed}")
-    rng = np.random.default_rng(seed)
-    where = np.array([rng.choice(K, size=fixed, replace=False) for _ in range(G)])  # (G, fixed)
-    token = rng.integers(0, V, size=(G, fixed))
-    pattern = rng.integers(0, G, size=n)
-
-    def view():
-        tokens = rng.integers(0, V, size=(n, K))  # wildcards, fresh for each view
-        tokens[np.arange(n)[:, None], where[pattern]] = token[pattern]
-        x = np.zeros((n, K, V))
-        x[np.arange(n)[:, None], np.arange(K)[None, :], tokens] = 1.0
-        return x.reshape(n, K * V)
-
-    x1, x2 = view(), view()
-    directions = np.zeros((G, K, V))
-    directions[np.arange(G)[:, None], where, token] = 1.0
-    directions = directions.reshape(G, K * V) / np.sqrt(fixed)
-    return TwoViews(x1, x2, pattern, directions)
+    return pattern_source(locations, vocab, patterns, fixed, seed).draw(n)
 
 
 def pattern_mixture(n: int, patterns: int = 4, dim: int = 16, noise: float = 0.05,
@@ -96,3 +76,68 @@ def pattern_mixture(n: int, patterns: int = 4, dim: int = 16, noise: float = 0.0
     x1 = centre + noise * rng.standard_normal((n, D))
     x2 = centre + noise * rng.standard_normal((n, D))
     return TwoViews(x1, x2, pattern, mu)
+
+
+@dataclass(frozen=True)
+class PatternSource:
+    """The patterns of Tian (2023)'s pattern data, from which samples are drawn: pattern ``g`` fixes
+    token ``token[g, j]`` at location ``where[g, j]``; the other locations are wildcards. Made by
+    :func:`pattern_source`; :meth:`draw` gives fresh samples (each step's batch of a run on fresh
+    batches, as ``bn_gen.py``'s ``Generator.sample`` in the paper's code)."""
+
+    locations: int
+    vocab: int
+    where: np.ndarray  # (G, fixed) locations each pattern fixes
+    token: np.ndarray  # (G, fixed) the token it fixes there
+    rng: np.random.Generator  # the draws of :meth:`draw` when it is given no generator
+
+    @property
+    def directions(self) -> np.ndarray:
+        """(G, K V): each pattern's fixed one-hot entries, normalised (as :class:`TwoViews`)."""
+        G, fixed = self.where.shape
+        d = np.zeros((G, self.locations, self.vocab))
+        d[np.arange(G)[:, None], self.where, self.token] = 1.0
+        return d.reshape(G, self.locations * self.vocab) / np.sqrt(fixed)
+
+    def draw(self, n: int, rng: np.random.Generator | None = None) -> TwoViews:
+        """n samples, two views each: a uniform pattern, its fixed tokens in both views, every
+        wildcard location filled uniformly at random, independently for each view."""
+        n = _positive(n, "samples", 2)
+        rng = self.rng if rng is None else rng
+        K, V = self.locations, self.vocab
+        pattern = rng.integers(0, len(self.where), size=n)
+
+        def view():
+            tokens = rng.integers(0, V, size=(n, K))
+            tokens[np.arange(n)[:, None], self.where[pattern]] = self.token[pattern]
+            x = np.zeros((n, K, V))
+            x[np.arange(n)[:, None], np.arange(K)[None, :], tokens] = 1.0
+            return x.reshape(n, K * V)
+
+        x1, x2 = view(), view()
+        return TwoViews(x1, x2, pattern, self.directions)
+
+
+def pattern_source(locations: int = 6, vocab: int = 12, patterns: int = 4, fixed: int = 3, seed: int = 0,
+                   tokens_per_location: int | None = None) -> PatternSource:
+    """The patterns of :func:`pattern_data` and a generator of samples: ``pattern_source(K, V, G,
+    f, seed).draw(n)`` is ``pattern_data(n, K, V, G, f, seed)`` draw for draw. With
+    ``tokens_per_location`` P, each location first gets P allowed tokens (a random P of the V) and
+    a pattern fixes one of its location's allowed tokens (``distri.num_tokens_per_pos`` of the
+    paper's ``bn_gen.py``: at most P pattern tokens per location); wildcards still take any of the
+    V tokens. (Another draw from the seed than without it.)"""
+    K, V, G = _positive(locations, "locations"), _positive(vocab, "vocab", 2), _positive(patterns, "patterns")
+    fixed = _positive(fixed, "fixed")
+    if fixed > K:
+        raise UFMInputError("fixed", f"a pattern fixes at most the {K} locations, got {fixed}")
+    rng = np.random.default_rng(seed)
+    where = np.array([rng.choice(K, size=fixed, replace=False) for _ in range(G)])  # (G, fixed)
+    if tokens_per_location is None:
+        token = rng.integers(0, V, size=(G, fixed))
+    else:
+        P = _positive(tokens_per_location, "tokens_per_location")
+        if P > V:
+            raise UFMInputError("tokens_per_location", f"at most the vocab's {V} tokens, got {P}")
+        allowed = np.array([rng.choice(V, size=P, replace=False) for _ in range(K)])  # (K, P)
+        token = allowed[where, rng.integers(0, P, size=(G, fixed))]
+    return PatternSource(K, V, where, token, rng)

@@ -28,6 +28,7 @@ from ufm.plotting.census import optimisation_curves, restart_census
 from ufm.plotting.embeddings import embedding_scatter
 from ufm.plotting.heatmaps import class_cosine_heatmap, cosines_against_optimum, loss_family
 from ufm.plotting.lines import summary_lines
+from ufm.plotting.modulation import modulation_curves, modulation_panels
 from ufm.plotting.networks import network_census, specialisation_histogram
 from ufm.plotting.step import cosines_vs_class_size, step_cosines, step_panels
 from ufm.plotting.style import (
@@ -54,6 +55,8 @@ __all__ = [
     "cosines_vs_class_size",
     "embedding_scatter",
     "loss_family",
+    "modulation_curves",
+    "modulation_panels",
     "network_census",
     "new_figure",
     "optimisation_curves",

@@ -107,32 +107,49 @@ def network_census(results: Sequence[Mapping[str, Any]], axes: Sequence[Axes] | 
 
 @styled
 def specialisation_histogram(scores: Mapping[str, Any], ax: Axes | None = None,
-                             title: str | None = None) -> Figure:
+                             title: str | None = None, coverage: Mapping[str, Any] | None = None,
+                             paper_score: Mapping[str, Any] | None = None) -> Figure:
     """Per activation (or any named set of units), the step histogram of the hidden units'
     specialisation: the share of a unit's response variance carried by one pattern token, in 20
     bins over [0, 1] (Tian 2023: ReLU units specialise, near 1; linear units do not). Each set
     has its colour and line style, the line a little thinner for each later set so that equal
     bins stay visible; the legend names each set drawn with its number of units (a set with no
-    finite score is left out)."""
+    finite score is left out; a share a round-off above 1 counts in the last bin). ``coverage``
+    and ``paper_score`` (by set name, optional) add to a set's legend entry (then below the axes)
+    the fraction of pattern tokens with a dedicated unit and the paper's score (``solvers.networks.two_layer.
+    TwoLayerResult.summary``: ``token_coverage``, ``paper_score``): a histogram of units cannot
+    tell many units on one token from one unit on each."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
+    own = ax is None  # a figure of its own: long legend entries go below the axes
     fig, ax = figure_and_axes(ax, 0.75)
     bins = np.linspace(0.0, 1.0, 21)
     handles = []
     for i, (name, s) in enumerate(scores.items()):
         s = np.asarray(s, dtype=float).ravel()
-        s = s[np.isfinite(s)]
+        s = np.clip(s[np.isfinite(s)], 0.0, 1.0)  # a full share is 1 + round-off: in the last bin
         if s.size == 0:
             continue
         style = {"color": line_colour(i), "linestyle": LINESTYLES[i % len(LINESTYLES)],
                  "linewidth": max(1.4 - 0.35 * i, 0.7)}
-        label = f"{name} ({s.size} units)"
+        label = f"{name} ({s.size} units"
+        c = None if coverage is None else coverage.get(name)
+        p = None if paper_score is None else paper_score.get(name)
+        if c is not None:
+            label += f"; coverage {float(c):.0%}"
+        if p is not None:
+            label += f"; paper score {float(p):.2f}"
+        label += ")"
         ax.hist(s, bins=bins, histtype="step", label=label, **style)
         handles.append(Line2D([], [], label=label, **style))
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("share of response variance on one token")
     ax.set_ylabel("hidden units (count)")
-    if handles:
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles and own and (coverage or paper_score):
+        fig.legend(handles=handles, loc="outside lower center", handlelength=2.6)
+    elif handles:
         ax.legend(handles=handles, loc="upper center", handlelength=2.6)
     if title is not None:
         ax.set_title(title, wrap=True)

@@ -238,6 +238,20 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
                   floor_scale=loss.floor_scale(samples))
 
 
+def _dense_S(relax, G: np.ndarray, samples, H: np.ndarray | None):
+    """(S / excess, distances, log excess) of the relaxation at G (from H when given)."""
+    D = np.clip(1.0 - G, 0.0, 2.0) if H is None else relax.distances(H, samples)
+    lex, Ft = relax.dense_log_excess(D, samples)
+    g = 0.5 * (Ft + Ft.T)
+    return g - np.diag(np.einsum("ij,ij->i", g, G)), D, lex
+
+
+def dense_certificate_matrix(loss, H: np.ndarray, samples) -> np.ndarray:
+    """The certificate's n x n matrix S (divided by the excess) at unit embeddings H, dense."""
+    H = np.asarray(H, dtype=np.float64)
+    return _dense_S(loss.relaxation(), H @ H.T, as_samples(samples), H)[0]
+
+
 def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
                  H: np.ndarray | None = None) -> Certificate:
     """Certificate of an explicit n x n Gram matrix (dense; smallest eigenvalue of S by LAPACK).
@@ -245,10 +259,7 @@ def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
     ||S H||_F is reported."""
     samples = as_samples(samples)
     relax = loss.relaxation()
-    D = np.clip(1.0 - G, 0.0, 2.0) if H is None else loss.distances(H, samples)
-    lex, Ft = relax.dense_log_excess(D, samples)
-    g = 0.5 * (Ft + Ft.T)
-    S = g - np.diag(np.einsum("ij,ij->i", g, G))
+    S, D, lex = _dense_S(relax, G, samples, H)
     n = G.shape[0]
     lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
     residual = None if H is None else np.linalg.norm(S @ H)

@@ -46,6 +46,7 @@ class SolveResult:
     symmetry: str | None = None  # the symmetry the program was reduced by, in words
     minibatch: dict | None = None  # mini-batch losses: the comparison with the full-batch optimum
     dim: int | None = None  # the dimension asked (relaxation_tight says whether rank <= dim)
+    face: dict | None = None  # mini-batch losses: the optimal set (solvers.face.OptimalFace.to_dict)
 
     # geometry shortcuts --------------------------------------------------------------
     @property
@@ -69,10 +70,17 @@ class SolveResult:
 
     @property
     def relaxation_tight(self) -> bool | None:
-        """Whether the relaxation's optimum is realised in the dimension asked (rank <= dim)."""
+        """Whether the relaxation's optimum is realised in the dimension asked (rank <= dim): where
+        the optimum is not unique, whether *some* optimum is (the geometry is then the face's
+        lowest-rank representative; None where a lower rank than it cannot be ruled out)."""
         if self.dim is None or self.geometry is None:
             return None
-        return self.rank <= self.dim
+        if self.rank <= self.dim:
+            return True
+        face = self.face
+        if face is not None and face["optimum_unique"] is not True and not face["lowest_rank_exact"]:
+            return None
+        return False
 
     def to_dict(self, max_classes: int = 500) -> dict:
         p = self.problem
@@ -88,6 +96,7 @@ class SolveResult:
                     "rank": None, "collapsed": None, "certificate": cert.to_dict(), "iterations": 0,
                     "solver_value": None, "time_s": self.timings.get("total", float("nan")),
                     "timings": self.timings, "notes": list(self.notes), "minibatch": self.minibatch}
+        face = {} if self.face is None else dict(self.face)
         return {
             **common,
             "log_excess": cert.log_excess,
@@ -103,6 +112,7 @@ class SolveResult:
             "iterations": self.iterations,
             "solver_value": self.solver_value,
             "minibatch": self.minibatch,
+            **face,
             "time_s": self.timings.get("total", float("nan")),
             "timings": self.timings,
             "notes": list(self.notes),

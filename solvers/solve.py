@@ -28,6 +28,7 @@ from solvers.result import SolveResult, SolveStatus
 from solvers.stop import StopReason
 from ufm import progress
 from ufm.errors import UFMInputError
+from ufm.geometry import EmbeddingGeometry
 from ufm.options import defaults
 from ufm.problem import Problem, require_relaxation
 
@@ -251,16 +252,25 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
     certified (Journee et al. 2010: a rank-deficient local minimiser is global)."""
     from solvers.certificate import certify_embeddings
     from solvers.nonconvex import optimize
-    from ufm.geometry import EmbeddingGeometry
 
     n, k = problem.n, problem.k
     timings: dict[str, float] = {}
     notes: list[str] = []
     solver_value = None
     iterations = 0
+    asked = solver
     if solver == "auto":
         solver = "clarabel" if n <= AUTO_CONIC_MAX_N and _cvxpy_available() else "factored"
     starts = []
+    best = None  # (H, certificate, stop reason)
+    if problem.samples.batches is not None and asked in ("auto", "factored"):
+        best = _tied_best(problem, tol, seed, timings, notes)
+        iterations += best[3]
+        best = best[:3]
+        if best[1].certified:
+            return _full_result(problem, "factored", best, iterations, timings, solver_value, notes, t_start)
+        starts.append(best[0])
+        solver = "factored"  # the tied point starts Burer-Monteiro (a conic start is no better at small tau)
     if solver in CONIC_SOLVERS:
         if n > FULL_MAX_N[solver]:
             raise UFMInputError("method", f"full program with {solver} refused for n = {n} > "
@@ -275,7 +285,6 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         starts.append(_embedding_start(G))
     dims = []
     d = min(n, max(k + 1, 3)) if not starts else starts[0].shape[1]
-    best = None
     t0 = time.perf_counter()
     while True:
         dims.append(d)
@@ -295,9 +304,37 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         starts = []
         d = min(n, 2 * d)
     timings["factored"] = time.perf_counter() - t0
-    H, cert, stop = best
     notes.append(f"Burer-Monteiro over H in dimension(s) {', '.join(map(str, dims))} (float64 L-BFGS), "
-                 f"best end point stopped on {stop}")
+                 f"best end point stopped on {best[2]}")
+    name = "factored" if solver == "factored" else f"{solver}+factored"
+    return _full_result(problem, name, best, iterations, timings, solver_value, notes, t_start)
+
+
+def _tied_best(problem, tol, seed, timings, notes):
+    """The certified (else best) tied point (``solvers.tied``) of the n x n program:
+    ``(H, certificate, stop reason, iterations)``, coarsest grouping first."""
+    from solvers.certificate import certify_embeddings
+    from solvers.tied import tied_points
+
+    t0 = time.perf_counter()
+    best, iterations = None, 0
+    for point in tied_points(problem, seed):
+        cert = certify_embeddings(problem.loss, point.H, problem.samples, tol)
+        iterations += point.iterations
+        verdict = "certified" if cert.certified else f"not certified (gap bound {cert.gap_bound:.3g})"
+        notes.append(f"tied start ({point.name}: {point.groups} groups, embeddings equal within each), "
+                     f"{point.iterations} L-BFGS iterations, log excess {point.log_excess:.12g}: {verdict}")
+        reason = StopReason.FLOOR.value if point.log_excess == -np.inf else "gradient_tolerance"
+        if best is None or _rank(cert) < _rank(best[1]):
+            best = (point.H, cert, reason)
+        if cert.certified:
+            break
+    timings["tied"] = time.perf_counter() - t0
+    return (*best, iterations)
+
+
+def _full_result(problem, solver_name, best, iterations, timings, solver_value, notes, t_start):
+    H, cert, stop = best
     status = SolveStatus.CONVERGED if stop in ("gradient_tolerance", "stalled", "floor_reached") \
         or cert.certified else SolveStatus.ITERATION_LIMIT
     if stop == StopReason.FLOOR.value:
@@ -305,9 +342,8 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
                      "certificate is decided on an absolute gap")
     geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
     timings["total"] = time.perf_counter() - t_start
-    return SolveResult(problem, "full", "factored" if solver == "factored" else f"{solver}+factored", status,
-                       cert.value, geometry, cert, iterations, timings, solver_value, notes,
-                       symmetry="none (the n x n program)")
+    return SolveResult(problem, "full", solver_name, status, cert.value, geometry, cert, iterations, timings,
+                       solver_value, notes, symmetry="none (the n x n program)")
 
 
 def solve(
@@ -355,6 +391,8 @@ def solve(
     else:
         res = _solve_reduced(problem, sym, method, "factored" if solver == "auto" else solver, tol, seed,
                              max_iter, t_start)
+    if problem.samples.batches is not None and isinstance(res.geometry, EmbeddingGeometry):
+        _describe_face(problem, res, tol)
     if problem.samples.batches is not None and compare_full_batch:
         res.minibatch = _compare_full_batch(problem, res, tol)
     if problem.dim is not None:
@@ -394,6 +432,28 @@ def _solve_full_dynamics(problem, tol, seed, max_iter, t_start):
                        symmetry="none (the n x n program)")
 
 
+def _describe_face(problem: Problem, res: SolveResult, tol: float) -> None:
+    """The optimal set of a mini-batch program (``solvers.face``): ``res.face``; where the
+    optimum is not unique, the geometry becomes the face's lowest-rank, most collapsed
+    representative (re-certified), so that what is printed of it holds of some optimum."""
+    from solvers.certificate import certify_embeddings
+    from solvers.face import optimal_face
+
+    geo = res.geometry
+    face = optimal_face(problem.loss, problem.samples, geo.H, geo.rank_tol, res.certificate.certified)
+    res.face = face.to_dict()
+    if face.components > 1 and face.H is not geo.H:
+        cert = certify_embeddings(problem.loss, face.H, problem.samples, tol)
+        if cert.certified or not res.certificate.certified:
+            res.geometry = EmbeddingGeometry(face.H, problem.labels, problem.k, group_word=geo.group_word)
+            res.certificate, res.value = cert, cert.value
+            res.notes.append(f"optimum not unique ({face.reason}); shown: a representative of rank "
+                             f"{face.min_rank}, the batch graph's components in one subspace, aligned on "
+                             "their shared classes")
+    if face.unique is not True:
+        res.notes.append(f"optimum unique: {'no' if face.unique is False else 'unknown'} ({face.reason})")
+
+
 def _compare_full_batch(problem: Problem, res: SolveResult, tol: float) -> dict:
     """How far the mini-batch optimum is from the full-batch one: values, collapse, Gram and
     class-mean cosine distances (rotation invariant)."""
@@ -405,6 +465,9 @@ def _compare_full_batch(problem: Problem, res: SolveResult, tol: float) -> dict:
            "full_batch_certified": full.certificate.certified, "full_batch_collapsed": None,
            "gram_distance_to_full_batch": None, "class_cosine_difference": None}
     if full.geometry is None or res.geometry is None:
+        return out
+    if res.face is not None and res.face["optimum_unique"] is not True:
+        out.update(full_batch_collapsed=full.collapsed)  # distances to one representative say nothing
         return out
     H = res.embeddings(lift=True)
     Hf = full.embeddings(lift=True)

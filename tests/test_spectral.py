@@ -201,9 +201,11 @@ def test_reduced_full_and_clarabel_agree(N):
 
 
 def test_minibatch_spectral_reaches_the_floor():
+    """Each batch of two pairs is reduced by its own pairs (mean -2 at its floor) and the batches
+    add up: -4 (not the pooled mean -2 over all four pairs)."""
     samples = pairs(4).with_batches([np.arange(4), np.arange(4, 8)], "two batches of two pairs")
     res = solve(Problem(LOSS, samples))
-    assert res.certificate.certified and res.value == pytest.approx(-2.0, abs=1e-12)
+    assert res.certificate.certified and res.value == pytest.approx(-4.0, abs=1e-12)
 
 
 # ---- restarts and verify -------------------------------------------------------------------------------

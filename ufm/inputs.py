@@ -514,6 +514,12 @@ def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--
             raise UFMInputError(argument, f"{p}: not valid JSON: {err}") from None
         if not isinstance(data, list) or not all(isinstance(b, list) for b in data):
             raise UFMInputError(argument, f"{p}: expected a JSON list of index lists")
+        for b, row in enumerate(data, start=1):
+            for v in row:  # JSON numbers only: "0" is text, true is not 1
+                if isinstance(v, bool) or not isinstance(v, int):
+                    what = "a JSON string, not an integer" if isinstance(v, str) else "not an integer"
+                    raise UFMInputError(argument, f"{p}: batch {b}: index {json.dumps(v)} is {what} "
+                                        "(indices are JSON numbers, e.g. [[0, 1], [2, 3]])")
         rows = [[str(v) for v in b] for b in data]
     else:
         rows = [[t for t in _SEPARATORS.split(line.strip()) if t] for line in raw.splitlines()]
@@ -522,7 +528,6 @@ def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--
         raise UFMInputError(argument, f"{p}: no batches in the file")
     if len(rows) > MAX_BATCHES:
         raise UFMInputError(argument, f"{p}: {len(rows)} batches; at most {MAX_BATCHES}")
-    position = np.arange(samples.n) if samples.order is None else np.argsort(samples.order)
     batches = []
     for b, row in enumerate(rows, start=1):
         idx = []
@@ -538,7 +543,7 @@ def read_batches(spec: str, samples: Samples, seed: int = 0, argument: str = "--
             raise UFMInputError(argument, f"{p}: batch {b}: a sample appears twice")
         if len(idx) < 2:
             raise UFMInputError(argument, f"{p}: batch {b}: a batch needs at least two samples")
-        batches.append(position[np.asarray(idx)])
+        batches.append(samples.user_positions(idx))  # the user's indices, mapped to class order
     return samples.with_batches(batches, str(p))
 
 

@@ -196,6 +196,36 @@ class Samples:
     def __eq__(self, other) -> bool:
         return isinstance(other, Samples) and self.key == other.key
 
+    # ---- the user's order -------------------------------------------------------------------
+    @cached_property
+    def user_rows(self) -> np.ndarray | None:
+        """``user_rows[j]``: the position here of the user's sample j (the inverse of ``order``;
+        None when the two orders agree)."""
+        return None if self.order is None else np.argsort(self.order)
+
+    def to_user_order(self, a, axis: int = 0) -> np.ndarray:
+        """A per-sample array (samples along ``axis``, in this class-sorted order) with its
+        samples in the user's order: entry j is the user's sample j (line j of the labels file)."""
+        a = np.asarray(a)
+        return a if self.user_rows is None else np.take(a, self.user_rows, axis=axis)
+
+    def from_user_order(self, a, axis: int = 0) -> np.ndarray:
+        """A per-sample array given in the user's order (rows of an embeddings file paired with
+        the labels file) in this class-sorted order: the inverse of :meth:`to_user_order`."""
+        a = np.asarray(a)
+        return a if self.order is None else np.take(a, self.order, axis=axis)
+
+    def user_positions(self, indices) -> np.ndarray:
+        """Positions here of the user's sample indices (a batch file's indices)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return idx if self.user_rows is None else self.user_rows[idx]
+
+    @property
+    def user_labels(self) -> np.ndarray:
+        """The user's label of every sample, in the user's order (class indices 0..k-1, or the
+        instance, without a label vector)."""
+        return self.to_user_order(np.asarray(self.class_labels)[self.labels])
+
     def relation(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Relation bits of every pair (rows[:, None], cols[None, :])."""
         y = self.labels

@@ -40,6 +40,9 @@ def option(args, table: dict, name: str):
 
 
 def _save(out: Path, result, payload: dict, lift: bool) -> None:
+    """result.json and arrays.npz; with ``lift``, ``embeddings`` (n, rank) and ``labels`` (n,) in
+    the user's order: row i is sample i of the labels file (the solvers keep samples sorted by
+    class), so that ``ufm certify --embeddings`` with the same labels and batches pairs them."""
     arrays = {
         "counts": np.asarray(result.problem.counts),
         "class_labels": np.asarray(result.problem.class_labels),
@@ -52,8 +55,9 @@ def _save(out: Path, result, payload: dict, lift: bool) -> None:
         arrays["class_gram"] = result.class_gram()
         arrays["class_means"] = result.geometry.class_means()
     if lift and result.geometry is not None:
-        arrays["embeddings"] = result.embeddings(lift=True)
-        arrays["labels"] = result.problem.labels
+        samples = result.problem.samples
+        arrays["embeddings"] = samples.to_user_order(result.embeddings(lift=True))
+        arrays["labels"] = samples.user_labels
     atomic_write(out / "arrays.npz", lambda fh: np.savez_compressed(fh, **arrays))
     atomic_write(out / "result.json", lambda fh: fh.write(json.dumps(payload, indent=2).encode()))
 
@@ -344,8 +348,7 @@ def cmd_certify(args) -> int:
     elif np.max(np.abs(norms - 1)) > 1e-6:
         raise UFMInputError("--embeddings", f"rows are not unit vectors (norms {norms.min():.4g} to "
                             f"{norms.max():.4g}); pass --normalize to normalise them")
-    if problem.samples.order is not None:
-        H = H[problem.samples.order]
+    H = problem.samples.from_user_order(H)  # rows in the labels file's order, to the class order
     if plot is not None:
         from ufm.cli.plot import MAX_DRAWN_CLASSES, MAX_DRAWN_SAMPLES
 

@@ -207,8 +207,7 @@ def _user_embeddings(args):
     if np.any(norms == 0):
         raise UFMInputError("--embeddings", "a row is zero: no direction to draw")
     H = H / norms[:, None]
-    if samples.order is not None:
-        H = H[samples.order]
+    H = samples.from_user_order(H)  # rows in the labels file's order, to the class order
     return H, np.asarray(samples.labels), np.asarray(samples.counts)
 
 

@@ -69,6 +69,25 @@ def certificate_lines(c: dict) -> list[str]:
     return lines
 
 
+def _unique_words(unique) -> str:
+    return {True: "yes", False: "no"}.get(unique, "unknown")
+
+
+def _rank_qualifier(p: dict) -> str:
+    """Where the optimum is not unique, which optimum the rank is of."""
+    if p.get("optimum_unique", True) is True:
+        return ""
+    return "; the lowest on the optimal face" if p.get("lowest_rank_exact") else "; of the optimum shown"
+
+
+def _collapsed_words(p: dict) -> str:
+    """yes | no, of every optimum where it is unique; else what holds of the optimal face."""
+    if p.get("optimum_unique", True) is True:
+        return "yes" if p["collapsed"] else "no"
+    return ("yes, some optimum (the one shown); the optimum is not unique" if p["collapsed"]
+            else "no, the optimum shown; the optimum is not unique")
+
+
 def format_solve(payload: dict, res=None) -> str:
     """Table of a ``ufm solve`` payload; ``res`` (the SolveResult) adds the orbit summary."""
     p = payload
@@ -85,16 +104,20 @@ def format_solve(payload: dict, res=None) -> str:
         f"optimal value      {p['optimal_value']:.12g}",
         *certificate_lines(cert),
         f"rank               {p['rank']}   (of G: eigenvalues > "
-        f"{p['thresholds']['rank_rel_eig']:g} x largest)",
-        f"collapsed          {'yes' if p['collapsed'] else 'no'}   "
+        f"{p['thresholds']['rank_rel_eig']:g} x largest{_rank_qualifier(p)})",
+        f"collapsed          {_collapsed_words(p)}   "
         f"(within-class cosine >= 1 - {p['thresholds']['collapse_within_cosine']:g})",
     ]
+    if "optimum_unique" in p:
+        lines.append(f"optimum unique     {_unique_words(p['optimum_unique'])}: {p['optimum_unique_reason']}")
     if p.get("relaxation") and not p["relaxation"].startswith("the loss itself"):
         lines.insert(2, f"relaxation         {p['relaxation']}")
     if p.get("symmetry"):
         lines.insert(2, f"symmetry           {p['symmetry']}")
     if p.get("dim") is not None:
-        tight = "yes" if p["relaxation_tight"] else "no: the optimum needs dimension " + str(p["rank"])
+        tight = ("yes" if p["relaxation_tight"] else "no: the optimum needs dimension " + str(p["rank"])
+                 if p["relaxation_tight"] is not None else f"unknown: the optimum shown needs dimension "
+                 f"{p['rank']}, and a lower-rank optimum is not ruled out")
         lines.append(f"tight in dim {p['dim']:<5} {tight}")
     geo = p.get("geometry") or {}
     if geo:
@@ -103,7 +126,8 @@ def format_solve(payload: dict, res=None) -> str:
     mb = p.get("minibatch")
     if mb:
         gd = mb.get("gram_distance_to_full_batch")
-        lines.append(f"mini-batches       {mb['batches']} ({mb['batch_spec']}); optimum "
+        which = "optimum" if p.get("optimum_unique", True) is True else "optimum shown"
+        lines.append(f"mini-batches       {mb['batches']} ({mb['batch_spec']}); {which} "
                      f"{'collapsed' if mb['collapsed'] else 'NOT collapsed'}; full-batch optimum "
                      f"{mb['full_batch_value']:.12g}"
                      + ("" if gd is None else f", Gram distance to it {gd:.3e}, class cosines differ "
@@ -115,7 +139,11 @@ def format_solve(payload: dict, res=None) -> str:
     groups = res.geometry.groups if orbit else None
     if cos is not None and k <= 12:
         word = "instance" if (p.get("samples") or {}).get("kind") == "views" else "class"
-        lines.append(f"{word}-mean cosines (rows/cols: {word}: count), norms of {word} means:")
+        if p.get("optimum_unique", True) is not True:
+            lines.append(f"{word}-mean cosines of the optimum shown (not unique: other optima have others), "
+                         f"norms of {word} means:")
+        else:
+            lines.append(f"{word}-mean cosines (rows/cols: {word}: count), norms of {word} means:")
         lines.append("            " + "".join(f"{c:>9}" for c in range(k)) + "     norm")
         for c in range(k):
             row = "".join(f"{v:9.4f}" for v in cos[c])

@@ -285,34 +285,46 @@ class AlphaCL(Loss):
         return _logsumexp(li)
 
     def log_alpha_total(self, samples, *, dist=None, table=None, H=None) -> float:
-        """log A, A = sum of alpha over anchors (summed over mini-batches, with the reduction), at a
-        point given by n x n distances, by a table and its per-value distances, or by H (torch)."""
+        """log A, A = sum of alpha over anchors (reduced in each mini-batch and summed over them:
+        sum_b w_b A_b, ``Loss._batch_weights``), at a point given by n x n distances, by a table
+        (full batch) and its per-value distances, or by H (torch)."""
         samples = as_samples(samples)
         if H is not None:
-            return float(self._torch_log_alpha_total(H, samples)) + math.log(self._scale(samples))
+            return float(self._torch_log_alpha_total(H, samples))
         if table is not None:
             kind = table.kinds(self.kind_of_relation())
             lt = self._rows_log_alpha_total(table.gather(dist), table.mult, kind, table.anchor_weight)
-        elif samples.batches is None:
+            return lt + math.log(self._scale(samples))
+        weights = self._batch_weights(samples)
+        if samples.batches is None:
             t = _dense_table(samples)
             lt = self._rows_log_alpha_total(dist, t.mult, t.kinds(self.kind_of_relation()), t.anchor_weight)
-        else:
-            parts = []
-            for idx, sb in samples.batch_subsets:
-                t = _dense_table(sb)
-                parts.append(self._rows_log_alpha_total(np.asarray(dist)[np.ix_(idx, idx)], t.mult,
-                                                        t.kinds(self.kind_of_relation()), t.anchor_weight))
-            lt = _logsumexp(parts)
-        return lt + math.log(self._scale(samples))
+            return lt + math.log(weights[0])
+        parts = []
+        for w, (idx, sb) in zip(weights, samples.batch_subsets, strict=True):
+            t = _dense_table(sb)
+            parts.append(self._rows_log_alpha_total(np.asarray(dist)[np.ix_(idx, idx)], t.mult,
+                                                    t.kinds(self.kind_of_relation()), t.anchor_weight)
+                         + math.log(w))
+        return _logsumexp(parts)
 
     def _torch_log_alpha_total(self, H, samples: Samples):
-        """log A of H ((n, d) or (R, n, d)) as a tensor of the batch shape, before the reduction."""
+        """log A of H ((n, d) or (R, n, d)) as a tensor of the batch shape, with the reduction
+        (each mini-batch's A_b weighted by its own w_b, ``Loss._batch_weights``)."""
         import torch
 
+        weights = self._batch_weights(samples)
         if samples.batches is not None:
-            parts = [self._torch_log_alpha_total(H.index_select(-2, torch.as_tensor(i, device=H.device)), sb)
-                     for i, sb in samples.batch_subsets]
+            parts = [self._torch_log_alpha_total_full(H.index_select(-2, torch.as_tensor(i, device=H.device)),
+                                                      sb) + math.log(w)
+                     for w, (i, sb) in zip(weights, samples.batch_subsets, strict=True)]
             return torch.logsumexp(torch.stack(parts), 0)
+        return self._torch_log_alpha_total_full(H, samples) + math.log(weights[0])
+
+    def _torch_log_alpha_total_full(self, H, samples: Samples):
+        """log A of a full batch (sum reduction), a tensor of the batch shape."""
+        import torch
+
         ev = AlphaRows(H, samples, self)
         n = H.shape[-2]
         li = torch.cat([ev.block(a, min(a + 2048, n)).log_a_anchor for a in range(0, n, 2048)], dim=-1)
@@ -322,9 +334,7 @@ class AlphaCL(Loss):
         """-2 A at the point's own alpha: the floor of its fixed-alpha program (a tensor of the
         batch shape for H of shape (R, n, d))."""
         if H is not None and H.dim() > 2:
-            samples = as_samples(samples)
-            lt = self._torch_log_alpha_total(H, samples) + math.log(self._scale(samples))
-            return -2.0 * lt.exp()
+            return -2.0 * self._torch_log_alpha_total(H, as_samples(samples)).exp()
         return -2.0 * math.exp(self.log_alpha_total(samples, dist=dist, table=table, H=H))
 
     def frozen_table_log_excess(self, table: Table, dist, dist_alpha, samples=None):
@@ -375,7 +385,8 @@ class AlphaCL(Loss):
 
     def torch_frozen_log_excess_and_grad(self, H, samples, H_alpha, block: int = 4096):
         """log excess of E_alpha at H with alpha from ``H_alpha`` and its gradient (the fixed-alpha
-        program's), summed over mini-batches: the line search of the coordinate-wise dynamics."""
+        program's), reduced in each mini-batch and summed over them: the line search of the
+        coordinate-wise dynamics."""
         samples = as_samples(samples)
         return self._torch_batched(
             H, samples, lambda Hb, sb, it: self._torch_full(

@@ -1,8 +1,8 @@
 """What a loss is: an object holding its parameters, declared once with its name, formula,
 source, floor, convexity in G and the forms it supplies (DESIGN section 6).
 
-Forms (capabilities), each over a full batch; this base class sums them over mini-batches
-(``samples.batches``) and applies ``reduction``:
+Forms (capabilities), each over a full batch; this base class applies ``reduction`` and sums them
+over mini-batches (``samples.batches``):
 
 * ``rows``: log(f - floor) and its per-entry derivative over rows of G given as a table
   (``ufm.tables``): the n x n matrix, or a symmetry-reduced G for any n (numpy, float64);
@@ -12,8 +12,15 @@ Forms (capabilities), each over a full batch; this base class sums them over min
   reduced vector.
 
 Values are sums over anchors (DESIGN section 2); ``reduction="mean"`` divides by the number of
-anchors (pairs for DHEL and KCL). Every loss declares its floor, a geometry-independent lower
-bound; solvers and certificates work with log(f - floor) (DESIGN section 5).
+anchors (pairs for DHEL and KCL). With mini-batches each batch is a problem of its own, reduced
+by its own anchors, and the batches add up, as an epoch of SGD adds the batches' means: batch b
+gets the weight w_b = 1 / (anchors of batch b) under ``"mean"`` (1 under ``"sum"``, and 1 for a
+batch without anchors, which contributes nothing), and every quantity (value, floor, range, log
+excess and its gradient, the torch and CVXPY forms) is sum_b w_b x (batch b's sum-reduced
+quantity) (:meth:`Loss._batch_weights`, the one place the rule is written). Without mini-batches
+the one batch is all samples: the mean divides by all anchors. Every loss declares its floor, a
+geometry-independent lower bound; solvers and certificates work with log(f - floor) (DESIGN
+section 5).
 """
 
 from __future__ import annotations
@@ -204,31 +211,47 @@ class Loss(ABC):
         return int(self._anchor_count(samples)) // self.anchor_size
 
     def anchors(self, samples) -> int:
+        """Anchors in all (summed over mini-batches: an anchor in two batches counts twice)."""
         samples = as_samples(samples)
         if samples.batches is not None:
             return sum(self._anchors(s) for _, s in samples.batch_subsets)
         return self._anchors(samples)
 
+    def _batch_weights(self, samples, reduction: str | None = None) -> list[float]:
+        """The weight of each mini-batch (one entry, the full batch, without ``samples.batches``),
+        in the order of ``samples.batch_subsets``: 1 under ``reduction`` "sum", 1 / (the batch's own
+        anchors) under "mean" (1 for a batch without anchors: it contributes nothing). Every
+        quantity of a mini-batch loss is sum_b w_b x (batch b's sum-reduced quantity): each batch is
+        a problem of its own, reduced by its own anchors, as SGD takes the mean inside a batch and
+        an epoch adds the batches. ``reduction`` overrides the loss's own."""
+        samples = as_samples(samples)
+        red = self.reduction if reduction is None else REDUCTION.parse(reduction, "reduction")
+        parts = [samples] if samples.batches is None else [s for _, s in samples.batch_subsets]
+        if red != "mean":
+            return [1.0] * len(parts)
+        return [1.0 / a if (a := self._anchors(s)) > 0 else 1.0 for s in parts]
+
     def _scale(self, samples: Samples) -> float:
-        """1, or 1 / anchors for reduction "mean"."""
-        if self.reduction == "mean":
-            a = self.anchors(samples)
-            return 1.0 / a if a > 0 else 1.0
-        return 1.0
+        """The weight of a full batch (:meth:`_batch_weights`): 1, or 1 / anchors for reduction
+        "mean". The full-batch forms (tables) only: a mini-batch loss has one weight per batch."""
+        samples = as_samples(samples)
+        if samples.batches is not None:
+            raise ValueError("a mini-batch loss has one weight per batch: use Loss._batch_weights")
+        return self._batch_weights(samples)[0]
 
     @abstractmethod
     def _floor(self, samples: Samples) -> float:
         """Floor of a full batch, as a sum."""
 
     def _batch_sum(self, per_batch, samples) -> float:
-        """``per_batch`` (a full-batch quantity, as a sum) summed over mini-batches, with the
-        reduction."""
+        """``per_batch`` (a full-batch quantity, as a sum) reduced in each mini-batch and summed
+        over them: sum_b w_b per_batch(batch b) (:meth:`_batch_weights`)."""
         samples = as_samples(samples)
-        if samples.batches is not None:
-            total = math.fsum(per_batch(s) for _, s in samples.batch_subsets)
-        else:
-            total = per_batch(samples)
-        return float(total * self._scale(samples))
+        weights = self._batch_weights(samples)
+        if samples.batches is None:
+            return float(per_batch(samples) * weights[0])
+        return float(math.fsum(w * per_batch(s) for w, (_, s) in zip(weights, samples.batch_subsets,
+                                                                     strict=True)))
 
     def floor(self, samples) -> float:
         return self._batch_sum(self._floor, samples)
@@ -240,7 +263,7 @@ class Loss(ABC):
         return math.inf
 
     def geometry_range(self, samples) -> float:
-        """:meth:`_range` summed over mini-batches, with the reduction: what the geometry
+        """:meth:`_range` reduced in each mini-batch and summed over them: what the geometry
         controls. Certificates, gradient tolerances and line searches are judged against
         min(excess, this) (DESIGN section 5): at large tau the excess over a tau -> 0 floor stays
         about n log(n/m) while the loss moves by O(n / tau)."""
@@ -315,17 +338,22 @@ class Loss(ABC):
         Ft = (d (f - floor) / d G) / (f - floor), rows = anchors, not symmetrised."""
         samples = as_samples(samples)
         D = np.asarray(D, dtype=np.float64)
+        weights = self._batch_weights(samples)
         if samples.batches is None:
             lex, Ft = self._dense_full(D, samples)
-        else:
-            parts = [(idx, *self._dense_full(D[np.ix_(idx, idx)], s)) for idx, s in samples.batch_subsets]
-            lex = _logsumexp([p[1] for p in parts])
-            Ft = np.zeros_like(D)
-            if np.isfinite(lex):
-                for idx, lb, Fb in parts:
-                    if np.isfinite(lb):
-                        Ft[np.ix_(idx, idx)] += math.exp(lb - lex) * Fb
-        return lex + math.log(self._scale(samples)), Ft
+            return lex + math.log(weights[0]), Ft
+        # batch b's share of the excess is w_b exp(lb): log w_b joins its log excess
+        parts = []
+        for w, (idx, s) in zip(weights, samples.batch_subsets, strict=True):
+            lb, Fb = self._dense_full(D[np.ix_(idx, idx)], s)
+            parts.append((idx, lb + math.log(w), Fb))
+        lex = _logsumexp([p[1] for p in parts])
+        Ft = np.zeros_like(D)
+        if np.isfinite(lex):
+            for idx, lb, Fb in parts:
+                if np.isfinite(lb):
+                    Ft[np.ix_(idx, idx)] += math.exp(lb - lex) * Fb
+        return lex, Ft
 
     def distances(self, H: np.ndarray, samples) -> np.ndarray:
         """n x n distances 1 - h_i.h_j, same-group entries from group-centred coordinates (full
@@ -433,24 +461,27 @@ class Loss(ABC):
         return self._torch_batched(H, samples, lambda Hb, sb, it: self._torch_full(Hb, sb, block))
 
     def _torch_batched(self, H, samples: Samples, full):
-        """``full(H_batch, batch_samples, indices)`` (indices None for a full batch) summed over
-        mini-batches by a log-sum-exp of the parts' log excesses, with the reduction."""
+        """``full(H_batch, batch_samples, indices)`` (indices None for a full batch) reduced in each
+        mini-batch and summed over them by a log-sum-exp of the parts' log excesses plus
+        log w_b (:meth:`_batch_weights`)."""
         import torch
 
+        weights = self._batch_weights(samples)
         if samples.batches is None:
             lex, grad = full(H, samples, None)
-        else:
-            parts = []
-            for idx, s in samples.batch_subsets:
-                it = torch.as_tensor(idx, device=H.device)
-                parts.append((it, *full(H.index_select(-2, it), s, it)))
-            lex = torch.logsumexp(torch.stack([p[1] for p in parts]), dim=0)
-            grad = torch.zeros_like(H)
-            for it, lb, gb in parts:
-                w = torch.exp(lb - lex)
-                w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
-                grad.index_add_(-2, it, gb * w.reshape(w.shape + (1, 1)))
-        return lex + math.log(self._scale(samples)), grad
+            return lex + math.log(weights[0]), grad
+        parts = []
+        for wb, (idx, s) in zip(weights, samples.batch_subsets, strict=True):
+            it = torch.as_tensor(idx, device=H.device)
+            lb, gb = full(H.index_select(-2, it), s, it)
+            parts.append((it, lb + math.log(wb), gb))
+        lex = torch.logsumexp(torch.stack([p[1] for p in parts]), dim=0)
+        grad = torch.zeros_like(H)
+        for it, lb, gb in parts:
+            w = torch.exp(lb - lex)
+            w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
+            grad.index_add_(-2, it, gb * w.reshape(w.shape + (1, 1)))
+        return lex, grad
 
     def torch_value_and_grad(self, H, samples, block: int = 4096):
         """Value (floor + excess) and its gradient in H (closed form)."""
@@ -467,16 +498,11 @@ class Loss(ABC):
         import torch
 
         samples = as_samples(samples)
+        weights = self._batch_weights(samples, reduction)
         if samples.batches is None:
-            total = self._torch_plain(H, samples)
-        else:
-            total = sum(self._torch_plain(H.index_select(-2, torch.as_tensor(idx, device=H.device)), s)
-                        for idx, s in samples.batch_subsets)
-        red = self.reduction if reduction is None else REDUCTION.parse(reduction, "reduction")
-        if red == "mean":
-            a = self.anchors(samples)
-            total = total / (a if a > 0 else 1)
-        return total
+            return self._torch_plain(H, samples) * weights[0]
+        return sum(w * self._torch_plain(H.index_select(-2, torch.as_tensor(idx, device=H.device)), s)
+                   for w, (idx, s) in zip(weights, samples.batch_subsets, strict=True))
 
     @abstractmethod
     def _torch_plain(self, H, samples: Samples):
@@ -539,14 +565,14 @@ class Loss(ABC):
         import cvxpy as cp
 
         samples = as_samples(samples)
+        weights = self._batch_weights(samples)
         if samples.batches is None:
-            total = self._cvxpy_rows(cp.vec(G, order="C"), _dense_table(samples))
-        else:
-            total = 0
-            for idx, s in samples.batch_subsets:
-                sub = G[idx, :][:, idx]
-                total = total + self._cvxpy_rows(cp.vec(sub, order="C"), _dense_table(s))
-        return total * self._scale(samples)
+            return self._cvxpy_rows(cp.vec(G, order="C"), _dense_table(samples)) * weights[0]
+        total = 0
+        for w, (idx, s) in zip(weights, samples.batch_subsets, strict=True):
+            sub = G[idx, :][:, idx]
+            total = total + self._cvxpy_rows(cp.vec(sub, order="C"), _dense_table(s)) * w
+        return total
 
 
 def group_centred(H, y, k: int):

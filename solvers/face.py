@@ -1,0 +1,177 @@
+"""The optimal face of a mini-batch program: is the optimum unique, which rank is the lowest on
+it, and a representative that says only what holds of some optimum.
+
+A mini-batch loss sees only the pairs inside its batches. Samples in no batch, or groups of
+batches that share no sample, are *components* of the batch graph (samples joined when a batch
+with anchors holds both): rotating one component against the others changes the Gram matrix
+(G_AB -> -G_AB under -I, or an orthogonal pair made parallel) and not the loss, so with two or
+more components the optimum is not unique (``unique`` False, a proof by construction).
+
+Within a component the test is Mangasarian's characterisation of the solution set of a convex
+program (Mangasarian 1988, "A simple characterization of solution sets of convex programs",
+Oper. Res. Lett. 7(1)): the gradient is the same at every optimum, so every optimal G has
+<S, G> = <S, G*> = 0 for the certificate's S = grad f(G*) - Diag(lambda) >= 0, i.e. its range
+lies in null(S) = span(V): G = V M V^T with M >= 0 and diag(V M V^T) = 1. Where the linear map
+M -> diag(V M V^T) on symmetric r x r matrices is injective, M, hence G, is unique (``unique``
+True). Where null(S) is not clearly separated from the rest of S's spectrum, or the map is not
+injective, the test cannot tell (``unique`` None: unknown).
+
+Representative: each component keeps its own optimal Gram block (the loss sees nothing else);
+the components are placed in a common subspace of the largest one's rank, each by the rotation
+(orthogonal Procrustes, Schoenemann 1966) that best aligns its class means with the classes it
+shares with the first component, and a sample in no batch sits on its class's mean direction
+(the first direction where its class has no other member). The representative is an optimum of
+the lowest rank on the face when every component's block is unique (``min_rank_exact``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: eigenvalues of S (over max |S| row sum) at most this are its null space ...
+NULL_TOL = 1e-9
+#: ... and at least this its range; in between the null space is not decidable in float64
+RANGE_TOL = 1e-6
+#: smallest singular value of the diag map (over its largest) for injectivity
+INJECTIVE_TOL = 1e-8
+
+
+@dataclass
+class OptimalFace:
+    """What the optimal set of a mini-batch program is known to be."""
+
+    unique: bool | None  # None: unknown
+    reason: str
+    components: int  # components of the batch graph (a sample in no batch is one)
+    free_samples: int  # samples in no batch with anchors
+    H: np.ndarray  # the representative (n, r)
+    min_rank: int  # rank of the representative
+    min_rank_exact: bool  # no optimum has a lower rank
+
+    def to_dict(self) -> dict:
+        return {"optimum_unique": "unknown" if self.unique is None else self.unique,
+                "optimum_unique_reason": self.reason, "batch_components": self.components,
+                "samples_in_no_batch": self.free_samples, "lowest_rank": self.min_rank,
+                "lowest_rank_exact": self.min_rank_exact}
+
+
+def batch_components(loss, samples) -> tuple[np.ndarray, np.ndarray]:
+    """(component of each sample, whether the sample is in some batch with anchors)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = samples.n
+    rows, cols = [], []
+    covered = np.zeros(n, dtype=bool)
+    for idx, sub in samples.batch_subsets:
+        idx = np.asarray(idx)
+        if idx.size == 0 or loss.anchors(sub) == 0:
+            continue
+        covered[idx] = True
+        rows.append(np.full(idx.size - 1, idx[0]))
+        cols.append(idx[1:])
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=int)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=int)
+    graph = coo_matrix((np.ones(r.size), (r, c)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return comp, covered
+
+
+def _rank(H: np.ndarray, tol: float) -> int:
+    s = np.linalg.svd(H, compute_uv=False) ** 2
+    return int((s > tol * s[0]).sum()) if s.size and s[0] > 0 else 0
+
+
+def _basis(H: np.ndarray, tol: float) -> np.ndarray:
+    """Coordinates of H's rows in an orthonormal basis of their span (n, rank)."""
+    U, s, _ = np.linalg.svd(H, full_matrices=False)
+    r = _rank(H, tol)
+    return U[:, :r] * s[:r]
+
+
+def unique_on_block(S: np.ndarray) -> tuple[bool | None, str]:
+    """Mangasarian's test on one block of S (module docstring)."""
+    w, U = np.linalg.eigh(0.5 * (S + S.T))
+    scale = float(np.abs(S).sum(axis=1).max()) or 1.0
+    rel = w / scale
+    null = rel <= NULL_TOL
+    if np.any((rel > NULL_TOL) & (rel < RANGE_TOL)):
+        return None, (f"the null space of S is not separated from its range in float64 (an eigenvalue "
+                      f"{float(rel[(rel > NULL_TOL) & (rel < RANGE_TOL)][0]):.1e} x |S|)")
+    V = U[:, null]
+    r = V.shape[1]
+    a, b = np.triu_indices(r)
+    A = V[:, a] * V[:, b]  # diag(V E_ab V^T) up to a factor, one column per symmetric basis matrix
+    if A.shape[1] > A.shape[0]:
+        return None, f"null(S) has dimension {r}: M -> diag(V M V^T) cannot be injective"
+    s = np.linalg.svd(A, compute_uv=False)
+    if s.size == 0 or s[-1] > INJECTIVE_TOL * s[0]:
+        return True, f"M -> diag(V M V^T) is injective on null(S) of dimension {r} (Mangasarian 1988)"
+    return None, (f"M -> diag(V M V^T) is not injective on null(S) of dimension {r}: the test cannot "
+                  "tell")
+
+
+def optimal_face(loss, samples, H: np.ndarray, rank_tol: float, certified: bool = True) -> OptimalFace:
+    """The optimal face at an optimum H (n, d) of a mini-batch problem. Where H is not
+    ``certified`` only the components speak (Mangasarian's test needs an optimum)."""
+    from solvers.certificate import dense_certificate_matrix
+
+    H = np.asarray(H, dtype=np.float64)
+    comp, covered = batch_components(loss, samples)
+    parts = [np.flatnonzero(comp == c) for c in np.unique(comp)]
+    parts.sort(key=lambda idx: (-idx.size, idx[0]))
+    if certified:
+        S = dense_certificate_matrix(loss, H, samples)
+        verdicts = [unique_on_block(S[np.ix_(idx, idx)]) if idx.size > 1 else (True, "one sample")
+                    for idx in parts]
+    else:
+        verdicts = [(None, "the point is not certified: no test of the optimal set")]
+    blocks_unique = all(v is True for v, _ in verdicts)
+    if len(parts) > 1:
+        free = int((~covered).sum())
+        unique = False
+        plural = "s" if free != 1 else ""
+        reason = (f"{len(parts)} components of the batch graph ({free} sample{plural} in no batch): "
+                  "each can be rotated against the others without changing the loss")
+    else:
+        unique, reason = verdicts[0]
+    rep = _representative(H, samples, parts, covered, rank_tol)
+    return OptimalFace(unique, reason, len(parts), int((~covered).sum()), rep, _rank(rep, rank_tol),
+                       blocks_unique)
+
+
+def _representative(H, samples, parts, covered, rank_tol) -> np.ndarray:
+    """The components in one subspace, aligned on the classes they share (module docstring)."""
+    if len(parts) == 1:
+        return H
+    labels = np.asarray(samples.labels)
+    coords = [_basis(H[idx], rank_tol) for idx in parts]
+    r = max(max(c.shape[1] for c in coords), 1)
+    out = np.zeros((H.shape[0], r))
+    ref = {}  # class -> mean direction in the common subspace (from the components placed so far)
+    for idx, X in zip(parts, coords, strict=True):
+        if X.shape[1] == 0:
+            continue
+        if not covered[idx].all():  # a sample in no batch: its class's direction, else the first axis
+            for i in idx:
+                direction = ref.get(int(labels[i]))
+                out[i] = direction if direction is not None else np.eye(r)[0]
+            continue
+        cls = labels[idx]
+        shared = [c for c in np.unique(cls) if int(c) in ref]
+        Q = np.eye(X.shape[1], r)
+        if shared:
+            means = np.stack([X[cls == c].sum(0) for c in shared])  # (m, r_c), weighted by count
+            target = np.stack([ref[int(c)] for c in shared])  # (m, r)
+            U, _, Vt = np.linalg.svd(means.T @ target, full_matrices=False)  # (r_c, r)
+            Q = U @ Vt
+        Y = X @ Q
+        out[idx] = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+        for c in np.unique(cls):
+            if int(c) not in ref:
+                m = out[idx][cls == c].sum(0)
+                nm = np.linalg.norm(m)
+                ref[int(c)] = m / nm if nm > 0 else out[idx][cls == c][0]
+    return out

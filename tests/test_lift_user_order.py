@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from test_inputs import assert_one_line_error
 
 from ufm.cli import main
 from ufm.samples import Samples
@@ -27,18 +28,6 @@ def run_json(capsys, *args) -> dict:
     code, out, err = run(capsys, *args, "--json")
     assert code == 0, err
     return json.loads(out)
-
-
-def assert_one_line_error(result, name):
-    """Exit 2, nothing on stdout, exactly one stderr line ``ufm: error: NAME: ...``."""
-    code, out, err = result
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"ufm: error: {name}: "), lines[0]
-    assert out == ""
-    return lines[0]
 
 
 def shuffled(seed: int = 23):

@@ -8,6 +8,7 @@ system of size about n^2/2 (DESIGN section 7); keep it to small n.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,20 +33,38 @@ class ConicSolution:
     status: str  # cvxpy status string
     iterations: int | None
     seconds: float
+    warnings: tuple[str, ...] = ()  # what the solver warned of, in the project's words
+
+    def describe(self, solver: str) -> str:
+        """One note: status, the solver's warnings, and the value before polishing."""
+        said = "".join(f"; {w}" for w in self.warnings)
+        return f"{solver} status: {self.status}{said}; value {self.value:.12g} before polishing"
+
+
+def _in_our_words(message: str, solver: str) -> str:
+    """A CVXPY or solver warning as a note: what it means here (every conic answer is polished by
+    the factored solver and certified on its own, so an inaccurate conic solution is only a start)."""
+    if "may be inaccurate" in message:
+        return (f"{solver} stopped short of its tolerances (its solution may be inaccurate); the answer "
+                "below is polished and certified independently of it")
+    return f"{solver} warned: {message.splitlines()[0].strip()}"
 
 
 def _run(prob, solver: str) -> ConicSolution:
     import cvxpy as cp
 
     t0 = time.perf_counter()
-    try:
-        prob.solve(**_solver_kwargs(solver))
-    except cp.error.SolverError as err:
-        return ConicSolution(float("nan"), f"solver_error: {err}", None, time.perf_counter() - t0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            prob.solve(**_solver_kwargs(solver))
+        except cp.error.SolverError as err:
+            return ConicSolution(float("nan"), f"solver_error: {err}", None, time.perf_counter() - t0)
+    said = tuple(dict.fromkeys(_in_our_words(str(w.message), solver) for w in caught))
     stats = prob.solver_stats
     iters = getattr(stats, "num_iters", None) if stats is not None else None
     value = float(prob.value) if prob.value is not None else float("nan")
-    return ConicSolution(value, str(prob.status), iters, time.perf_counter() - t0)
+    return ConicSolution(value, str(prob.status), iters, time.perf_counter() - t0, said)
 
 
 def solve_full(problem, solver: str = "clarabel"):

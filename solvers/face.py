@@ -57,38 +57,54 @@ class OptimalFace:
                 "lowest_rank_exact": self.min_rank_exact}
 
 
+def _live_batches(loss, samples) -> list[np.ndarray]:
+    """The batches with anchors (a batch without any adds nothing to the loss)."""
+    return [np.asarray(idx) for idx, sub in samples.batch_subsets if idx.size and loss.anchors(sub) > 0]
+
+
 def batch_components(loss, samples) -> tuple[np.ndarray, np.ndarray]:
     """(component of each sample, whether the sample is in some batch with anchors)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = samples.n
-    rows, cols = [], []
+    live = _live_batches(loss, samples)
     covered = np.zeros(n, dtype=bool)
-    for idx, sub in samples.batch_subsets:
-        idx = np.asarray(idx)
-        if idx.size == 0 or loss.anchors(sub) == 0:
-            continue
+    for idx in live:
         covered[idx] = True
-        rows.append(np.full(idx.size - 1, idx[0]))
-        cols.append(idx[1:])
-    r = np.concatenate(rows) if rows else np.zeros(0, dtype=int)
-    c = np.concatenate(cols) if cols else np.zeros(0, dtype=int)
+    r = np.concatenate([np.full(idx.size - 1, idx[0]) for idx in live]) if live else np.zeros(0, int)
+    c = np.concatenate([idx[1:] for idx in live]) if live else np.zeros(0, int)
     graph = coo_matrix((np.ones(r.size), (r, c)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     return comp, covered
 
 
-def _rank(H: np.ndarray, tol: float) -> int:
-    s = np.linalg.svd(H, compute_uv=False) ** 2
-    return int((s > tol * s[0]).sum()) if s.size and s[0] > 0 else 0
+def component_problems(loss, samples) -> tuple[list[tuple[np.ndarray, object]], np.ndarray]:
+    """The batch graph's components that the loss sees, each as samples of their own:
+    ``([(positions, Samples), ...], positions in no batch)``. A component of one batch is that
+    batch's samples without batches (its own full problem); one of several keeps its batches,
+    re-indexed to positions in the component. The loss is the sum of the components' losses
+    (each batch is reduced by its own anchors), so their optima, put side by side, are an optimum
+    of the whole program."""
+    comp, covered = batch_components(loss, samples)
+    live = _live_batches(loss, samples)
+    out = []
+    for c in np.unique(comp[covered]):
+        idx = np.flatnonzero(comp == c)
+        inside = [b for b in live if comp[b[0]] == c]
+        sub = samples.subset(idx)
+        if len(inside) > 1:
+            sub = sub.with_batches([np.searchsorted(idx, b) for b in inside])
+        out.append((idx, sub))
+    return out, np.flatnonzero(~covered)
 
 
-def _basis(H: np.ndarray, tol: float) -> np.ndarray:
-    """Coordinates of H's rows in an orthonormal basis of their span (n, rank)."""
-    U, s, _ = np.linalg.svd(H, full_matrices=False)
-    r = _rank(H, tol)
-    return U[:, :r] * s[:r]
+def _rows(H: np.ndarray, tol: float):
+    """H as unit rows (``ufm.geometry.EmbeddingGeometry``: its rank, and with ``embeddings(lift=True)``
+    its rows' coordinates in an orthonormal basis of their span)."""
+    from ufm.geometry import EmbeddingGeometry
+
+    return EmbeddingGeometry(H, np.zeros(H.shape[0], dtype=np.int64), 1, rank_tol=tol)
 
 
 def unique_on_block(S: np.ndarray) -> tuple[bool | None, str]:
@@ -137,17 +153,27 @@ def optimal_face(loss, samples, H: np.ndarray, rank_tol: float, certified: bool 
                   "each can be rotated against the others without changing the loss")
     else:
         unique, reason = verdicts[0]
-    rep = _representative(H, samples, parts, covered, rank_tol)
-    return OptimalFace(unique, reason, len(parts), int((~covered).sum()), rep, _rank(rep, rank_tol),
+    rep = representative(H, samples, parts, rank_tol, covered)
+    return OptimalFace(unique, reason, len(parts), int((~covered).sum()), rep, _rows(rep, rank_tol).rank,
                        blocks_unique)
 
 
-def _representative(H, samples, parts, covered, rank_tol) -> np.ndarray:
-    """The components in one subspace, aligned on the classes they share (module docstring)."""
+def _coordinates(H: np.ndarray, tol: float) -> np.ndarray:
+    """H's rows in an orthonormal basis of their span (n, rank), by projection onto the top right
+    singular vectors: equal rows stay bitwise equal (a collapsed class stays exactly collapsed, which
+    the certificate at small tau needs: its excess is below the round-off of a re-factored spread)."""
+    r = _rows(H, tol).rank
+    return H @ np.linalg.svd(H, full_matrices=False)[2][:r].T
+
+
+def representative(H, samples, parts, rank_tol, covered) -> np.ndarray:
+    """The components ``parts`` (position arrays, largest first) of the rows of H in one subspace,
+    aligned on the classes they share (module docstring); a sample off ``covered`` (in no batch)
+    sits on its class's direction."""
     if len(parts) == 1:
         return H
     labels = np.asarray(samples.labels)
-    coords = [_basis(H[idx], rank_tol) for idx in parts]
+    coords = [_coordinates(H[idx], rank_tol) for idx in parts]
     r = max(max(c.shape[1] for c in coords), 1)
     out = np.zeros((H.shape[0], r))
     ref = {}  # class -> mean direction in the common subspace (from the components placed so far)

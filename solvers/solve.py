@@ -184,7 +184,7 @@ def _solve_reduced(problem, sym, method, solver, tol, seed, max_iter, t_start, f
         solver_value = sol.value
         iterations += sol.iterations or 0
         timings["conic"] = sol.seconds
-        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
+        notes.append(sol.describe(solver))
     else:
         Z0 = sym.initial_factors(seed)
     timings["setup"] = time.perf_counter() - t0 - timings.get("conic", 0.0)
@@ -263,14 +263,15 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         solver = "clarabel" if n <= AUTO_CONIC_MAX_N and _cvxpy_available() else "factored"
     starts = []
     best = None  # (H, certificate, stop reason)
-    if problem.samples.batches is not None and asked in ("auto", "factored"):
+    if problem.samples.batches is not None:
         best = _tied_best(problem, tol, seed, timings, notes)
         iterations += best[3]
         best = best[:3]
-        if best[1].certified:
+        if best[1].certified and asked not in CONIC_SOLVERS:
             return _full_result(problem, "factored", best, iterations, timings, solver_value, notes, t_start)
-        starts.append(best[0])
-        solver = "factored"  # the tied point starts Burer-Monteiro (a conic start is no better at small tau)
+        if asked not in CONIC_SOLVERS:
+            starts.append(best[0])
+            solver = "factored"  # the tied point starts Burer-Monteiro (a conic start is no better at small tau)
     if solver in CONIC_SOLVERS:
         if n > FULL_MAX_N[solver]:
             raise UFMInputError("method", f"full program with {solver} refused for n = {n} > "
@@ -281,7 +282,11 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         solver_value = sol.value
         iterations += sol.iterations or 0
         timings["conic"] = sol.seconds
-        notes.append(f"{solver} status: {sol.status}; value {sol.value:.12g} before polishing")
+        notes.append(sol.describe(solver))
+        if best is not None and best[1].certified:  # a certified tied point: the conic solve is a cross-check
+            notes.append(f"the tied point is certified, value {best[1].value:.12g}: it is the answer")
+            return _full_result(problem, f"{solver}+tied", best, iterations, timings, solver_value, notes,
+                                t_start)
         starts.append(_embedding_start(G))
     dims = []
     d = min(n, max(k + 1, 3)) if not starts else starts[0].shape[1]
@@ -308,6 +313,66 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
                  f"best end point stopped on {best[2]}")
     name = "factored" if solver == "factored" else f"{solver}+factored"
     return _full_result(problem, name, best, iterations, timings, solver_value, notes, t_start)
+
+
+def _solve_by_components(problem, solver, tol, seed, max_iter, t_start):
+    """A mini-batch program split along its batch graph (``solvers.face.component_problems``):
+    each component solved as a problem of its own (a single batch by its symmetry-reduced program,
+    one solve per distinct composition), the optima put in one subspace aligned on shared classes
+    (``solvers.face.representative``) and certified once on the whole program. None where the
+    graph has one component covering every sample, where a component has no geometry to optimise,
+    or where the assembled point is not certified (the caller then solves the n x n program)."""
+    from solvers.certificate import certify_embeddings
+    from solvers.face import component_problems, representative
+
+    samples = problem.samples
+    parts, free = component_problems(problem.loss, samples)
+    if not parts or (len(parts) == 1 and free.size == 0):
+        return None
+    t0 = time.perf_counter()
+    solved: dict = {}  # composition -> SolveResult
+    blocks, iterations, names = [], 0, set()
+    for idx, sub in parts:
+        sub_problem = problem.with_samples(sub)
+        if sub_problem.degenerate() is not None:
+            return None
+        res = solved.get(sub.key)
+        if res is None:
+            res = solved[sub.key] = solve(sub_problem, "auto", solver, tol, seed, max_iter,
+                                          compare_full_batch=False)
+            iterations += res.iterations
+            names.add(res.solver)
+        if res.geometry is None:
+            return None
+        blocks.append((idx, res.embeddings(lift=True)))
+    width = sum(H.shape[1] for _, H in blocks) + 1
+    H = np.zeros((problem.n, width))
+    col = 0
+    for idx, block in blocks:  # side by side, in orthogonal subspaces: an optimum of the whole
+        H[idx, col:col + block.shape[1]] = block
+        col += block.shape[1]
+    H[free, -1] = 1.0
+    covered = np.ones(problem.n, dtype=bool)
+    covered[free] = False
+    comp_parts = sorted([idx for idx, _ in parts] + [free[i:i + 1] for i in range(free.size)],
+                        key=lambda idx: (-idx.size, idx[0]))
+    H = representative(H, samples, comp_parts, EmbeddingGeometry.rank_tol, covered)
+    cert = certify_embeddings(problem.loss, H, samples, tol)
+    seconds = time.perf_counter() - t0
+    if not cert.certified:
+        return None
+    sizes = sorted((idx.size for idx, _ in parts), reverse=True)
+    shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+    notes = [f"split along the batch graph into {len(parts)} component(s) of {shown} samples"
+             + (f" and {free.size} sample(s) in no batch" if free.size else "")
+             + f"; {len(solved)} distinct composition(s) solved on their own "
+             f"({', '.join(sorted(names))}), put side by side and certified on the whole program"]
+    geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=samples.group_word)
+    timings = {"components": seconds, "total": time.perf_counter() - t_start}
+    all_certified = all(r.certificate.certified for r in solved.values())
+    status = SolveStatus.CONVERGED if all_certified else SolveStatus.ITERATION_LIMIT
+    return SolveResult(problem, "full", "components", status, cert.value, geometry, cert, iterations,
+                       timings, None, notes, symmetry="none (the n x n program, split by components)")
 
 
 def _tied_best(problem, tol, seed, timings, notes):
@@ -384,9 +449,12 @@ def solve(
             raise RuntimeError(f"{solver} failed on the full program: {sol.status}")
         res = _solve_reduced(problem, natural, "full", solver, tol, seed, max_iter, t_start, full_G=(G, sol))
     elif sym is None:
-        if not loss.scalar_objective:
+        res = None
+        if problem.samples.batches is not None and loss.scalar_objective and solver in ("auto", "factored"):
+            res = _solve_by_components(problem, solver, tol, seed, max_iter, t_start)
+        if res is None and not loss.scalar_objective:
             res = _solve_full_dynamics(problem, tol, seed, max_iter, t_start)
-        else:
+        elif res is None:
             res = _solve_full(problem, solver, tol, seed, max_iter, t_start)
     else:
         res = _solve_reduced(problem, sym, method, "factored" if solver == "auto" else solver, tol, seed,
@@ -442,14 +510,17 @@ def _describe_face(problem: Problem, res: SolveResult, tol: float) -> None:
     geo = res.geometry
     face = optimal_face(problem.loss, problem.samples, geo.H, geo.rank_tol, res.certificate.certified)
     res.face = face.to_dict()
-    if face.components > 1 and face.H is not geo.H:
+    same = face.H is geo.H or (face.H.shape[0] == geo.H.shape[0] and np.allclose(
+        face.H @ face.H.T, geo.H @ geo.H.T, rtol=0.0, atol=1e-12))  # already the representative
+    if face.components > 1 and not same:
         cert = certify_embeddings(problem.loss, face.H, problem.samples, tol)
         if cert.certified or not res.certificate.certified:
             res.geometry = EmbeddingGeometry(face.H, problem.labels, problem.k, group_word=geo.group_word)
             res.certificate, res.value = cert, cert.value
-            res.notes.append(f"optimum not unique ({face.reason}); shown: a representative of rank "
-                             f"{face.min_rank}, the batch graph's components in one subspace, aligned on "
-                             "their shared classes")
+            same = True
+    if face.components > 1 and same:
+        res.notes.append(f"shown: a representative of rank {face.min_rank}, the batch graph's components in "
+                         "one subspace, aligned on their shared classes")
     if face.unique is not True:
         res.notes.append(f"optimum unique: {'no' if face.unique is False else 'unknown'} ({face.reason})")
 

@@ -72,29 +72,32 @@ def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int =
                  max_iter: int = TIED_MAX_ITER) -> tuple[np.ndarray, float, int]:
     """Minimise log(f - floor) over unit embeddings equal within ``groups`` (scipy L-BFGS over
     unnormalised group rows E, h_g = e_g / |e_g|, from ``starts`` seeded random points in
-    dimension g + 1). Returns (H (n, g + 1), log excess, iterations in all)."""
-    import torch
+    dimension g + 1). The log excess and its gradient are the certificate's own dense float64
+    forms (``Loss.dense_log_excess``, numpy: no torch), at distances 1 - h_a.h_b = |h_a - h_b|^2 / 2
+    (full relative precision near collapse). Returns (H (n, g + 1), log excess, iterations in all)."""
     from scipy.optimize import minimize
 
     groups = np.asarray(groups)
     g = int(groups.max()) + 1
     d = g + 1
-    idx = torch.as_tensor(groups)
+    P = np.zeros((groups.size, g))
+    P[np.arange(groups.size), groups] = 1.0
 
     def rows(e: np.ndarray):
-        E = torch.as_tensor(e.reshape(g, d), dtype=torch.float64)
-        norm = E.norm(dim=1, keepdim=True)
-        return E, norm, E / norm
+        E = e.reshape(g, d)
+        norm = np.linalg.norm(E, axis=1, keepdims=True)
+        return norm, E / norm
 
     def value_and_grad(e: np.ndarray):
-        _, norm, Hg = rows(e)
-        lex, grad = loss.torch_log_excess_and_grad(Hg.index_select(0, idx), samples)
-        lex = float(lex)
+        norm, Hg = rows(e)
+        diff = Hg[:, None, :] - Hg[None, :, :]
+        Dg = np.clip(0.5 * np.einsum("abk,abk->ab", diff, diff), 0.0, 2.0)
+        lex, Ft = loss.dense_log_excess(Dg[np.ix_(groups, groups)], samples)
         if lex == -np.inf:
             raise _AtFloor(e.copy())
-        Gg = torch.zeros_like(Hg).index_add(0, idx, grad)
-        Ge = (Gg - (Gg * Hg).sum(1, keepdim=True) * Hg) / norm
-        return lex, Ge.numpy().ravel()
+        grad = (P.T @ (Ft + Ft.T) @ P) @ Hg  # d lex / d Hg (G = P Hg Hg^T P^T)
+        Ge = (grad - np.sum(grad * Hg, axis=1, keepdims=True) * Hg) / norm
+        return float(lex), Ge.ravel()
 
     rng = np.random.default_rng(seed)
     best, iterations = None, 0
@@ -111,7 +114,7 @@ def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int =
             best = (e, lex)
         if lex == -np.inf:
             break
-    H = rows(best[0])[2].numpy()[groups]
+    H = rows(best[0])[1][groups]
     return H, best[1], iterations
 
 

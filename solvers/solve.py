@@ -271,7 +271,7 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
             return _full_result(problem, "factored", best, iterations, timings, solver_value, notes, t_start)
         if asked not in CONIC_SOLVERS:
             starts.append(best[0])
-            solver = "factored"  # the tied point starts Burer-Monteiro (a conic start is no better at small tau)
+            solver = "factored"  # the tied point starts Burer-Monteiro (no better from a conic start)
     if solver in CONIC_SOLVERS:
         if n > FULL_MAX_N[solver]:
             raise UFMInputError("method", f"full program with {solver} refused for n = {n} > "

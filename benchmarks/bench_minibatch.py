@@ -91,7 +91,7 @@ def main() -> None:
                              "yes" if r["certified"] else "NO", r["solver"], str(r["components"]),
                              str(r["unique"]).lower()])
             except subprocess.TimeoutExpired:
-                rows.append([str(n), design, f"{tau:g}", "", f"> {args.limit:g}", "", "", "not within the limit",
+                rows.append([str(n), design, f"{tau:g}", "", f"> {args.limit:g}", "", "", "not in the limit",
                              "", "", ""])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     table("mini-batch SupCon against the full problem (best of 2 after a warm-up, seconds)",

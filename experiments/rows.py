@@ -22,7 +22,7 @@ from ufm.metrics import class_mean_cosines, step_class_cosines
 RESULT_FIELDS = ("optimal_value", "excess", "rank", "collapsed", "certified", "gap_relative_to_excess",
                  "cos_min", "cos_max")
 STEP_FIELDS = ("cos_major", "cos_minor", "cos_between")
-MINIBATCH_FIELDS = ("gram_distance_to_full_batch", "class_cosine_difference")
+MINIBATCH_FIELDS = ("optimum_unique", "gram_distance_to_full_batch", "class_cosine_difference")
 VERIFY_FIELDS = ("optimal_value", "relaxation_tight", "fraction_global", "distinct_minima",
                  "distinct_minima_up_to_rotation", "best_gap",
                  "certified", "cos_min", "cos_max")
@@ -102,7 +102,8 @@ def solve_row(pid: str, params: dict, res) -> dict:
             "relative_gap_bound": res.certificate.relative_gap_bound,
             "gap_relative_to_excess": res.certificate.gap_relative_to_excess,
             **_cosine_stats(cos), **step_cosines(cos, params),
-            **{key: (res.minibatch or {}).get(key) for key in MINIBATCH_FIELDS if res.minibatch}}
+            **{key: {**(res.face or {}), **(res.minibatch or {})}.get(key) for key in MINIBATCH_FIELDS
+               if res.minibatch}}
 
 
 def solve_arrays(res) -> dict:

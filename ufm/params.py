@@ -127,7 +127,7 @@ REDUCTION = Param(
     "reduction",
     None,
     "sum over anchors, or mean (divided by the number of anchors: "
-    "pairs for DHEL and KCL); default: the loss's own",
+    "pairs for DHEL and KCL; with mini-batches, each batch by its own); default: the loss's own",
     kind="choice",
     choices=("sum", "mean"),
 )

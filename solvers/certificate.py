@@ -252,6 +252,24 @@ def dense_certificate_matrix(loss, H: np.ndarray, samples) -> np.ndarray:
     return _dense_S(loss.relaxation(), H @ H.T, as_samples(samples), H)[0]
 
 
+def _lambda_min(S: np.ndarray) -> tuple[float, int]:
+    """Smallest eigenvalue of a symmetric S and the number of diagonal blocks it was found from:
+    where S is block diagonal up to a permutation (a mini-batch program whose batch graph has
+    several components), its spectrum is the union of the blocks' (exact, and far cheaper)."""
+    from scipy.sparse.csgraph import connected_components
+
+    nb, comp = connected_components(S != 0, directed=False)
+    if nb == 1:
+        return float(scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]), 1
+    lam = np.inf
+    for c in range(nb):
+        idx = np.flatnonzero(comp == c)
+        block = S[np.ix_(idx, idx)]
+        lam = min(lam, float(block[0, 0]) if idx.size == 1 else
+                  float(scipy.linalg.eigh(block, eigvals_only=True, subset_by_index=[0, 0])[0]))
+    return lam, nb
+
+
 def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
                  H: np.ndarray | None = None) -> Certificate:
     """Certificate of an explicit n x n Gram matrix (dense; smallest eigenvalue of S by LAPACK).
@@ -261,12 +279,14 @@ def certify_gram(loss, G: np.ndarray, samples, tol: float = CERTIFY_TOL,
     relax = loss.relaxation()
     S, D, lex = _dense_S(relax, G, samples, H)
     n = G.shape[0]
-    lam_min = scipy.linalg.eigh(S, eigvals_only=True, subset_by_index=[0, 0])[0]
+    lam_min, blocks = _lambda_min(S)
     residual = None if H is None else np.linalg.norm(S @ H)
     scale = float(np.abs(S).sum(axis=1).max())
     lex_f = lex if relax is loss else loss.dense_log_excess(D, samples)[0]
     return decide(loss.point_floor(samples, dist=D), lex_f, lam_min, n, tol,
-                  f"dense eigh of the {n}x{n} S (LAPACK)", scale, loss.tau, residual,
+                  f"dense eigh of the {n}x{n} S (LAPACK)" + (f", by its {blocks} diagonal blocks"
+                                                             if blocks > 1 else ""),
+                  scale, loss.tau, residual,
                   log_excess_relaxed=None if relax is loss else lex,
                   log_range=loss.log_geometry_range(samples),
                   floor_note=loss.floor_note, floor_scale=loss.floor_scale(samples))

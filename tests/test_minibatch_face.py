@@ -167,3 +167,16 @@ def test_a_conic_solver_warning_becomes_a_note_in_our_words():
     said = sol.describe("clarabel")
     assert "stopped short of its tolerances" in said and "certified independently" in said
     assert "Try another solver" not in said
+
+
+def test_lambda_min_of_a_permuted_block_diagonal_matrix_is_numpys(rng):
+    from solvers.certificate import _lambda_min
+
+    A, B = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    S = np.zeros((8, 8))
+    S[:4, :4], S[4:7, 4:7], S[7, 7] = A + A.T, B + B.T, -0.25
+    perm = rng.permutation(8)
+    S = S[np.ix_(perm, perm)]
+    lam, blocks = _lambda_min(S)
+    assert blocks == 3
+    assert lam == pytest.approx(np.linalg.eigvalsh(S)[0], abs=1e-12)

@@ -58,7 +58,8 @@ SOLVE_OPTIONS = options(
     seed_option("the factored solver's start and of random batches"),
     DIM_OPTION,
     Option("out", None, "directory for result.json and arrays.npz", metavar="DIR"),
-    Option("lift", False, "with --out, also save unit embeddings of all n samples", "bool"),
+    Option("lift", False, "with --out, also save unit embeddings of all n samples (row i is sample i "
+           "of the labels as given)", "bool"),
     with_help(PLOT_FILE, "draw the optimum's class-mean cosines (and, for unequal counts, cosines "
               "against class size) to FILE (.png, .pdf or .svg)"),
     JSON_OPTION,

@@ -180,3 +180,15 @@ def test_lambda_min_of_a_permuted_block_diagonal_matrix_is_numpys(rng):
     lam, blocks = _lambda_min(S)
     assert blocks == 3
     assert lam == pytest.approx(np.linalg.eigvalsh(S)[0], abs=1e-12)
+
+
+def test_a_non_unique_report_of_an_uncertified_point_never_says_optimum_shown():
+    from ufm.cli.report import format_solve
+
+    samples = Samples.from_counts((3, 3, 2)).with_batches(UNCOVERED)
+    payload = solve(Problem(get_loss("supcon", tau=1.0), samples)).to_dict()
+    assert "optimum shown" in format_solve(payload) or "some optimum" in format_solve(payload)
+    payload["certificate"]["certified"] = False
+    text = format_solve(payload)
+    assert "optimum shown" not in text and "some optimum" not in text
+    assert "point shown (not certified)" in text

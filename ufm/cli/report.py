@@ -73,10 +73,17 @@ def _unique_words(unique) -> str:
     return {True: "yes", False: "no"}.get(unique, "unknown")
 
 
+def _shown(p: dict) -> str:
+    """What a non-unique report shows: an optimum where certified, else only a point."""
+    return "optimum shown" if (p.get("certificate") or {}).get("certified") else "point shown (not certified)"
+
+
 def _rank_qualifier(p: dict) -> str:
     """Where the optimum is not unique, which optimum the rank is of."""
     if p.get("optimum_unique", True) is True:
         return ""
+    if not (p.get("certificate") or {}).get("certified"):
+        return f"; of the {_shown(p)}"
     return "; the lowest on the optimal face" if p.get("lowest_rank_exact") else "; of the optimum shown"
 
 
@@ -84,6 +91,8 @@ def _collapsed_words(p: dict) -> str:
     """yes | no, of every optimum where it is unique; else what holds of the optimal face."""
     if p.get("optimum_unique", True) is True:
         return "yes" if p["collapsed"] else "no"
+    if not (p.get("certificate") or {}).get("certified"):
+        return f"{'yes' if p['collapsed'] else 'no'}, the {_shown(p)}; the optimum is not unique"
     return ("yes, some optimum (the one shown); the optimum is not unique" if p["collapsed"]
             else "no, the optimum shown; the optimum is not unique")
 
@@ -126,7 +135,7 @@ def format_solve(payload: dict, res=None) -> str:
     mb = p.get("minibatch")
     if mb:
         gd = mb.get("gram_distance_to_full_batch")
-        which = "optimum" if p.get("optimum_unique", True) is True else "optimum shown"
+        which = "optimum" if p.get("optimum_unique", True) is True else _shown(p)
         lines.append(f"mini-batches       {mb['batches']} ({mb['batch_spec']}); {which} "
                      f"{'collapsed' if mb['collapsed'] else 'NOT collapsed'}; full-batch optimum "
                      f"{mb['full_batch_value']:.12g}"
@@ -140,7 +149,7 @@ def format_solve(payload: dict, res=None) -> str:
     if cos is not None and k <= 12:
         word = "instance" if (p.get("samples") or {}).get("kind") == "views" else "class"
         if p.get("optimum_unique", True) is not True:
-            lines.append(f"{word}-mean cosines of the optimum shown (not unique: other optima have others), "
+            lines.append(f"{word}-mean cosines of the {_shown(p)} (not unique: other optima have others), "
                          f"norms of {word} means:")
         else:
             lines.append(f"{word}-mean cosines (rows/cols: {word}: count), norms of {word} means:")

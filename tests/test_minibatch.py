@@ -25,19 +25,26 @@ def brute_force(oracle, H, batches):
     return sum(oracle(H[np.asarray(b)], np.asarray(b)) for b in batches)
 
 
+def assert_every_form_equals(loss, H, samples, ref, block):
+    """The float64 value, the Gram form, the torch value and torch value-and-gradient (in blocks
+    of ``block`` rows) all equal ``ref`` to 1e-12; returns the torch gradient."""
+    assert loss.value(H, samples) == pytest.approx(ref, rel=1e-12)
+    assert loss.gram_value(H @ H.T, samples) == pytest.approx(ref, rel=1e-12)
+    Ht = torch.tensor(H)
+    assert loss.torch_value(Ht, samples).item() == pytest.approx(ref, rel=1e-12)
+    v, g = loss.torch_value_and_grad(Ht, samples, block=block)
+    assert v.item() == pytest.approx(ref, rel=1e-12)
+    return g
+
+
 def test_supcon_mini_batch_value_is_the_sum_over_batches(rng):
     samples = Samples.from_counts((3, 3, 4)).with_batches(BATCHES)
     H = random_unit(rng, 10, 4)
     labels = samples.labels
     ref = brute_force(lambda Hb, b: oracles.supcon(Hb, labels[b], 0.3), H, BATCHES)
     loss = get_loss("supcon", tau=0.3)
-    assert loss.value(H, samples) == pytest.approx(ref, rel=1e-12)
-    assert loss.gram_value(H @ H.T, samples) == pytest.approx(ref, rel=1e-12)
-    Ht = torch.tensor(H)
-    assert loss.torch_value(Ht, samples).item() == pytest.approx(ref, rel=1e-12)
-    v, g = loss.torch_value_and_grad(Ht, samples, block=2)
-    assert v.item() == pytest.approx(ref, rel=1e-12)
-    Ha = Ht.clone().requires_grad_(True)
+    g = assert_every_form_equals(loss, H, samples, ref, block=2)
+    Ha = torch.tensor(H).requires_grad_(True)
     loss.torch_value(Ha, samples).backward()
     torch.testing.assert_close(g, Ha.grad, rtol=1e-10, atol=1e-12)
     _, gG = loss.gram_value_and_grad(H @ H.T, samples)

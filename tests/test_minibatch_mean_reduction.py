@@ -10,6 +10,7 @@ import oracles
 import pytest
 import torch
 from conftest import random_unit
+from test_minibatch import assert_every_form_equals
 
 from solvers import solve
 from ufm import Problem, Samples, get_loss
@@ -122,14 +123,9 @@ def test_mean_reduces_each_batch_by_its_own_anchors(rng, name):
     ref = sum(oracle(H[np.asarray(b)], np.asarray(b)) for b in batches)
     ref_lib = per_batch(loss, base, batches, H, lambda loss, Hb, sb: loss.value(Hb, sb))
     assert ref_lib == pytest.approx(ref, rel=1e-12)
-    assert loss.value(H, samples) == pytest.approx(ref, rel=1e-12)
-    assert loss.gram_value(H @ H.T, samples) == pytest.approx(ref, rel=1e-12)
-    Ht = torch.tensor(H)
-    assert loss.torch_value(Ht, samples).item() == pytest.approx(ref, rel=1e-12)
-    v, g = loss.torch_value_and_grad(Ht, samples, block=3)
-    assert v.item() == pytest.approx(ref, rel=1e-12)
+    g = assert_every_form_equals(loss, H, samples, ref, block=3)
     # the gradient of the hand-written sum, by autograd through each batch's own full-batch value
-    Ha = Ht.clone().requires_grad_(True)
+    Ha = torch.tensor(H).requires_grad_(True)
     sum(loss.torch_value(Ha[torch.as_tensor(b)], base.subset(np.asarray(b))) for b in batches).backward()
     torch.testing.assert_close(g, Ha.grad, rtol=1e-9, atol=1e-12)
     _, gG = loss.gram_value_and_grad(H @ H.T, samples)

@@ -125,7 +125,8 @@ def test_mean_reduces_each_batch_by_its_own_anchors(rng, name):
     assert ref_lib == pytest.approx(ref, rel=1e-12)
     g = assert_every_form_equals(loss, H, samples, ref, block=3)
     # the gradient of the hand-written sum, by autograd through each batch's own full-batch value
-    Ha = torch.tensor(H).requires_grad_(True)
+    Ht = torch.tensor(H)
+    Ha = Ht.clone().requires_grad_(True)
     sum(loss.torch_value(Ha[torch.as_tensor(b)], base.subset(np.asarray(b))) for b in batches).backward()
     torch.testing.assert_close(g, Ha.grad, rtol=1e-9, atol=1e-12)
     _, gG = loss.gram_value_and_grad(H @ H.T, samples)

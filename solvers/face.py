@@ -62,8 +62,8 @@ def _live_batches(loss, samples) -> list[np.ndarray]:
     return [np.asarray(idx) for idx, sub in samples.batch_subsets if idx.size and loss.anchors(sub) > 0]
 
 
-def batch_components(loss, samples) -> tuple[np.ndarray, np.ndarray]:
-    """(component of each sample, whether the sample is in some batch with anchors)."""
+def _graph(loss, samples) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(component of each sample, whether it is in some batch with anchors, those batches)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -76,18 +76,30 @@ def batch_components(loss, samples) -> tuple[np.ndarray, np.ndarray]:
     c = np.concatenate([idx[1:] for idx in live]) if live else np.zeros(0, int)
     graph = coo_matrix((np.ones(r.size), (r, c)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
-    return comp, covered
+    return comp, covered, live
 
 
-def component_problems(loss, samples) -> tuple[list[tuple[np.ndarray, object]], np.ndarray]:
+def batch_components(loss, samples) -> tuple[np.ndarray, np.ndarray]:
+    """(component of each sample, whether the sample is in some batch with anchors)."""
+    return _graph(loss, samples)[:2]
+
+
+def component_parts(comp: np.ndarray) -> list[np.ndarray]:
+    """The positions of each component, largest first (ties by first position): the order in
+    which :func:`representative` places them."""
+    parts = [np.flatnonzero(comp == c) for c in np.unique(comp)]
+    parts.sort(key=lambda idx: (-idx.size, idx[0]))
+    return parts
+
+
+def component_problems(loss, samples) -> tuple[list[tuple[np.ndarray, object]], np.ndarray, np.ndarray]:
     """The batch graph's components that the loss sees, each as samples of their own:
-    ``([(positions, Samples), ...], positions in no batch)``. A component of one batch is that
-    batch's samples without batches (its own full problem); one of several keeps its batches,
-    re-indexed to positions in the component. The loss is the sum of the components' losses
-    (each batch is reduced by its own anchors), so their optima, put side by side, are an optimum
-    of the whole program."""
-    comp, covered = batch_components(loss, samples)
-    live = _live_batches(loss, samples)
+    ``([(positions, Samples), ...], component of each sample, whether it is in a batch)``. A
+    component of one batch is that batch's samples without batches (its own full problem); one of
+    several keeps its batches, re-indexed to positions in the component. The loss is the sum of the
+    components' losses (each batch is reduced by its own anchors), so their optima, put side by
+    side, are an optimum of the whole program."""
+    comp, covered, live = _graph(loss, samples)
     out = []
     for c in np.unique(comp[covered]):
         idx = np.flatnonzero(comp == c)
@@ -96,7 +108,7 @@ def component_problems(loss, samples) -> tuple[list[tuple[np.ndarray, object]], 
         if len(inside) > 1:
             sub = sub.with_batches([np.searchsorted(idx, b) for b in inside])
         out.append((idx, sub))
-    return out, np.flatnonzero(~covered)
+    return out, comp, covered
 
 
 def _rows(H: np.ndarray, tol: float):
@@ -136,8 +148,7 @@ def optimal_face(loss, samples, H: np.ndarray, rank_tol: float, certified: bool 
 
     H = np.asarray(H, dtype=np.float64)
     comp, covered = batch_components(loss, samples)
-    parts = [np.flatnonzero(comp == c) for c in np.unique(comp)]
-    parts.sort(key=lambda idx: (-idx.size, idx[0]))
+    parts = component_parts(comp)
     if certified:
         S = dense_certificate_matrix(loss, H, samples)
         verdicts = [unique_on_block(S[np.ix_(idx, idx)]) if idx.size > 1 else (True, "one sample")

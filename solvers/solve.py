@@ -323,10 +323,11 @@ def _solve_by_components(problem, solver, tol, seed, max_iter, t_start):
     graph has one component covering every sample, where a component has no geometry to optimise,
     or where the assembled point is not certified (the caller then solves the n x n program)."""
     from solvers.certificate import certify_embeddings
-    from solvers.face import component_problems, representative
+    from solvers.face import component_parts, component_problems, representative
 
     samples = problem.samples
-    parts, free = component_problems(problem.loss, samples)
+    parts, comp, covered = component_problems(problem.loss, samples)
+    free = np.flatnonzero(~covered)
     if not parts or (len(parts) == 1 and free.size == 0):
         return None
     t0 = time.perf_counter()
@@ -352,11 +353,7 @@ def _solve_by_components(problem, solver, tol, seed, max_iter, t_start):
         H[idx, col:col + block.shape[1]] = block
         col += block.shape[1]
     H[free, -1] = 1.0
-    covered = np.ones(problem.n, dtype=bool)
-    covered[free] = False
-    comp_parts = sorted([idx for idx, _ in parts] + [free[i:i + 1] for i in range(free.size)],
-                        key=lambda idx: (-idx.size, idx[0]))
-    H = representative(H, samples, comp_parts, EmbeddingGeometry.rank_tol, covered)
+    H = representative(H, samples, component_parts(comp), EmbeddingGeometry.rank_tol, covered)
     cert = certify_embeddings(problem.loss, H, samples, tol)
     seconds = time.perf_counter() - t0
     if not cert.certified:

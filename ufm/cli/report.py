@@ -73,28 +73,31 @@ def _unique_words(unique) -> str:
     return {True: "yes", False: "no"}.get(unique, "unknown")
 
 
+def _certified(p: dict) -> bool:
+    return bool((p.get("certificate") or {}).get("certified"))
+
+
 def _shown(p: dict) -> str:
     """What a non-unique report shows: an optimum where certified, else only a point."""
-    return "optimum shown" if (p.get("certificate") or {}).get("certified") else "point shown (not certified)"
+    return "optimum shown" if _certified(p) else "point shown (not certified)"
 
 
 def _rank_qualifier(p: dict) -> str:
     """Where the optimum is not unique, which optimum the rank is of."""
     if p.get("optimum_unique", True) is True:
         return ""
-    if not (p.get("certificate") or {}).get("certified"):
-        return f"; of the {_shown(p)}"
-    return "; the lowest on the optimal face" if p.get("lowest_rank_exact") else "; of the optimum shown"
+    if _certified(p) and p.get("lowest_rank_exact"):
+        return "; the lowest on the optimal face"
+    return f"; of the {_shown(p)}"
 
 
 def _collapsed_words(p: dict) -> str:
     """yes | no, of every optimum where it is unique; else what holds of the optimal face."""
     if p.get("optimum_unique", True) is True:
         return "yes" if p["collapsed"] else "no"
-    if not (p.get("certificate") or {}).get("certified"):
-        return f"{'yes' if p['collapsed'] else 'no'}, the {_shown(p)}; the optimum is not unique"
-    return ("yes, some optimum (the one shown); the optimum is not unique" if p["collapsed"]
-            else "no, the optimum shown; the optimum is not unique")
+    if p["collapsed"] and _certified(p):
+        return "yes, some optimum (the one shown); the optimum is not unique"
+    return f"{'yes' if p['collapsed'] else 'no'}, the {_shown(p)}; the optimum is not unique"
 
 
 def format_solve(payload: dict, res=None) -> str:

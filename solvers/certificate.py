@@ -212,11 +212,11 @@ def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None):
     """``(log_excess, S_off, S_diag)`` at an invariant G given by its distances 1 - x: S of
     log(h - floor) (h the relaxation) in reduced form (it inherits G's symmetry): per-entry
     off-diagonal values and one diagonal value per anchor orbit."""
-    table = symmetry.table
-    lex, totals = loss.relaxation().table_log_excess(table, dist, samples)
-    g = table.symmetric_entries(totals)
+    lex, totals = loss.relaxation().table_log_excess(symmetry.table, dist, samples)
+    rows = symmetry.spectral_table  # the entries of S, one row per anchor orbit of G
+    g = rows.symmetric_entries(totals)
     x = 1.0 - dist
-    lam = table.row_sums(table.gather(g * x))
+    lam = rows.row_sums(rows.gather(g * x))
     return lex, g, -lam
 
 

@@ -266,9 +266,11 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
     if problem.samples.batches is not None:
         best = _tied_best(problem, tol, seed, timings, notes)
         iterations += best[3]
+        source = best[4]  # "tied" or "types" (solvers.types)
         best = best[:3]
         if best[1].certified and asked not in CONIC_SOLVERS:
-            return _full_result(problem, "factored", best, iterations, timings, solver_value, notes, t_start)
+            return _full_result(problem, "types" if source == "types" else "factored", best, iterations,
+                                timings, solver_value, notes, t_start)
         if asked not in CONIC_SOLVERS:
             starts.append(best[0])
             solver = "factored"  # the tied point starts Burer-Monteiro (no better from a conic start)
@@ -284,8 +286,9 @@ def _solve_full(problem, solver, tol, seed, max_iter, t_start):
         timings["conic"] = sol.seconds
         notes.append(sol.describe(solver))
         if best is not None and best[1].certified:  # a certified tied point: the conic solve is a cross-check
-            notes.append(f"the tied point is certified, value {best[1].value:.12g}: it is the answer")
-            return _full_result(problem, f"{solver}+tied", best, iterations, timings, solver_value, notes,
+            notes.append(f"the {'type-invariant' if source == 'types' else 'tied'} point is certified, "
+                         f"value {best[1].value:.12g}: it is the answer")
+            return _full_result(problem, f"{solver}+{source}", best, iterations, timings, solver_value, notes,
                                 t_start)
         starts.append(_embedding_start(G))
     dims = []
@@ -373,8 +376,9 @@ def _solve_by_components(problem, solver, tol, seed, max_iter, t_start):
 
 
 def _tied_best(problem, tol, seed, timings, notes):
-    """The certified (else best) tied point (``solvers.tied``) of the n x n program:
-    ``(H, certificate, stop reason, iterations)``, coarsest grouping first."""
+    """The certified (else best) tied point (``solvers.tied``) of the n x n program, coarsest
+    grouping first, else the type-invariant program's point where it is better (:func:`_types_best`):
+    ``(H, certificate, stop reason, iterations, "tied" or "types")``."""
     from solvers.certificate import certify_embeddings
     from solvers.tied import tied_points
 
@@ -392,7 +396,50 @@ def _tied_best(problem, tol, seed, timings, notes):
         if cert.certified:
             break
     timings["tied"] = time.perf_counter() - t0
-    return (*best, iterations)
+    source = "tied"
+    if not best[1].certified:
+        improved, its = _types_best(problem, tol, best, timings, notes)
+        iterations += its
+        if improved is not best:
+            best, source = improved, "types"
+    return (*best, iterations, source)
+
+
+def _types_best(problem, tol, best, timings, notes):
+    """The n x n mini-batch program over type-invariant G (``solvers.types``: a barrier method on
+    the q x q Gram of the type means, certified exactly in O(q^3)), from the best tied point
+    ``best`` (H, certificate, stop reason); returns the better of the two and the Newton steps.
+    Losses that distinguish views, have no convex relaxation or attain their floor keep ``best``."""
+    from solvers.certificate import certify_embeddings
+    from solvers.types import purified, solve_types, tied_start
+    from ufm.symmetry import batch_type_symmetry
+
+    loss, samples = problem.loss, problem.samples
+    if not (loss.has_relaxation and loss.scalar_objective) or loss.floor_attainable:
+        return best, 0
+    sym = batch_type_symmetry(loss, samples)
+    if sym is None:
+        return best, 0
+    shown = progress.bar("solve: type-invariant barrier", unit="Newton step")
+    with shown:
+        def report(steps, log_excess):
+            shown.update()
+            shown.set_postfix_str(f"log excess {log_excess:.13g}", refresh=False)
+
+        run = solve_types(loss, samples, sym, tol, start=tied_start(sym, best[0]), callback=report)
+    H = sym.lift(purified(loss, samples, sym, run, tol)[0])
+    cert = certify_embeddings(loss, H, samples, tol)
+    timings["types"] = run.seconds
+    verdict = "certified" if cert.certified else f"not certified (gap bound {cert.gap_bound:.3g})"
+    notes.append(f"type-invariant program ({sym.q} types: a {samples.group_word} and the batches holding "
+                 f"a sample) by a barrier method: {run.newton_steps} Newton steps in {run.outer_steps} "
+                 f"barrier steps, stopped {run.reason.replace('_', ' ')}, log excess "
+                 f"{cert.log_excess:.12g}: {verdict}")
+    if _rank(cert) < _rank(best[1]):
+        stop = "gradient_tolerance" if cert.certified else ("stalled" if run.reason == "stalled"
+                                                             else StopReason.ITERATION_LIMIT.value)
+        best = (H, cert, stop)
+    return best, run.newton_steps
 
 
 def _full_result(problem, solver_name, best, iterations, timings, solver_value, notes, t_start):
@@ -402,10 +449,37 @@ def _full_result(problem, solver_name, best, iterations, timings, solver_value, 
     if stop == StopReason.FLOOR.value:
         notes.append(f"stopped at the floor: the excess {cert.excess:.3g} is 0 within round-off; the "
                      "certificate is decided on an absolute gap")
-    geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=problem.samples.group_word)
+    geometry = _certified_rank_geometry(problem, H, cert, notes)
     timings["total"] = time.perf_counter() - t_start
     return SolveResult(problem, "full", solver_name, status, cert.value, geometry, cert, iterations, timings,
                        solver_value, notes, symmetry="none (the n x n program)")
+
+
+def _certified_rank_geometry(problem, H, cert, notes) -> EmbeddingGeometry:
+    """The geometry of embeddings H, whose rank (eigenvalues of G above RANK_TOL x the largest)
+    is that of an optimum: where dropping the eigenvalues below it leaves a point that is not
+    certified although H is (an optimum with eigenvalues of 1e-6 x the largest: overlapping
+    mini-batches at tau 0.1), the rank counts every eigenvalue above round-off
+    (ROUNDOFF_RANK_TOL), so that neither the rank, nor "tight in dimension d", nor the embeddings
+    saved hold of a point that is not the optimum."""
+    from solvers.certificate import certify_embeddings
+    from ufm.geometry import ROUNDOFF_RANK_TOL
+
+    word = problem.samples.group_word
+    geometry = EmbeddingGeometry(H, problem.labels, problem.k, group_word=word)
+    if not cert.certified:
+        return geometry
+    fine = EmbeddingGeometry(H, problem.labels, problem.k, rank_tol=ROUNDOFF_RANK_TOL, group_word=word)
+    if fine.rank == geometry.rank:
+        return geometry
+    truncated = certify_embeddings(problem.loss, geometry.embeddings(lift=True), problem.samples,
+                                   cert.tol)
+    if truncated.certified:
+        return geometry
+    notes.append(f"rank {fine.rank} counts the eigenvalues of G above {ROUNDOFF_RANK_TOL:g} x the largest: "
+                 f"the point without those below {geometry.rank_tol:g} x it (rank {geometry.rank}) is not "
+                 f"optimal (gap bound {truncated.gap_relative_to_scale:.2g} x the {truncated.scale_kind})")
+    return fine
 
 
 def solve(

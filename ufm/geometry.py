@@ -17,6 +17,9 @@ from ufm.structure import GroupGram, Groups, block_spectrum
 
 #: an eigenvalue of the class-mean Gram counts towards the rank if above this times the largest
 RANK_TOL = 1e-6
+#: the rank where eigenvalues below RANK_TOL are part of the optimum (dropping them leaves a point
+#: that is not certified): only round-off is left out
+ROUNDOFF_RANK_TOL = 1e-12
 #: a class is collapsed if its within-class cosine is at least 1 - COLLAPSE_TOL
 COLLAPSE_TOL = 1e-6
 
@@ -236,10 +239,12 @@ class EmbeddingGeometry(Geometry):
         return int((s > self.rank_tol * s[0]).sum()) if s.size and s[0] > 0 else 0
 
     def embeddings(self, lift: bool = False) -> np.ndarray:
-        """The embeddings projected onto their rank (an orthonormal basis of the row space)."""
+        """The embeddings projected onto their rank (coordinates in an orthonormal basis of the
+        row space), as unit rows."""
         U, s, Vt = np.linalg.svd(self.H, full_matrices=False)
         r = self.rank
         H = U[:, :r] * s[:r]
+        H = H / np.linalg.norm(H, axis=1, keepdims=True)
         if lift:
             return H
         if not self.collapsed:

@@ -15,7 +15,10 @@ embeddings.
   together in every instance (S_N x S_V): losses whose negatives depend on the view
   (InfoNCE same-view, DHEL, KCL). G has three values: positives p (same instance), same-view
   negatives s, and the rest c.
-* no symmetry (mini-batches, or the full n x n program): :class:`ufm.tables.DenseTable`.
+* :class:`BatchTypeSymmetry`: mini-batches, permutations inside each *type* (a class and the set
+  of batches holding the sample): the class reduction over types, with one loss row per batch
+  and type (losses that only ask whether two samples share a class).
+* no symmetry (the full n x n program): :class:`ufm.tables.DenseTable`.
 """
 
 from __future__ import annotations
@@ -66,9 +69,16 @@ class Symmetry(ABC):
     def spectrum(self, x: np.ndarray, diag: np.ndarray):
         """(eigenvalues in ascending order, multiplicities) of the invariant matrix (x, diag)."""
 
+    @property
+    def spectral_table(self) -> Table:
+        """One row per anchor orbit of an invariant n x n matrix, over all its entries (the rows
+        the certificate's diagonal and row sums are taken over): :attr:`table`, except where the
+        loss's rows are finer (:class:`BatchTypeSymmetry`)."""
+        return self.table
+
     def row_scale(self, x: np.ndarray, diag: np.ndarray) -> float:
         """Largest absolute row sum of the invariant matrix (x, diag)."""
-        t = self.table
+        t = self.spectral_table
         return float((np.abs(diag) + t.row_sums(np.abs(t.gather(x)))).max())
 
     # ---- unit-vector factors (Burer-Monteiro on the reduced program) ---------------------------
@@ -428,6 +438,122 @@ class _ClassTable(Table):
     def scatter(self, W):
         wm = self.anchor_weight[:, None] * self.mult * W
         return np.concatenate([wm[:, 0], wm[:, 1], wm[:, 2:].ravel()])
+
+
+# =================================================================================================
+# mini-batches: types (a class and the batches a sample is in)
+
+
+class BatchTypeSymmetry(ClassSymmetry):
+    """Permutations inside each type of a mini-batch problem: samples of one class held by the
+    same batches are interchangeable, so (the relaxation being convex) an optimum may be taken
+    invariant under them (DESIGN section 4, applied per type).
+
+    The reduced vector x, its PSD conditions, factors and spectrum are those of
+    :class:`ClassSymmetry` with one group per type (``groups``: type counts, types ordered by
+    class). Only the loss's rows differ: batch b's anchors of type a see the types of batch b
+    alone, so :attr:`table` has one row per (batch, type in it), of anchor weight
+    n_a w_b (w_b the batch's reduction weight, ``Loss._batch_weights``: the table is
+    ``weighted``), while the certificate's matrix S, invariant too, has one row per type over all
+    entries (:attr:`spectral_table`; pairs never in one batch have gradient 0). Its spectrum is
+    therefore exact in O(q^3) for the full n x n program, whatever n. Per-sample arrays
+    (:meth:`expand`, :meth:`lift`) are in the samples' own order; ``order`` lists the samples
+    type by type.
+    """
+
+    def __init__(self, samples: Samples, batch_weights):
+        labels = np.asarray(samples.labels)
+        subsets = samples.batch_subsets
+        member = np.zeros((samples.n, len(subsets)), dtype=np.int64)
+        for b, (idx, _) in enumerate(subsets):
+            member[np.asarray(idx), b] = 1
+        keys = np.column_stack([labels, member])
+        uniq, type_of = np.unique(keys, axis=0, return_inverse=True)
+        self.type_of = np.asarray(type_of).ravel()
+        self.type_label = uniq[:, 0]
+        counts = np.bincount(self.type_of)
+        self.samples = samples
+        self.name = "types"
+        self.groups = Groups.per_class(counts)
+        self.order = np.argsort(self.type_of, kind="stable")
+        self.position = np.empty_like(self.order)
+        self.position[self.order] = np.arange(self.order.size)
+        self._inner = ClassSymmetry(Samples.from_counts(tuple(int(c) for c in counts)), orbits=False)
+        self._membership = uniq[:, 1:].astype(bool)  # (q, batches)
+        self._weights = np.asarray(batch_weights, dtype=float)
+
+    def describe(self) -> str:
+        return (f"types: {self.q} types (a {self.samples.group_word} and the batches holding a "
+                f"sample) over {len(self._weights)} batches, n = {self.n}")
+
+    @cached_property
+    def table(self) -> Table:
+        q = self.q
+        n_t = self.groups.count.astype(float)
+        b_of, a_of = np.nonzero(self._membership.T)  # rows: (batch, type in it)
+        T = q + 2
+        A = a_of.size
+        value = np.empty((A, T), dtype=np.int64)
+        value[:, 0] = a_of
+        value[:, 1] = q + a_of
+        value[:, 2:] = 2 * q + a_of[:, None] * q + np.arange(q)[None, :]
+        mult = np.zeros((A, T))
+        mult[:, 0] = n_t[a_of] - 1
+        cross = self._membership.T[b_of] * n_t[None, :]
+        cross[np.arange(A), a_of] = 0.0
+        mult[:, 2:] = cross
+        relation = np.zeros((A, T), dtype=np.int8)
+        relation[:, 0] = SAME_GROUP
+        same = self.type_label[a_of][:, None] == self.type_label[None, :]
+        relation[:, 2:] = np.where(same, SAME_GROUP, 0)
+        transpose = self._inner.table.transpose
+        table = Table(n_t[a_of] * self._weights[b_of], value, mult, relation, transpose, 2 * q + q * q)
+        table.weighted = True
+        return table
+
+    @property
+    def spectral_table(self) -> Table:
+        return self._inner.table
+
+    def expand(self, x, diag=None) -> np.ndarray:
+        return self._inner.expand(x, diag)[np.ix_(self.position, self.position)]
+
+    def average(self, G) -> np.ndarray:
+        return self._inner.average(np.asarray(G)[np.ix_(self.order, self.order)])
+
+    def average_embeddings(self, H):
+        return self._inner.average_embeddings(np.asarray(H)[self.order])
+
+    def geometry(self, x):
+        """The geometry of the types (one group per type), not of the classes: see :meth:`lift`."""
+        return self._inner.geometry(x)
+
+    def lift(self, Z: np.ndarray) -> np.ndarray:
+        """Unit embeddings (n, q + spread dimensions), in the samples' order, of the factors Z:
+        sample j of type a is [x_a, t_a e_j], e_j the rows of a regular simplex private to the
+        type (so within-type cosines are |x_a|^2 - t_a^2 / (n_a - 1), as the factors say)."""
+        from ufm.geometry import simplex_etf
+
+        X, t = Z[:, :-2], Z[:, -1]
+        counts = self.groups.count
+        spread = np.flatnonzero((t != 0) & (counts >= 2))
+        width = X.shape[1] + int((counts[spread] - 1).sum())
+        H = np.zeros((self.n, width))
+        H[:, : X.shape[1]] = X[self.type_of]
+        col = X.shape[1]
+        for a in spread:
+            rows = np.flatnonzero(self.type_of == a)
+            H[rows, col : col + rows.size - 1] = t[a] * simplex_etf(rows.size)
+            col += rows.size - 1
+        return H / np.linalg.norm(H, axis=1, keepdims=True)
+
+
+def batch_type_symmetry(loss, samples: Samples) -> BatchTypeSymmetry | None:
+    """The type symmetry of a mini-batch problem, for a loss that only asks whether two samples
+    share a group (None for losses that distinguish views, and without batches)."""
+    if samples.batches is None or loss.uses_views:
+        return None
+    return BatchTypeSymmetry(samples, loss._batch_weights(samples))
 
 
 # =================================================================================================

@@ -56,6 +56,9 @@ class Table:
     relation: np.ndarray  # (A, T) int8 relation bits (ufm.samples.SAME_GROUP | SAME_VIEW)
     transpose: np.ndarray  # (nv,) the value of the transposed entries
     nv: int
+    #: True where ``anchor_weight`` already holds the reduction (a mini-batch table: each batch's
+    #: rows weighted by its own ``Loss._batch_weights``), so the forms add no scale of their own
+    weighted = False
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -321,8 +321,16 @@ class Loss(ABC):
         totals[v] = d (f - floor) / d x_v / (f - floor), summed over the entries of value v.
         O(A T), whatever n (full batch; ``samples`` for the reduction's scale)."""
         lex, W = self._table_rows(table, table.gather(dist))
-        scale = 1.0 if samples is None else self._scale(as_samples(samples))
+        scale = 1.0 if samples is None or table.weighted else self._scale(as_samples(samples))
         return lex + math.log(scale), table.scatter(W)
+
+    def table_row_derivatives(self, table: Table, X: np.ndarray):
+        """``(log(f - floor), W)`` at term distances X (A, T) of ``table`` (``table.gather`` of a
+        distance vector, or any perturbation of it: rows are independent functions of their own
+        terms): W[a, t] = (d (f - floor) / d G_entry) / (f - floor) for one entry of term t in one
+        anchor's row of orbit a (anchor weights and multiplicities not applied). Sum reduction,
+        without the table's scale (a ``weighted`` table carries its own)."""
+        return self._table_rows(table, X)
 
     def _table_rows(self, table: Table, X: np.ndarray):
         kind = table.kinds(self.kind_of_relation())
@@ -557,7 +565,7 @@ class Loss(ABC):
 
     def cvxpy_table(self, x, table: Table, samples=None):
         """The loss over an invariant G with values x (CVXPY, full batch), with the reduction."""
-        scale = 1.0 if samples is None else self._scale(as_samples(samples))
+        scale = 1.0 if samples is None or table.weighted else self._scale(as_samples(samples))
         return self._cvxpy_rows(x, table) * scale
 
     def cvxpy_gram(self, G, samples):

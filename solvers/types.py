@@ -1,0 +1,334 @@
+"""Mini-batch programs over type-invariant G, solved by a barrier method (Newton steps).
+
+With mini-batches, samples of one *type* (a class and the set of batches holding it) are
+interchangeable, so the relaxation, convex in G, has an optimum invariant under permutations inside
+types (:class:`ufm.symmetry.BatchTypeSymmetry`). Such a G is fixed by the q x q Gram C of the type
+means: C_aa = |mean_a|^2 <= 1 (= 1 for a type of one sample), the distance inside type a is
+(1 - C_aa) n_a / (n_a - 1), and between types a and b it is 1 - C_ab; G is PSD iff C is. So the
+program is the small SDP
+
+    minimise h(C)  subject to  C PSD,  C_aa <= 1  (= 1 for a one-sample type),
+
+with q (q + 1) / 2 unknowns at most, whatever n.
+
+Why a barrier method, and neither factors nor a conic solver: with overlapping batches at small tau
+the optimum is a frame of the classes plus spreads of order 1e-5 between the types of one class
+(windows of 12 over 36 samples at tau 0.1: C has eigenvalues 9, 8 and fifteen between 1e-6 and
+1e-4). Factors X (C = X X^T) then have columns of size 1e-3 whose gradient vanishes with them
+(L-BFGS stops with the gap at half the excess), and a conic solver's exponential cones resolve the
+loss to 1e-8 of its value, 1e-2 of the excess there. Here Newton steps minimise
+
+    phi_t(C) = t (h(C) - floor) - log det C - sum_a log(1 - C_aa)
+
+with h - floor and its gradient from the losses' log-excess forms (exact to float64's relative
+precision at any tau; the factor t is carried as a log, so the excess may lie far below float64's
+range). The Hessian of h is assembled row by row of the loss's table from central differences of
+the rows' exact derivatives, one pair of evaluations per term column (rows are independent
+functions of their own terms); that of the barrier is in closed form. Each outer step multiplies t
+by :data:`MU` (Boyd and Vandenberghe 2004, section 11.3); the exact certificate of the full program
+(``solvers.certificate.certify_reduced``, O(q^3): S inherits G's symmetry) decides when to stop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.linalg
+
+from solvers.certificate import Certificate, certify_reduced
+
+#: factor on t per outer step
+MU = 10.0
+#: Newton steps in all, at most
+MAX_NEWTON = 1000
+#: the start: the tied point's C shrunk this far towards a strictly feasible diagonal
+START_SHRINK = 1e-2
+#: inner loop: stop when the Newton decrement lambda^2 / 2 is below this
+DECREMENT_TOL = 1e-9
+#: central-difference step on term distances for the Hessian of h
+HESSIAN_STEP = 1e-6
+
+
+@dataclass
+class TypeRun:
+    """The barrier solve's best point: C (q x q), its distance vector (``BatchTypeSymmetry``
+    layout), certificate, Newton and outer steps, seconds, and why it stopped."""
+
+    C: np.ndarray
+    dist: np.ndarray
+    certificate: Certificate
+    newton_steps: int
+    outer_steps: int
+    seconds: float
+    reason: str
+
+
+class TypeProgram:
+    """h over the type-mean Gram C: distances, value and gradient, Hessian, barrier.
+
+    The unknowns v are C's entries on and above the diagonal, without the diagonal of one-sample
+    types (fixed at 1)."""
+
+    def __init__(self, loss, symmetry):
+        self.relax = loss.relaxation()
+        self.sym = symmetry
+        self.table = symmetry.table
+        q = symmetry.q
+        counts = symmetry.groups.count
+        self.q, self.counts, self.multi = q, counts, counts >= 2
+        iu, ju = np.triu_indices(q)
+        keep = (iu != ju) | self.multi[iu]
+        self.I, self.J = iu[keep], ju[keep]
+        self.m = int(self.I.size)
+        self.on_diagonal = self.I == self.J
+        var = -np.ones((q, q), dtype=np.int64)
+        var[self.I, self.J] = np.arange(self.m)
+        var[self.J, self.I] = np.arange(self.m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.spread_scale = np.where(self.multi, counts / (counts - 1.0), 0.0)
+        # each table term's unknown and d x_term / d v (0: none, or padding)
+        v_idx = self.table.value_index
+        term_var = -np.ones(v_idx.shape, dtype=np.int64)
+        coef = np.zeros(v_idx.shape)
+        within = v_idx < q
+        a = v_idx[within]
+        term_var[within] = var[a, a]
+        coef[within] = self.spread_scale[a]
+        cross = v_idx >= 2 * q
+        r, c = np.divmod(v_idx[cross] - 2 * q, q)
+        term_var[cross] = np.where(r != c, var[r, c], -1)
+        coef[cross] = 1.0
+        coef[(term_var < 0) | (self.table.mult == 0)] = 0.0
+        self.term_var, self.term_coef = np.maximum(term_var, 0), coef
+        self.fixed = np.diag(np.where(self.multi, 0.0, 1.0))
+
+    # ---- C <-> v, distances -------------------------------------------------------------------
+    def matrix(self, v: np.ndarray) -> np.ndarray:
+        C = self.fixed.copy()
+        C[self.I, self.J] = v
+        C[self.J, self.I] = v
+        return C
+
+    def unknowns(self, C: np.ndarray) -> np.ndarray:
+        return C[self.I, self.J].copy()
+
+    def distances(self, C: np.ndarray) -> np.ndarray:
+        """The distance vector 1 - x of the invariant G (``ClassSymmetry`` layout over types)."""
+        q = self.q
+        within = (1.0 - np.diag(C)) * self.spread_scale
+        cross = 1.0 - C
+        np.fill_diagonal(cross, 0.0)
+        return np.concatenate([within, np.zeros(q), cross.ravel()])
+
+    # ---- h ---------------------------------------------------------------------------------------
+    def log_excess_and_gradient(self, C: np.ndarray):
+        """(log(h - floor), d log(h - floor) / d v)."""
+        q = self.q
+        lex, tot = self.relax.table_log_excess(self.table, self.distances(C))
+        cross = tot[2 * q:].reshape(q, q)
+        g = np.where(self.on_diagonal, tot[self.I] * self.spread_scale[self.I],
+                     cross[self.I, self.J] + cross[self.J, self.I])
+        return lex, g
+
+    def hessian(self, C: np.ndarray, log_weight: float) -> np.ndarray:
+        """exp(log_weight) x the Hessian of h - floor in v: per term column t, central differences
+        of every row's exact derivatives (``Loss.table_row_derivatives``) as term t moves."""
+        table, m = self.table, self.m
+        X = table.gather(self.distances(C))
+        columns, flat, pick = self._hessian_pattern
+        weights = []
+        for t, live in zip(columns, pick, strict=True):
+            Xp, Xm = X.copy(), X.copy()
+            Xp[:, t] += HESSIAN_STEP
+            Xm[:, t] -= HESSIAN_STEP
+            lp, Wp = self.relax.table_row_derivatives(table, Xp)
+            lm, Wm = self.relax.table_row_derivatives(table, Xm)
+            # d (per-entry derivative in G) / d G_term t: a distance step +s is a G step -s
+            D = (Wm * math.exp(lm + log_weight) - Wp * math.exp(lp + log_weight)) / (2.0 * HESSIAN_STEP)
+            weights.append((self._term_weight * self.term_coef[:, t][:, None] * D)[live])
+        H = np.bincount(flat, weights=np.concatenate(weights), minlength=m * m).reshape(m, m)
+        return 0.5 * (H + H.T)
+
+    @cached_property
+    def _term_weight(self) -> np.ndarray:
+        t = self.table
+        return t.anchor_weight[:, None] * t.mult * self.term_coef
+
+    @cached_property
+    def _hessian_pattern(self):
+        """The term columns that hold an unknown, and per column the (row, term) entries that pair
+        two unknowns (a mask) with their flat index in the m x m Hessian (all columns' together)."""
+        columns = np.flatnonzero((self.term_coef != 0).any(axis=0))
+        flat, pick = [], []
+        for t in columns:
+            live = (self._term_weight != 0) & (self.term_coef[:, t][:, None] != 0)
+            pick.append(live)
+            cols = np.broadcast_to(self.term_var[:, t][:, None], live.shape)[live]
+            flat.append(self.term_var[live] * self.m + cols)
+        return columns, np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64), pick
+
+    # ---- barrier -------------------------------------------------------------------------------
+    def barrier(self, C: np.ndarray):
+        """(-log det C - sum log(1 - C_aa), gradient, Hessian) in v, or None outside the domain."""
+        d = np.diag(C)[self.multi]
+        if np.any(d >= 1.0):
+            return None
+        try:
+            L = np.linalg.cholesky(C)
+        except np.linalg.LinAlgError:
+            return None
+        A = scipy.linalg.cho_solve((L, True), np.eye(self.q))
+        A = 0.5 * (A + A.T)
+        value = -2.0 * float(np.log(np.diag(L)).sum()) - float(np.log1p(-d).sum())
+        rows, cols, diag = self.I, self.J, self.on_diagonal
+        spread = np.zeros(self.q)
+        spread[self.multi] = 1.0 / (1.0 - d)
+        g = np.where(diag, -A[rows, cols] + spread[rows], -2.0 * A[rows, cols])
+        # d^2 (-log det C)[E_k, E_l] = tr(A E_k A E_l) with E_k = e_i e_j^T + e_j e_i^T (i < j) or
+        # e_i e_i^T: (c_k c_l / 2) (A_{j_k i_l} A_{i_k j_l} + A_{j_k j_l} A_{i_k i_l}), c = 2 off
+        # the diagonal and 1 on it
+        c = np.where(diag, 1.0, 2.0)
+        AI, AJ = A[rows], A[cols]
+        H = AJ[:, rows]
+        H *= AI[:, cols]
+        other = AJ[:, cols]
+        other *= AI[:, rows]
+        H += other
+        H *= np.outer(c, c / 2.0)
+        k = np.flatnonzero(diag)
+        H[k, k] += spread[rows[k]] ** 2
+        return value, g, H
+
+
+def _newton_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """-H^{-1} g by Cholesky, with a growing ridge where H is not numerically positive definite."""
+    ridge = 0.0
+    scale = float(np.abs(np.diag(H)).max()) or 1.0
+    for _ in range(20):
+        try:
+            factor = scipy.linalg.cho_factor(H + ridge * np.eye(H.shape[0]), lower=True)
+            return -scipy.linalg.cho_solve(factor, g)
+        except np.linalg.LinAlgError:
+            ridge = max(1e-14 * scale, 10.0 * ridge)
+    return -g / scale
+
+
+def _rank(cert: Certificate) -> tuple:
+    return (not cert.certified, cert.gap_relative_to_scale, cert.value)
+
+
+def tied_start(symmetry, H: np.ndarray) -> np.ndarray:
+    """C of embeddings H (n, d) averaged inside types (their type means' Gram)."""
+    q = symmetry.q
+    sums = np.zeros((q, H.shape[1]))
+    np.add.at(sums, symmetry.type_of, H)
+    means = sums / symmetry.groups.count[:, None]
+    return means @ means.T
+
+
+def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = None,
+                max_newton: int = MAX_NEWTON, callback=None) -> TypeRun:
+    """Minimise the relaxation over type-invariant G by the barrier method (see the module), from
+    ``start`` (a type-mean Gram, e.g. :func:`tied_start` of a tied point; default: types of a class
+    together, classes apart) shrunk into the interior. Stops once the exact certificate holds with
+    a 2x margin, when a Newton step no longer lowers phi_t at the largest t, or after ``max_newton``
+    steps; returns the best point seen (certified first). ``callback(steps, log excess)`` reports
+    progress."""
+    t0 = time.perf_counter()
+    prog = TypeProgram(loss, symmetry)
+    if start is None:
+        lab = symmetry.type_label
+        k = int(lab.max()) + 1
+        start = np.where(lab[:, None] == lab[None, :], 1.0, -1.0 / max(k - 1, 1))
+    C = (1.0 - START_SHRINK) * np.asarray(start, dtype=float) + START_SHRINK * np.diag(
+        np.where(prog.multi, 0.5, 1.0))
+    np.fill_diagonal(C, np.where(prog.multi, np.minimum(np.diag(C), 1.0 - 0.5 * START_SHRINK), 1.0))
+    if prog.barrier(C) is None:  # a start outside the domain: the default, which is inside
+        return solve_types(loss, samples, symmetry, tol, None, max_newton, callback)
+    v = prog.unknowns(C)
+    lex, _ = prog.log_excess_and_gradient(C)
+    log_t = math.log(max(prog.m, 1)) - lex  # t (h - floor) = m at the start
+    best, steps, outer, reason = None, 0, 0, "step_limit"
+    while steps < max_newton:
+        outer += 1
+        stalled = False
+        for _ in range(50):
+            C = prog.matrix(v)
+            lex, g_lex = prog.log_excess_and_gradient(C)
+            b_val, b_grad, b_hess = prog.barrier(C)
+            w = math.exp(log_t + lex)  # t (h - floor)
+            grad = w * g_lex + b_grad
+            hess = prog.hessian(C, log_t) + b_hess
+            step = _newton_direction(hess, grad)
+            decrement = float(-grad @ step)
+            steps += 1
+            if callback is not None:
+                callback(steps, lex)
+            if decrement / 2.0 <= DECREMENT_TOL or steps >= max_newton:
+                break
+            phi0, s = w + b_val, 1.0
+            while s > 1e-10:
+                Cn = prog.matrix(v + s * step)
+                b = prog.barrier(Cn)
+                if b is not None:
+                    lex_n, _ = prog.log_excess_and_gradient(Cn)
+                    if math.exp(log_t + lex_n) + b[0] <= phi0 - 0.25 * s * decrement:
+                        break
+                s *= 0.5
+            if s <= 1e-10:
+                stalled = True
+                break
+            v = v + s * step
+        C = prog.matrix(v)
+        dist = prog.distances(C)
+        cert = certify_reduced(loss, symmetry, dist, tol, samples)
+        if best is None or _rank(cert) < _rank(best[2]):
+            best = (C, dist, cert)
+        if cert.certified and cert.gap_relative_to_scale <= 0.5 * tol:
+            reason = "certified"
+            break
+        if stalled and outer > 1 and best[2] is not cert:
+            reason = "stalled"
+            break
+        log_t += math.log(MU)
+    C, dist, cert = best
+    if cert.certified and reason != "certified":
+        reason = "certified"
+    return TypeRun(C, dist, cert, steps, outer, time.perf_counter() - t0, reason)
+
+
+def factors(C: np.ndarray) -> np.ndarray:
+    """Unit factor rows [x_a, s_a = 0, t_a] (``ClassSymmetry`` layout over types) of a type-mean
+    Gram C: x_a from C's eigendecomposition, t_a^2 = 1 - |x_a|^2 (the spread inside the type)."""
+    w, U = np.linalg.eigh(0.5 * (C + C.T))
+    X = (U * np.sqrt(np.clip(w, 0.0, None)))[:, ::-1]
+    norm2 = np.einsum("ij,ij->i", X, X)
+    t = np.sqrt(np.clip(1.0 - norm2, 0.0, None))
+    Z = np.column_stack([X, np.zeros(C.shape[0]), t])
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+
+#: relative eigenvalue thresholds tried, largest first, to drop the barrier's interior from C
+PURIFY_THRESHOLDS = (1e-6, 1e-8, 1e-10)
+
+
+def purified(loss, samples, symmetry, run: TypeRun, tol: float) -> tuple[np.ndarray, Certificate]:
+    """Factor rows (:func:`factors`) of a lower-rank point than the barrier's: a barrier point
+    lies inside the cone (eigenvalues of C of order 1/t where the optimum has 0), so C's
+    eigenvalues below each of :data:`PURIFY_THRESHOLDS` x the largest are dropped in turn and the
+    first point the exact certificate accepts is kept; else the barrier's own point."""
+    Z = factors(run.C)
+    w, U = np.linalg.eigh(0.5 * (run.C + run.C.T))
+    for rel in PURIFY_THRESHOLDS:
+        keep = w > rel * w[-1]
+        if keep.all():
+            break
+        Zr = factors((U[:, keep] * w[keep]) @ U[:, keep].T)
+        cert = certify_reduced(loss, symmetry, symmetry.distances_from_factors(Zr), tol, samples)
+        if cert.certified:
+            return Zr, cert
+    return Z, run.certificate

@@ -6,7 +6,8 @@ Designs (all SupCon, reduction sum):
   random:B   a random partition into batches of B (each batch a component: solved on its own
              by its symmetric program, one solve per distinct composition, certified once whole)
   windows:B  overlapping windows of B over a random order, stride B / 2 (one component: the
-             n x n program with tied starts, then Burer-Monteiro)
+             n x n program with tied starts, then the program over type-invariant G by a barrier
+             method, then Burer-Monteiro)
 Each case runs in a child process (one warm-up solve, then the best of two) under a time limit;
 the full problem (no batches) is timed the same way in the same child, and the table gives the
 ratio batched / full.
@@ -65,7 +66,7 @@ print(json.dumps({"batched_s": tb, "full_s": tf, "certified": bool(res.certifica
 
 CASES = [((3, 3, 2), "split"), ((12, 12, 12), "random:12"), ((12, 12, 12), "windows:12"),
          ((20,) * 10, "random:40"), ((20,) * 10, "windows:40")]
-TAUS = (0.02, 0.1, 1.0)
+TAUS = (0.02, 0.05, 0.1, 1.0)
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ NULL_TOL = 1e-9
 RANGE_TOL = 1e-6
 #: smallest singular value of the diag map (over its largest) for injectivity
 INJECTIVE_TOL = 1e-8
+#: share of the point's trace that may lie on S's range (round-off) for the test to apply
+RANGE_WEIGHT_TOL = 1e-9
 
 
 @dataclass
@@ -119,8 +121,11 @@ def _rows(H: np.ndarray, tol: float):
     return EmbeddingGeometry(H, np.zeros(H.shape[0], dtype=np.int64), 1, rank_tol=tol)
 
 
-def unique_on_block(S: np.ndarray) -> tuple[bool | None, str]:
-    """Mangasarian's test on one block of S (module docstring)."""
+def unique_on_block(S: np.ndarray, G: np.ndarray | None = None) -> tuple[bool | None, str]:
+    """Mangasarian's test on one block of S (module docstring), at the point whose Gram block is
+    ``G``: the point is certified within a tolerance, not exact, so where G itself has weight on
+    S's range (trace of G there above :data:`RANGE_WEIGHT_TOL` of its trace) null(S) does not
+    bound the optimal set and the test cannot tell."""
     w, U = np.linalg.eigh(0.5 * (S + S.T))
     scale = float(np.abs(S).sum(axis=1).max()) or 1.0
     rel = w / scale
@@ -128,6 +133,13 @@ def unique_on_block(S: np.ndarray) -> tuple[bool | None, str]:
     if np.any((rel > NULL_TOL) & (rel < RANGE_TOL)):
         return None, (f"the null space of S is not separated from its range in float64 (an eigenvalue "
                       f"{float(rel[(rel > NULL_TOL) & (rel < RANGE_TOL)][0]):.1e} x |S|)")
+    if G is not None and (~null).any():
+        R = U[:, ~null]
+        weight = float(np.einsum("ij,ij->", R, G @ R)) / max(float(np.trace(G)), 1e-300)
+        if weight > RANGE_WEIGHT_TOL:
+            return None, (f"the point shown has {weight:.1e} of its trace on the range of S (eigenvalues "
+                          f"from {float(rel[~null].min()):.1e} x |S|): it is optimal within the "
+                          "tolerance, not exactly, so null(S) does not bound the optimal set")
     V = U[:, null]
     r = V.shape[1]
     a, b = np.triu_indices(r)
@@ -151,8 +163,8 @@ def optimal_face(loss, samples, H: np.ndarray, rank_tol: float, certified: bool 
     parts = component_parts(comp)
     if certified:
         S = dense_certificate_matrix(loss, H, samples)
-        verdicts = [unique_on_block(S[np.ix_(idx, idx)]) if idx.size > 1 else (True, "one sample")
-                    for idx in parts]
+        verdicts = [unique_on_block(S[np.ix_(idx, idx)], H[idx] @ H[idx].T) if idx.size > 1
+                    else (True, "one sample") for idx in parts]
     else:
         verdicts = [(None, "the point is not certified: no test of the optimal set")]
     blocks_unique = all(v is True for v, _ in verdicts)

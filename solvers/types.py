@@ -18,15 +18,24 @@ the optimum is a frame of the classes plus spreads of order 1e-5 between the typ
 (L-BFGS stops with the gap at half the excess), and a conic solver's exponential cones resolve the
 loss to 1e-8 of its value, 1e-2 of the excess there. Here Newton steps minimise
 
-    phi_t(C) = t (h(C) - floor) - log det C - sum_a log(1 - C_aa)
+    phi_t = t (h - floor) - log det C - sum_a log E_aa      (types of several samples)
 
-with h - floor and its gradient from the losses' log-excess forms (exact to float64's relative
-precision at any tau; the factor t is carried as a log, so the excess may lie far below float64's
-range). The Hessian of h is assembled row by row of the loss's table from central differences of
-the rows' exact derivatives, one pair of evaluations per term column (rows are independent
-functions of their own terms); that of the barrier is in closed form. Each outer step multiplies t
-by :data:`MU` (Boyd and Vandenberghe 2004, section 11.3); the exact certificate of the full program
-(``solvers.certificate.certify_reduced``, O(q^3): S inherits G's symmetry) decides when to stop.
+over the distances E = 1 - C themselves (E_ab = 1 - m_a.m_b, E_aa = 1 - |m_a|^2: at tau 0.05
+1 - C would leave the 1e-7 distances between types of a class with 1e-9 of round-off, enough to
+lose the certificate), with log det C taken as that of the Gram of each class's reference mean and
+the other types' offsets from it (sums of small distances). h - floor and its gradient come from
+the losses' log-excess forms (exact to float64's relative precision; t is carried as a log, so the
+excess may lie far below float64's range). The Hessian of h is assembled row by row of the loss's
+table from central differences of the rows' exact derivatives, one pair of evaluations per term
+column (rows are independent functions of their own terms); that of the barrier is in closed
+form. Each outer step multiplies t by :data:`MU` (Boyd and Vandenberghe 2004, section 11.3); the
+exact certificate of the full program (``solvers.certificate.certify_reduced``, O(q^3): S inherits
+G's symmetry) decides when to stop.
+
+Limit (measured): at tau 0.03 and below the optimum puts the positives of an anchor equidistant
+to below float64's resolution of their distances (the excess's positive part is (e^x - 1 - x)
+of x ~ 1e-13), where its gradient is no longer resolved; the Newton steps then stall and the
+point is reported as it is, not certified.
 """
 
 from __future__ import annotations
@@ -43,10 +52,11 @@ from solvers.certificate import Certificate, certify_reduced
 
 #: factor on t per outer step
 MU = 10.0
-#: Newton steps in all, at most
-MAX_NEWTON = 1000
-#: the start: the tied point's C shrunk this far towards a strictly feasible diagonal
-START_SHRINK = 1e-2
+#: Newton steps in all, at most (about 1 s each at q = 87 types)
+MAX_NEWTON = 300
+#: the start: a type-mean Gram shrunk by the first of these towards a strictly feasible diagonal
+#: that costs at most log 2 of log excess (:func:`_interior_start`)
+START_SHRINKS = 10.0 ** -np.arange(2, 15)
 #: inner loop: stop when the Newton decrement lambda^2 / 2 is below this
 DECREMENT_TOL = 1e-9
 #: central-difference step on term distances for the Hessian of h
@@ -55,10 +65,11 @@ HESSIAN_STEP = 1e-6
 
 @dataclass
 class TypeRun:
-    """The barrier solve's best point: C (q x q), its distance vector (``BatchTypeSymmetry``
-    layout), certificate, Newton and outer steps, seconds, and why it stopped."""
+    """The barrier solve's best point: E = 1 - C (q x q, C the type means' Gram), its distance
+    vector (``BatchTypeSymmetry`` layout), certificate, Newton and outer steps, seconds, and why
+    it stopped."""
 
-    C: np.ndarray
+    E: np.ndarray
     dist: np.ndarray
     certificate: Certificate
     newton_steps: int
@@ -66,12 +77,23 @@ class TypeRun:
     seconds: float
     reason: str
 
+    @property
+    def C(self) -> np.ndarray:
+        C = 1.0 - self.E
+        np.fill_diagonal(C, 1.0 - np.diag(self.E))
+        return C
+
 
 class TypeProgram:
-    """h over the type-mean Gram C: distances, value and gradient, Hessian, barrier.
+    """h over the type-mean Gram C, in the coordinates E = 1 - C (E_ab = 1 - m_a.m_b, E_aa =
+    1 - |m_a|^2: the distances of the invariant G, exact where they are tiny, where 1 - C is
+    round-off): distances, value and gradient, Hessian, barrier.
 
-    The unknowns v are C's entries on and above the diagonal, without the diagonal of one-sample
-    types (fixed at 1)."""
+    The unknowns v are E's entries on and above the diagonal, without the diagonal of one-sample
+    types (fixed at 0). The barrier's log det C is taken as log det K, K the Gram of each class's
+    reference type mean and the other types' offsets from it (K = Q C Q^T, det Q = 1, computed from
+    E: its offset block holds sums of small distances, never differences of entries near 1), so
+    that it resolves types of a class that nearly coincide."""
 
     def __init__(self, loss, symmetry):
         self.relax = loss.relaxation()
@@ -90,7 +112,7 @@ class TypeProgram:
         var[self.J, self.I] = np.arange(self.m)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.spread_scale = np.where(self.multi, counts / (counts - 1.0), 0.0)
-        # each table term's unknown and d x_term / d v (0: none, or padding)
+        # each table term's unknown and d (term distance) / d v (0: none, or padding)
         v_idx = self.table.value_index
         term_var = -np.ones(v_idx.shape, dtype=np.int64)
         coef = np.zeros(v_idx.shape)
@@ -104,41 +126,53 @@ class TypeProgram:
         coef[cross] = 1.0
         coef[(term_var < 0) | (self.table.mult == 0)] = 0.0
         self.term_var, self.term_coef = np.maximum(term_var, 0), coef
-        self.fixed = np.diag(np.where(self.multi, 0.0, 1.0))
+        # K = Q C Q^T = 1_R 1_R^T - Q E Q^T: row a of Q is e_a for a class's first type (its
+        # reference), e_a - e_ref for the others
+        # (rows in the order: references, then the others, so that a Cholesky factor forms the
+        # offsets' block after the references' O(1) block)
+        label = symmetry.type_label
+        self.ref = np.array([np.flatnonzero(label == label[a])[0] for a in range(q)])
+        is_ref = self.ref == np.arange(q)
+        self.order = np.concatenate([np.flatnonzero(is_ref), np.flatnonzero(~is_ref)])
+        Q = np.eye(q)
+        others = np.flatnonzero(~is_ref)
+        Q[others, self.ref[others]] = -1.0
+        self.Q = Q[self.order]
+        self.ones_ref = is_ref[self.order].astype(float)
 
-    # ---- C <-> v, distances -------------------------------------------------------------------
+    # ---- E <-> v, distances -------------------------------------------------------------------
     def matrix(self, v: np.ndarray) -> np.ndarray:
-        C = self.fixed.copy()
-        C[self.I, self.J] = v
-        C[self.J, self.I] = v
-        return C
+        E = np.zeros((self.q, self.q))
+        E[self.I, self.J] = v
+        E[self.J, self.I] = v
+        return E
 
-    def unknowns(self, C: np.ndarray) -> np.ndarray:
-        return C[self.I, self.J].copy()
+    def unknowns(self, E: np.ndarray) -> np.ndarray:
+        return E[self.I, self.J].copy()
 
-    def distances(self, C: np.ndarray) -> np.ndarray:
+    def distances(self, E: np.ndarray) -> np.ndarray:
         """The distance vector 1 - x of the invariant G (``ClassSymmetry`` layout over types)."""
         q = self.q
-        within = (1.0 - np.diag(C)) * self.spread_scale
-        cross = 1.0 - C
+        within = np.diag(E) * self.spread_scale
+        cross = E.copy()
         np.fill_diagonal(cross, 0.0)
         return np.concatenate([within, np.zeros(q), cross.ravel()])
 
     # ---- h ---------------------------------------------------------------------------------------
-    def log_excess_and_gradient(self, C: np.ndarray):
+    def log_excess_and_gradient(self, E: np.ndarray):
         """(log(h - floor), d log(h - floor) / d v)."""
         q = self.q
-        lex, tot = self.relax.table_log_excess(self.table, self.distances(C))
-        cross = tot[2 * q:].reshape(q, q)
-        g = np.where(self.on_diagonal, tot[self.I] * self.spread_scale[self.I],
-                     cross[self.I, self.J] + cross[self.J, self.I])
+        lex, tot = self.relax.table_log_excess(self.table, self.distances(E))
+        cross = tot[2 * q:].reshape(q, q)  # d / d x, x = 1 - distance
+        g = np.where(self.on_diagonal, -tot[self.I] * self.spread_scale[self.I],
+                     -(cross[self.I, self.J] + cross[self.J, self.I]))
         return lex, g
 
-    def hessian(self, C: np.ndarray, log_weight: float) -> np.ndarray:
+    def hessian(self, E: np.ndarray, log_weight: float) -> np.ndarray:
         """exp(log_weight) x the Hessian of h - floor in v: per term column t, central differences
         of every row's exact derivatives (``Loss.table_row_derivatives``) as term t moves."""
         table, m = self.table, self.m
-        X = table.gather(self.distances(C))
+        X = table.gather(self.distances(E))
         columns, flat, pick = self._hessian_pattern
         weights = []
         for t, live in zip(columns, pick, strict=True):
@@ -172,22 +206,48 @@ class TypeProgram:
         return columns, np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64), pick
 
     # ---- barrier -------------------------------------------------------------------------------
-    def barrier(self, C: np.ndarray):
-        """(-log det C - sum log(1 - C_aa), gradient, Hessian) in v, or None outside the domain."""
-        d = np.diag(C)[self.multi]
-        if np.any(d >= 1.0):
-            return None
+    def offsets_factor(self, E: np.ndarray) -> np.ndarray | None:
+        """Cholesky factor of K = Q C Q^T (None where K is not positive definite)."""
+        K = np.outer(self.ones_ref, self.ones_ref) - self.Q @ E @ self.Q.T
         try:
-            L = np.linalg.cholesky(C)
+            return np.linalg.cholesky(K)
         except np.linalg.LinAlgError:
             return None
-        A = scipy.linalg.cho_solve((L, True), np.eye(self.q))
+
+    def factors(self, E: np.ndarray) -> np.ndarray:
+        """Factor rows [m_a, 0, sqrt(E_aa)] (``ClassSymmetry`` layout over types: the type means
+        and the spread inside each type) of a strictly feasible E, for
+        :meth:`ufm.symmetry.BatchTypeSymmetry.lift`. The means are a class's reference mean plus
+        the type's offset, both from the Cholesky factor of K, so that types of one class keep
+        their small distances to full relative precision (1 - C would leave them round-off)."""
+        L = self.offsets_factor(E)
+        if L is None:
+            raise ValueError("E is not strictly feasible")
+        Y = np.empty_like(L)
+        Y[self.order] = L
+        means = Y.copy()
+        others = np.flatnonzero(self.ref != np.arange(self.q))
+        means[others] += Y[self.ref[others]]
+        spread = np.sqrt(np.where(self.multi, np.clip(np.diag(E), 0.0, None), 0.0))
+        return np.column_stack([means, np.zeros(self.q), spread])
+
+    def barrier(self, E: np.ndarray):
+        """(-log det C - sum log E_aa (types of several samples), gradient, Hessian) in v, or None
+        outside the domain (C not positive definite, or a type without spread)."""
+        u = np.diag(E)[self.multi]
+        if np.any(u <= 0.0):
+            return None
+        L = self.offsets_factor(E)
+        if L is None:
+            return None
+        A = self.Q.T @ scipy.linalg.cho_solve((L, True), self.Q)  # C^{-1}
         A = 0.5 * (A + A.T)
-        value = -2.0 * float(np.log(np.diag(L)).sum()) - float(np.log1p(-d).sum())
+        value = -2.0 * float(np.log(np.diag(L)).sum()) - float(np.log(u).sum())
         rows, cols, diag = self.I, self.J, self.on_diagonal
         spread = np.zeros(self.q)
-        spread[self.multi] = 1.0 / (1.0 - d)
-        g = np.where(diag, -A[rows, cols] + spread[rows], -2.0 * A[rows, cols])
+        spread[self.multi] = 1.0 / u
+        # d (-log det C) / d E = C^{-1} (C = 1 1^T - E)
+        g = np.where(diag, A[rows, cols] - spread[rows], 2.0 * A[rows, cols])
         # d^2 (-log det C)[E_k, E_l] = tr(A E_k A E_l) with E_k = e_i e_j^T + e_j e_i^T (i < j) or
         # e_i e_i^T: (c_k c_l / 2) (A_{j_k i_l} A_{i_k j_l} + A_{j_k j_l} A_{i_k i_l}), c = 2 off
         # the diagonal and 1 on it
@@ -234,35 +294,34 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
                 max_newton: int = MAX_NEWTON, callback=None) -> TypeRun:
     """Minimise the relaxation over type-invariant G by the barrier method (see the module), from
     ``start`` (a type-mean Gram, e.g. :func:`tied_start` of a tied point; default: types of a class
-    together, classes apart) shrunk into the interior. Stops once the exact certificate holds with
-    a 2x margin, when a Newton step no longer lowers phi_t at the largest t, or after ``max_newton``
-    steps; returns the best point seen (certified first). ``callback(steps, log excess)`` reports
-    progress."""
+    together, classes apart) moved into the interior (:func:`_interior_start`). Stops once the
+    exact certificate holds with a 2x margin, when a Newton step no longer lowers phi_t at the
+    largest t, or after ``max_newton`` steps; returns the best point seen (certified first).
+    ``callback(steps, log excess)`` reports progress."""
     t0 = time.perf_counter()
     prog = TypeProgram(loss, symmetry)
     if start is None:
         lab = symmetry.type_label
         k = int(lab.max()) + 1
         start = np.where(lab[:, None] == lab[None, :], 1.0, -1.0 / max(k - 1, 1))
-    C = (1.0 - START_SHRINK) * np.asarray(start, dtype=float) + START_SHRINK * np.diag(
-        np.where(prog.multi, 0.5, 1.0))
-    np.fill_diagonal(C, np.where(prog.multi, np.minimum(np.diag(C), 1.0 - 0.5 * START_SHRINK), 1.0))
-    if prog.barrier(C) is None:  # a start outside the domain: the default, which is inside
-        return solve_types(loss, samples, symmetry, tol, None, max_newton, callback)
-    v = prog.unknowns(C)
-    lex, _ = prog.log_excess_and_gradient(C)
-    log_t = math.log(max(prog.m, 1)) - lex  # t (h - floor) = m at the start
+    v, lex = _interior_start(prog, np.asarray(start, dtype=float))
+    # t: where t grad(h) best balances the barrier's gradient at the start (least squares), so
+    # that the first centring step stays near a good start
+    _, g_lex = prog.log_excess_and_gradient(prog.matrix(v))
+    b_grad = prog.barrier(prog.matrix(v))[1]
+    t_ls = -float(g_lex @ b_grad) / float(g_lex @ g_lex) if np.any(g_lex) else 0.0
+    log_t = max(math.log(max(prog.m, 1)), math.log(t_ls) if t_ls > 0 else -np.inf) - lex
     best, steps, outer, reason = None, 0, 0, "step_limit"
     while steps < max_newton:
         outer += 1
         stalled = False
         for _ in range(50):
-            C = prog.matrix(v)
-            lex, g_lex = prog.log_excess_and_gradient(C)
-            b_val, b_grad, b_hess = prog.barrier(C)
+            E = prog.matrix(v)
+            lex, g_lex = prog.log_excess_and_gradient(E)
+            b_val, b_grad, b_hess = prog.barrier(E)
             w = math.exp(log_t + lex)  # t (h - floor)
             grad = w * g_lex + b_grad
-            hess = prog.hessian(C, log_t) + b_hess
+            hess = prog.hessian(E, log_t) + b_hess
             step = _newton_direction(hess, grad)
             decrement = float(-grad @ step)
             steps += 1
@@ -272,10 +331,10 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
                 break
             phi0, s = w + b_val, 1.0
             while s > 1e-10:
-                Cn = prog.matrix(v + s * step)
-                b = prog.barrier(Cn)
+                En = prog.matrix(v + s * step)
+                b = prog.barrier(En)
                 if b is not None:
-                    lex_n, _ = prog.log_excess_and_gradient(Cn)
+                    lex_n, _ = prog.log_excess_and_gradient(En)
                     if math.exp(log_t + lex_n) + b[0] <= phi0 - 0.25 * s * decrement:
                         break
                 s *= 0.5
@@ -283,11 +342,11 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
                 stalled = True
                 break
             v = v + s * step
-        C = prog.matrix(v)
-        dist = prog.distances(C)
+        E = prog.matrix(v)
+        dist = prog.distances(E)
         cert = certify_reduced(loss, symmetry, dist, tol, samples)
         if best is None or _rank(cert) < _rank(best[2]):
-            best = (C, dist, cert)
+            best = (E, dist, cert)
         if cert.certified and cert.gap_relative_to_scale <= 0.5 * tol:
             reason = "certified"
             break
@@ -295,10 +354,36 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
             reason = "stalled"
             break
         log_t += math.log(MU)
-    C, dist, cert = best
+    E, dist, cert = best
     if cert.certified and reason != "certified":
         reason = "certified"
-    return TypeRun(C, dist, cert, steps, outer, time.perf_counter() - t0, reason)
+    return TypeRun(E, dist, cert, steps, outer, time.perf_counter() - t0, reason)
+
+
+def _interior_start(prog: TypeProgram, start: np.ndarray):
+    """(unknowns, log excess) of ``start`` (a type-mean Gram) moved strictly inside the domain:
+    C = (1 - d) start + d D (D diagonal: 1/2 on types of several samples, 1 on one-sample types),
+    with the largest d in 1e-2, 1e-3, ... whose log excess is within log 2 of the start's own (at
+    small tau a fixed shrink spreads each class far more than its optimum does)."""
+    D = np.where(prog.multi, 0.5, 1.0)
+    base = None
+    for d in START_SHRINKS:
+        C = (1.0 - d) * start + d * np.diag(D)
+        E = 1.0 - C
+        np.fill_diagonal(E, np.where(prog.multi, np.maximum(1.0 - np.diag(C), 0.5 * d), 0.0))
+        if prog.barrier(E) is None:
+            continue
+        lex = prog.log_excess_and_gradient(E)[0]
+        if base is None:
+            base = (prog.unknowns(E), lex)
+            E0 = 1.0 - start
+            np.fill_diagonal(E0, 0.0)
+            target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
+        if lex <= target:
+            return prog.unknowns(E), lex
+    if base is None:
+        raise ValueError("no strictly feasible start near the given type-mean Gram")
+    return base
 
 
 def factors(C: np.ndarray) -> np.ndarray:
@@ -321,7 +406,7 @@ def purified(loss, samples, symmetry, run: TypeRun, tol: float) -> tuple[np.ndar
     lies inside the cone (eigenvalues of C of order 1/t where the optimum has 0), so C's
     eigenvalues below each of :data:`PURIFY_THRESHOLDS` x the largest are dropped in turn and the
     first point the exact certificate accepts is kept; else the barrier's own point."""
-    Z = factors(run.C)
+    Z = TypeProgram(loss, symmetry).factors(run.E)
     w, U = np.linalg.eigh(0.5 * (run.C + run.C.T))
     for rel in PURIFY_THRESHOLDS:
         keep = w > rel * w[-1]

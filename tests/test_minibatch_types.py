@@ -11,7 +11,8 @@ import pytest
 
 from solvers import certify_embeddings, solve
 from solvers.certificate import certify_reduced
-from solvers.types import TypeProgram, factors, solve_types
+from solvers.face import unique_on_block
+from solvers.types import TypeProgram, solve_types
 from ufm import Problem, Samples, get_loss
 from ufm.symmetry import BatchTypeSymmetry, batch_type_symmetry
 
@@ -94,11 +95,16 @@ def test_barrier_derivatives_match_central_differences():
     rng = np.random.default_rng(0)
     Z = random_invariant_point(sym, seed=5)
     C = 0.9 * factors_gram(Z) + 0.05 * np.eye(sym.q)
-    np.fill_diagonal(C, np.where(prog.multi, np.diag(C), 1.0))
-    v = prog.unknowns(C)
-    lex, g = prog.log_excess_and_gradient(C)
-    b_val, b_grad, b_hess = prog.barrier(C)
-    H = prog.hessian(C, -lex)  # of (h - floor) / excess
+    np.fill_diagonal(C, np.where(prog.multi, np.diag(C), 1.0))  # one-sample types: unit means
+    E = 1.0 - C  # the program's coordinates: distances
+    np.fill_diagonal(E, np.where(prog.multi, 1.0 - np.diag(C), 0.0))
+    v = prog.unknowns(E)
+    lex, g = prog.log_excess_and_gradient(E)
+    b_val, b_grad, b_hess = prog.barrier(E)
+    # -log det C itself, from numpy's eigenvalues
+    assert b_val == pytest.approx(-np.log(np.linalg.eigvalsh(C)).sum()
+                                  - np.log(np.diag(E)[prog.multi]).sum(), rel=1e-10)
+    H = prog.hessian(E, -lex)  # of (h - floor) / excess
     step = 1e-6
     for k in rng.choice(prog.m, size=8, replace=False):
         e = np.zeros(prog.m)
@@ -121,6 +127,43 @@ def factors_gram(Z):
     return X @ X.T + np.diag(Z[:, -1] ** 2)
 
 
+def test_lift_keeps_the_small_distances_between_types_of_a_class():
+    """At tau 0.05 the types of a class sit 1e-7 to 1e-4 apart: the embeddings lifted from the
+    barrier's point have the program's distances to 1e-9 relative (taken from 1 - C they would
+    be off by 1e-8 and the dense certificate would fail)."""
+    samples = windows()
+    loss = get_loss("supcon", tau=0.05)
+    sym = batch_type_symmetry(loss, samples)
+    prog = TypeProgram(loss, sym)
+    run = solve_types(loss, samples, sym, 1e-6)
+    assert run.certificate.certified
+    H = sym.lift(prog.factors(run.E))
+    D = loss.distances(H, samples)
+    t, lab, q = sym.type_of, sym.type_label, sym.q
+    cross = run.dist[2 * q:].reshape(q, q)
+    same_class = (lab[t][:, None] == lab[t][None, :]) & (t[:, None] != t[None, :])
+    assert cross[np.ix_(t, t)][same_class].max() < 1e-3
+    np.testing.assert_allclose(D[same_class], cross[np.ix_(t, t)][same_class], rtol=1e-9)
+    assert certify_embeddings(loss, H, samples, 1e-6).certified
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.1])
+def test_overlapping_windows_at_small_tau_are_certified(tau):
+    """Windows of 12 over 36 samples at tau 0.05 and 0.1: the tied types point is not certified
+    (types of a class want to sit 1e-5 apart); the type-invariant barrier's point is, by the
+    exact reduced certificate and by the dense one on its embeddings."""
+    samples = windows()
+    loss = get_loss("supcon", tau=tau)
+    res = solve(Problem(loss, samples), compare_full_batch=False)
+    assert res.certificate.certified and res.solver == "types"
+    assert certify_embeddings(loss, res.embeddings(lift=True), samples, 1e-6).certified
+    # the point is optimal within the tolerance: its spreads lie on S's small eigenvalues, so
+    # null(S) says nothing of the optimal set (it said "unique", of rank 2, which is false: the
+    # rank-2 point rebuilt from null(S) is not optimal)
+    assert res.face["optimum_unique"] == "unknown"
+    assert "range of S" in res.face["optimum_unique_reason"]
+
+
 def test_overlapping_windows_at_tau_0_1_are_certified_at_the_conic_optimum():
     """Windows of 12 over 36 samples: the tied types point is not optimal (its types want to
     spread by 1e-5); the type-invariant barrier solve is certified, and its value is clarabel's on
@@ -128,7 +171,7 @@ def test_overlapping_windows_at_tau_0_1_are_certified_at_the_conic_optimum():
     samples = windows()
     loss = get_loss("supcon", tau=0.1)
     res = solve(Problem(loss, samples), compare_full_batch=False)
-    assert res.certificate.certified and res.solver == "types"
+    assert res.solver == "types"
     assert any(note.startswith("type-invariant program (17 types") for note in res.notes)
     dense = certify_embeddings(loss, res.embeddings(lift=True), samples, 1e-6)
     assert dense.certified
@@ -143,7 +186,7 @@ def test_mean_reduction_with_unequal_overlapping_batches_through_the_barrier():
     sym = batch_type_symmetry(loss, samples)
     run = solve_types(loss, samples, sym, 1e-6)
     assert run.certificate.certified
-    H = sym.lift(factors(run.C))
+    H = sym.lift(TypeProgram(loss, sym).factors(run.E))
     dense = certify_embeddings(loss, H, samples, 1e-6)
     assert dense.certified
     value = hand_written("supcon", H, samples, samples.batches, 0.2, mean=True)
@@ -154,3 +197,10 @@ def test_losses_that_distinguish_views_get_no_type_symmetry():
     samples = Samples.instances_views(4, 2).with_batches([[0, 1, 2, 3], [2, 3, 4, 5, 6, 7]])
     assert batch_type_symmetry(get_loss("dhel", tau=0.5), samples) is None
     assert batch_type_symmetry(get_loss("supcon", tau=0.5), Samples.from_counts((2, 2))) is None
+
+
+def test_mangasarian_test_declines_a_point_with_weight_on_the_range_of_s():
+    S = np.diag([0.0, 1.0, 1.0])
+    assert unique_on_block(S, np.diag([1.0, 0.0, 0.0]))[0] is True
+    unique, why = unique_on_block(S, np.diag([1.0, 1e-6, 0.0]))
+    assert unique is None and "range of S" in why

@@ -49,15 +49,12 @@ class TiedPoint:
 def groupings(samples) -> list[tuple[str, np.ndarray]]:
     """``(name, group index per sample)``: the positive groups (``samples.labels``), then, with
     mini-batches, the types (group, batches containing the sample) where they are finer."""
+    from ufm.symmetry import batch_types
+
     labels = np.asarray(samples.labels)
     out = [("classes", labels)]
     if samples.batches is not None:
-        member = np.zeros((samples.n, len(samples.batches)), dtype=bool)
-        for b, idx in enumerate(samples.batches):
-            member[np.asarray(idx), b] = True
-        keys = np.column_stack([labels, member.astype(np.int64)])
-        _, types = np.unique(keys, axis=0, return_inverse=True)
-        types = np.asarray(types).ravel()
+        types = batch_types(samples)[0]
         if types.max() + 1 > labels.max() + 1:
             out.append(("types", types))
     return out

@@ -70,6 +70,7 @@ class TypeRun:
     it stopped."""
 
     E: np.ndarray
+    factors: np.ndarray  # TypeProgram.factors of E: for BatchTypeSymmetry.lift
     dist: np.ndarray
     certificate: Certificate
     newton_steps: int
@@ -357,7 +358,7 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
     E, dist, cert = best
     if cert.certified and reason != "certified":
         reason = "certified"
-    return TypeRun(E, dist, cert, steps, outer, time.perf_counter() - t0, reason)
+    return TypeRun(E, prog.factors(E), dist, cert, steps, outer, time.perf_counter() - t0, reason)
 
 
 def _interior_start(prog: TypeProgram, start: np.ndarray):
@@ -366,7 +367,10 @@ def _interior_start(prog: TypeProgram, start: np.ndarray):
     with the largest d in 1e-2, 1e-3, ... whose log excess is within log 2 of the start's own (at
     small tau a fixed shrink spreads each class far more than its optimum does)."""
     D = np.where(prog.multi, 0.5, 1.0)
-    base = None
+    E0 = 1.0 - start
+    np.fill_diagonal(E0, 0.0)
+    target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
+    first = None  # the largest feasible shrink, where none is within log 2
     for d in START_SHRINKS:
         C = (1.0 - d) * start + d * np.diag(D)
         E = 1.0 - C
@@ -374,19 +378,15 @@ def _interior_start(prog: TypeProgram, start: np.ndarray):
         if prog.barrier(E) is None:
             continue
         lex = prog.log_excess_and_gradient(E)[0]
-        if base is None:
-            base = (prog.unknowns(E), lex)
-            E0 = 1.0 - start
-            np.fill_diagonal(E0, 0.0)
-            target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
         if lex <= target:
             return prog.unknowns(E), lex
-    if base is None:
+        first = first or (prog.unknowns(E), lex)
+    if first is None:
         raise ValueError("no strictly feasible start near the given type-mean Gram")
-    return base
+    return first
 
 
-def factors(C: np.ndarray) -> np.ndarray:
+def gram_factors(C: np.ndarray) -> np.ndarray:
     """Unit factor rows [x_a, s_a = 0, t_a] (``ClassSymmetry`` layout over types) of a type-mean
     Gram C: x_a from C's eigendecomposition, t_a^2 = 1 - |x_a|^2 (the spread inside the type)."""
     w, U = np.linalg.eigh(0.5 * (C + C.T))
@@ -402,18 +402,17 @@ PURIFY_THRESHOLDS = (1e-6, 1e-8, 1e-10)
 
 
 def purified(loss, samples, symmetry, run: TypeRun, tol: float) -> tuple[np.ndarray, Certificate]:
-    """Factor rows (:func:`factors`) of a lower-rank point than the barrier's: a barrier point
+    """Factor rows (:func:`gram_factors`) of a lower-rank point than the barrier's: a barrier point
     lies inside the cone (eigenvalues of C of order 1/t where the optimum has 0), so C's
     eigenvalues below each of :data:`PURIFY_THRESHOLDS` x the largest are dropped in turn and the
     first point the exact certificate accepts is kept; else the barrier's own point."""
-    Z = TypeProgram(loss, symmetry).factors(run.E)
     w, U = np.linalg.eigh(0.5 * (run.C + run.C.T))
     for rel in PURIFY_THRESHOLDS:
         keep = w > rel * w[-1]
         if keep.all():
             break
-        Zr = factors((U[:, keep] * w[keep]) @ U[:, keep].T)
+        Zr = gram_factors((U[:, keep] * w[keep]) @ U[:, keep].T)
         cert = certify_reduced(loss, symmetry, symmetry.distances_from_factors(Zr), tol, samples)
         if cert.certified:
             return Zr, cert
-    return Z, run.certificate
+    return run.factors, run.certificate

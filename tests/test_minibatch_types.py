@@ -186,7 +186,7 @@ def test_mean_reduction_with_unequal_overlapping_batches_through_the_barrier():
     sym = batch_type_symmetry(loss, samples)
     run = solve_types(loss, samples, sym, 1e-6)
     assert run.certificate.certified
-    H = sym.lift(TypeProgram(loss, sym).factors(run.E))
+    H = sym.lift(run.factors)
     dense = certify_embeddings(loss, H, samples, 1e-6)
     assert dense.certified
     value = hand_written("supcon", H, samples, samples.batches, 0.2, mean=True)

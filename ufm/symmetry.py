@@ -462,14 +462,7 @@ class BatchTypeSymmetry(ClassSymmetry):
     """
 
     def __init__(self, samples: Samples, batch_weights):
-        labels = np.asarray(samples.labels)
-        subsets = samples.batch_subsets
-        member = np.zeros((samples.n, len(subsets)), dtype=np.int64)
-        for b, (idx, _) in enumerate(subsets):
-            member[np.asarray(idx), b] = 1
-        keys = np.column_stack([labels, member])
-        uniq, type_of = np.unique(keys, axis=0, return_inverse=True)
-        self.type_of = np.asarray(type_of).ravel()
+        self.type_of, uniq = batch_types(samples)
         self.type_label = uniq[:, 0]
         counts = np.bincount(self.type_of)
         self.samples = samples
@@ -546,6 +539,17 @@ class BatchTypeSymmetry(ClassSymmetry):
             H[rows, col : col + rows.size - 1] = t[a] * simplex_etf(rows.size)
             col += rows.size - 1
         return H / np.linalg.norm(H, axis=1, keepdims=True)
+
+
+def batch_types(samples: Samples) -> tuple[np.ndarray, np.ndarray]:
+    """(type of each sample, the types' keys [group, member of batch 0, member of batch 1, ...]):
+    samples of one group held by the same batches share a type; types in the order of their keys
+    (by group first)."""
+    member = np.zeros((samples.n, len(samples.batches)), dtype=np.int64)
+    for b, idx in enumerate(samples.batches):
+        member[np.asarray(idx), b] = 1
+    keys, type_of = np.unique(np.column_stack([samples.labels, member]), axis=0, return_inverse=True)
+    return np.asarray(type_of).ravel(), keys
 
 
 def batch_type_symmetry(loss, samples: Samples) -> BatchTypeSymmetry | None:

@@ -32,10 +32,13 @@ form. Each outer step multiplies t by :data:`MU` (Boyd and Vandenberghe 2004, se
 exact certificate of the full program (``solvers.certificate.certify_reduced``, O(q^3): S inherits
 G's symmetry) decides when to stop.
 
-Limit (measured): at tau 0.03 and below the optimum puts the positives of an anchor equidistant
-to below float64's resolution of their distances (the excess's positive part is (e^x - 1 - x)
-of x ~ 1e-13), where its gradient is no longer resolved; the Newton steps then stall and the
-point is reported as it is, not certified.
+Limit (measured): the optimum's types of a class sit 1e-6 to 1e-4 apart (at tau 0.04 to 0.1),
+while each anchor's positives must be equidistant to within about tau x (the excess's size): at
+tau 0.02, 1e-32, far below float64's resolution of distances of 1e-6. The positives' part of the excess
+(e^x - 1 - x of x = (dbar - D) / tau) and its gradient are then round-off, the Newton steps stall
+near the collapsed point, and that point is reported as it is, not certified. (A formulation that
+keeps the positives' differences as unknowns of their own, or the equidistance as constraints with
+their multipliers in the certificate, would be needed.)
 """
 
 from __future__ import annotations
@@ -364,13 +367,14 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
 def _interior_start(prog: TypeProgram, start: np.ndarray):
     """(unknowns, log excess) of ``start`` (a type-mean Gram) moved strictly inside the domain:
     C = (1 - d) start + d D (D diagonal: 1/2 on types of several samples, 1 on one-sample types),
-    with the largest d in 1e-2, 1e-3, ... whose log excess is within log 2 of the start's own (at
-    small tau a fixed shrink spreads each class far more than its optimum does)."""
+    with the largest d in :data:`START_SHRINKS` whose log excess is within log 2 of the start's
+    own, else the d of least log excess (at small tau a fixed shrink spreads each class far more
+    than its optimum does: each decade of d costs two of excess)."""
     D = np.where(prog.multi, 0.5, 1.0)
     E0 = 1.0 - start
     np.fill_diagonal(E0, 0.0)
     target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
-    first = None  # the largest feasible shrink, where none is within log 2
+    best = None
     for d in START_SHRINKS:
         C = (1.0 - d) * start + d * np.diag(D)
         E = 1.0 - C
@@ -380,10 +384,11 @@ def _interior_start(prog: TypeProgram, start: np.ndarray):
         lex = prog.log_excess_and_gradient(E)[0]
         if lex <= target:
             return prog.unknowns(E), lex
-        first = first or (prog.unknowns(E), lex)
-    if first is None:
+        if best is None or lex < best[1]:
+            best = (prog.unknowns(E), lex)
+    if best is None:
         raise ValueError("no strictly feasible start near the given type-mean Gram")
-    return first
+    return best
 
 
 def gram_factors(C: np.ndarray) -> np.ndarray:

@@ -192,3 +192,19 @@ def test_a_non_unique_report_of_an_uncertified_point_never_says_optimum_shown():
     text = format_solve(payload)
     assert "optimum shown" not in text and "some optimum" not in text
     assert "point shown (not certified)" in text
+
+
+def test_an_unknown_uniqueness_is_never_reported_as_not_unique():
+    """optimum_unique "unknown" (an uncertified point) printed "the optimum is not unique" and
+    "other optima have others": claims of the optimal set that nothing had shown."""
+    from ufm.cli.report import format_solve
+
+    samples = Samples.from_counts((3, 3, 2)).with_batches([[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]])
+    payload = solve(Problem(get_loss("supcon", tau=1.0), samples)).to_dict()
+    assert payload["optimum_unique"] is True
+    payload["certificate"]["certified"] = False
+    payload["optimum_unique"] = "unknown"
+    text = format_solve(payload)
+    assert "not unique" not in text and "have others" not in text
+    assert "other optima not ruled out" in text
+    assert "optimal value" not in text and "not certified optimal" in text

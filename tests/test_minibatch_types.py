@@ -204,3 +204,42 @@ def test_mangasarian_test_declines_a_point_with_weight_on_the_range_of_s():
     assert unique_on_block(S, np.diag([1.0, 0.0, 0.0]))[0] is True
     unique, why = unique_on_block(S, np.diag([1.0, 1e-6, 0.0]))
     assert unique is None and "range of S" in why
+
+
+def test_the_barrier_starts_where_the_shrunk_start_is_lowest_at_tau_0_02():
+    """At tau 0.02 no shrink of the collapsed start is within log 2 of its log excess (-69.8):
+    the start was the largest shrink (1e-2, log excess -2.7), and 300 Newton steps ended at
+    -22.3. The start is now the shrink of least log excess, and the run ends near the collapse."""
+    samples = windows()
+    loss = get_loss("supcon", tau=0.02)
+    sym = batch_type_symmetry(loss, samples)
+    run = solve_types(loss, samples, sym, 1e-6, max_newton=60)
+    assert run.certificate.log_excess < -69.0
+
+
+def test_an_uncertified_small_tau_window_solve_stops_as_stalled_from_its_best_point():
+    """Windows at tau 0.02 are not certified (float64 cannot hold the positives' equidistance,
+    see solvers.types). Burer-Monteiro's larger dimensions start from the best point padded
+    (random restarts ran 20000 iterations each to log excess -29, against -69.8 for the tied
+    point: ten minutes), and the status says stalled, not converged."""
+    samples = windows()
+    loss = get_loss("supcon", tau=0.02)
+    res = solve(Problem(loss, samples), compare_full_batch=False)
+    assert not res.certificate.certified
+    assert res.status.value == "stalled"
+    tied = [n for n in res.notes if n.startswith("tied start (classes")]
+    tied_lex = float(tied[0].split("log excess ")[1].split(":")[0])
+    assert res.certificate.log_excess <= tied_lex
+    assert any("Burer-Monteiro over H in dimension(s) 4, 8, 16, 32, 36" in n for n in res.notes)
+
+
+def test_padded_start_keeps_the_point_in_more_dimensions():
+    from solvers.solve import _padded_start
+
+    H = np.random.default_rng(0).standard_normal((9, 3))
+    H /= np.linalg.norm(H, axis=1, keepdims=True)
+    P = _padded_start(H, 7, seed=1)
+    assert P.shape == (9, 7)
+    np.testing.assert_allclose(np.linalg.norm(P, axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(P[:, :3], H, atol=1e-11)
+    assert 0 < np.abs(P[:, 3:]).max() < 1e-5

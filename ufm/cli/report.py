@@ -92,9 +92,13 @@ def _rank_qualifier(p: dict) -> str:
 
 
 def _collapsed_words(p: dict) -> str:
-    """yes | no, of every optimum where it is unique; else what holds of the optimal face."""
-    if p.get("optimum_unique", True) is True:
+    """yes | no, of every optimum where it is unique; else what holds of the optimal face, or of
+    the point shown where uniqueness is unknown."""
+    unique = p.get("optimum_unique", True)
+    if unique is True:
         return "yes" if p["collapsed"] else "no"
+    if unique is not False:  # "unknown"
+        return f"{'yes' if p['collapsed'] else 'no'}, the {_shown(p)}; other optima not ruled out"
     if p["collapsed"] and _certified(p):
         return "yes, some optimum (the one shown); the optimum is not unique"
     return f"{'yes' if p['collapsed'] else 'no'}, the {_shown(p)}; the optimum is not unique"
@@ -113,7 +117,8 @@ def format_solve(payload: dict, res=None) -> str:
     lines += [
         f"method {p['method']} ({p['solver']}), status {p['status']}, "
         f"{p['iterations']} iterations, {p['time_s']:.3f} s",
-        f"optimal value      {p['optimal_value']:.12g}",
+        (f"optimal value      {p['optimal_value']:.12g}" if cert.get("certified") else
+         f"value              {p['optimal_value']:.12g}   (of the point shown: not certified optimal)"),
         *certificate_lines(cert),
         f"rank               {p['rank']}   (of G: eigenvalues > "
         f"{p['thresholds']['rank_rel_eig']:g} x largest{_rank_qualifier(p)})",
@@ -151,9 +156,11 @@ def format_solve(payload: dict, res=None) -> str:
     groups = res.geometry.groups if orbit else None
     if cos is not None and k <= 12:
         word = "instance" if (p.get("samples") or {}).get("kind") == "views" else "class"
-        if p.get("optimum_unique", True) is not True:
-            lines.append(f"{word}-mean cosines of the {_shown(p)} (not unique: other optima have others), "
-                         f"norms of {word} means:")
+        unique = p.get("optimum_unique", True)
+        if unique is not True:
+            others = ("not unique: other optima have others" if unique is False
+                      else "other optima not ruled out")
+            lines.append(f"{word}-mean cosines of the {_shown(p)} ({others}), norms of {word} means:")
         else:
             lines.append(f"{word}-mean cosines (rows/cols: {word}: count), norms of {word} means:")
         lines.append("            " + "".join(f"{c:>9}" for c in range(k)) + "     norm")

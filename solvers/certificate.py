@@ -208,11 +208,13 @@ def _decide_absolute(floor, log_excess, excess, excess_h, scaled_lambda_min, rel
                        float(rel_scale), *([floor_note] if floor_note else []))
 
 
-def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None):
+def reduced_certificate_matrix(loss, symmetry, dist: np.ndarray, samples=None, positive_slopes=None):
     """``(log_excess, S_off, S_diag)`` at an invariant G given by its distances 1 - x: S of
     log(h - floor) (h the relaxation) in reduced form (it inherits G's symmetry): per-entry
-    off-diagonal values and one diagonal value per anchor orbit."""
-    lex, totals = loss.relaxation().table_log_excess(symmetry.table, dist, samples)
+    off-diagonal values and one diagonal value per anchor orbit. ``positive_slopes``: S of the
+    rows' linear minorants instead (:func:`certify_equidistant`)."""
+    lex, totals = loss.relaxation().table_log_excess(symmetry.table, dist, samples,
+                                                     positive_slopes=positive_slopes)
     rows = symmetry.spectral_table  # the entries of S, one row per anchor orbit of G
     g = rows.symmetric_entries(totals)
     x = 1.0 - dist
@@ -236,6 +238,91 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
                   log_excess_relaxed=None if relax is loss else lex_h,
                   log_range=loss.log_geometry_range(samples), floor_note=loss.floor_note,
                   floor_scale=loss.floor_scale(samples))
+
+
+#: the Fenchel-Young slack bound of :func:`certify_equidistant` holds where every row's
+#: |y| + |x| + rho stays below this
+EQUIDISTANT_SMALL = 1e-3
+
+
+def certify_equidistant(loss, symmetry, dist: np.ndarray, slopes: np.ndarray, tol: float = CERTIFY_TOL,
+                        samples=None) -> Certificate:
+    """Certificate of an invariant G whose rows' positives are equidistant to round-off (the
+    masked log-sum-exp "out": SupCon), from linear minorants instead of tangents.
+
+    Where float64 cannot resolve x_j = (dbar - D_j) / tau (types of a class 1e-6 apart, the excess
+    1e-31: tau 0.02), the gradient of each row's log-sum-exp at G is round-off on its positives.
+    But for any weights pi on a row's entries, LSE(z) >= <pi, z> + H(pi) (Fenchel-Young), with
+    equality at the softmax pi*; the slack is KL(pi || pi*). With pi_j = m_j (1 + y_j) / Z on the
+    positives (``slopes`` y, summing to 0 per row with multiplicities) and the exact softmax on the
+    negatives, f >= M := f(G) - slack + <grad M, G' - G> for every G' (M is linear per row), so
+
+        f(G) - f* <= slack + n max(0, -lambda_min(S_M)),
+
+    S_M built from grad M as S is from grad f (:func:`reduced_certificate_matrix`). The slack is
+    bounded by KL <= chi^2 <= 4 (max_P (|y_j| + |x_j|) + rho)^2 per row (rho = sum_P m_j (1.01 |x_j|
+    + |y_j|) / |P| bounds |Z*/Z - 1|), where that is below :data:`EQUIDISTANT_SMALL`; else the
+    plain certificate is returned. Decided like a convex minorant h = f - slack (``decide``)."""
+    samples = symmetry.samples if samples is None else samples
+    relax = loss.relaxation()
+    if relax is not loss or getattr(loss, "loss_mode", None) != "out":
+        raise ValueError("certify_equidistant applies to the convex masked log-sum-exp 'out' only")
+    table = symmetry.table
+    plan = loss.positive_plan(table)
+    rows = plan.pos_rows
+    A = table.shape[0]
+    # pi must be a distribution: the slopes are projected to sum to 0 along each row
+    y = np.asarray(slopes, dtype=float).copy()
+    mass = np.bincount(rows, weights=plan.pos_mult, minlength=A)
+    drift = np.bincount(rows, weights=plan.pos_mult * y, minlength=A)
+    y -= np.divide(drift, mass, out=np.zeros(A), where=mass > 0)[rows]
+    lex_f, _ = loss.table_log_excess(table, dist, samples)
+    lex_m, g, diag = reduced_certificate_matrix(loss, symmetry, dist, samples, positive_slopes=y)
+    # the slack: per anchor row, x_j and y_j of its positives
+    live = plan.anchors[rows] & (plan.pos_mult > 0)
+    x = _exact_positive_offsets(table.gather(dist).ravel()[plan.pos_idx], plan.pos_mult, rows, live, loss.tau)
+    peak = np.zeros(A)
+    np.maximum.at(peak, rows[live], (np.abs(y) + np.abs(x))[live])
+    rho = np.bincount(rows[live], weights=(plan.pos_mult * (1.01 * np.abs(x) + np.abs(y)))[live],
+                      minlength=A) / np.maximum(plan.npos, 1.0)
+    small = peak + rho
+    excess = float(np.exp(lex_f))
+    scale = 1.0 if table.weighted else loss._scale(as_samples(samples))
+    slack = float(scale * np.sum(np.where(plan.anchors, table.anchor_weight, 0.0) * 4.0 * small ** 2))
+    if not (small.max(initial=0.0) < EQUIDISTANT_SMALL and slack < excess):
+        return certify_reduced(loss, symmetry, dist, tol, samples)
+    values, _ = symmetry.spectrum(g, diag)
+    lex_h = float(np.log(excess - slack)) if slack > 0 else lex_f
+    # S_M was scaled by the equidistant form's excess exp(lex_m); decide wants it scaled by f - slack
+    lam_min = float(np.min(values)) * float(np.exp(lex_m - lex_h))
+    how = (f"exact spectrum of the invariant S of the rows' linear minorants (positives equidistant "
+           f"to round-off; Fenchel-Young slack {slack:.3g}), group-level ({symmetry.describe()})")
+    floor = loss.point_floor(samples, table=table, dist=dist)
+    return decide(floor, lex_f, lam_min, symmetry.n, tol, how, symmetry.row_scale(g, diag), loss.tau,
+                  log_excess_relaxed=lex_h, log_range=loss.log_geometry_range(samples),
+                  floor_note=loss.floor_note, floor_scale=loss.floor_scale(samples))
+
+
+def _exact_positive_offsets(D: np.ndarray, mult: np.ndarray, rows: np.ndarray, live: np.ndarray,
+                            tau: float) -> np.ndarray:
+    """Upper bounds on |x_j| = |dbar - D_j| / tau of the ``live`` positive terms (distances D,
+    multiplicities, their rows), dbar the row's mean of D with multiplicities, computed in exact
+    rational arithmetic from the float64 distances (the x of a point on the equidistant subspace
+    are round-off, and (dbar - D_j) in float64 would carry errors of their own size)."""
+    from fractions import Fraction
+
+    out = np.zeros(D.size)
+    order = np.flatnonzero(live)
+    order = order[np.argsort(rows[order], kind="stable")]
+    bounds = np.flatnonzero(np.diff(rows[order])) + 1
+    for group in np.split(order, bounds):
+        if group.size == 0:
+            continue
+        exact = [Fraction(float(d)) for d in D[group]]
+        weights = [int(m) if float(m).is_integer() else Fraction(float(m)) for m in mult[group]]
+        mean = sum((w * d for w, d in zip(weights, exact, strict=True)), Fraction(0)) / sum(weights)
+        out[group] = [abs(float(mean - d)) for d in exact]
+    return out * (1.0 + 4.0 * np.finfo(float).eps) / tau
 
 
 def _dense_S(relax, G: np.ndarray, samples, H: np.ndarray | None):

@@ -439,14 +439,28 @@ def _types_best(problem, tol, best, timings, notes):
             shown.set_postfix_str(f"log excess {log_excess:.13g}", refresh=False)
 
         run = solve_types(loss, samples, sym, tol, start=tied_start(sym, best[0]), callback=report)
-    H = sym.lift(purified(loss, samples, sym, run, tol)[0])
-    cert = certify_embeddings(loss, H, samples, tol)
+    if run.slopes is not None:
+        # certified through the rows' linear minorants: float64 embeddings cannot carry the
+        # positives' equidistance, so the certificate is the type program's own
+        H, cert = sym.lift(run.factors), run.certificate
+    else:
+        H = sym.lift(purified(loss, samples, sym, run, tol)[0])
+        cert = certify_embeddings(loss, H, samples, tol)
     timings["types"] = run.seconds
     verdict = "certified" if cert.certified else f"not certified (gap bound {cert.gap_bound:.3g})"
     notes.append(f"type-invariant program ({sym.q} types: a {samples.group_word} and the batches holding "
                  f"a sample) by a barrier method: {run.newton_steps} Newton steps in {run.outer_steps} "
                  f"barrier steps, stopped {run.reason.replace('_', ' ')}, log excess "
                  f"{cert.log_excess:.12g}: {verdict}")
+    if run.slopes is not None:
+        rounded = certify_embeddings(loss, H, samples, tol)
+        which = ("are certified as well" if rounded.certified else
+                 f"have log excess {rounded.log_excess:.12g}: at this tau the rounding moves the positives "
+                 f"apart by more than the tolerance allows, so ufm certify on the saved embeddings does "
+                 f"not certify them ({rounded.reason})")
+        notes.append("the point has every anchor's positives equidistant, and it is certified through the "
+                     f"rows' linear minorants (Fenchel-Young slack included). Its embeddings, rounded to "
+                     f"float64, {which}")
     if _rank(cert) < _rank(best[1]):
         stop = "gradient_tolerance" if cert.certified else ("stalled" if run.reason == "stalled"
                                                              else StopReason.ITERATION_LIMIT.value)
@@ -492,7 +506,7 @@ def _certified_rank_geometry(problem, H, cert, notes) -> EmbeddingGeometry:
         return geometry
     notes.append(f"rank {fine.rank} counts the eigenvalues of G above {ROUNDOFF_RANK_TOL:g} x the largest: "
                  f"the point without those below {geometry.rank_tol:g} x it (rank {geometry.rank}) is not "
-                 f"optimal (gap bound {truncated.gap_relative_to_scale:.2g} x the {truncated.scale_kind})")
+                 f"certified (gap bound {truncated.gap_relative_to_scale:.2g} x the {truncated.scale_kind})")
     return fine
 
 

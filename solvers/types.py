@@ -32,13 +32,19 @@ form. Each outer step multiplies t by :data:`MU` (Boyd and Vandenberghe 2004, se
 exact certificate of the full program (``solvers.certificate.certify_reduced``, O(q^3): S inherits
 G's symmetry) decides when to stop.
 
-Limit (measured): the optimum's types of a class sit 1e-6 to 1e-4 apart (at tau 0.04 to 0.1),
-while each anchor's positives must be equidistant to within about tau x (the excess's size): at
-tau 0.02, 1e-32, far below float64's resolution of distances of 1e-6. The positives' part of the excess
-(e^x - 1 - x of x = (dbar - D) / tau) and its gradient are then round-off, the Newton steps stall
-near the collapsed point, and that point is reported as it is, not certified. (A formulation that
-keeps the positives' differences as unknowns of their own, or the equidistance as constraints with
-their multipliers in the certificate, would be needed.)
+Small tau (measured): the optimum's types of a class sit 1e-6 to 1e-4 apart (at tau 0.04 to
+0.1), while each anchor's positives must be equidistant to within about tau x (the excess's size):
+at tau 0.02, 1e-32, far below float64's resolution of distances of 1e-6. There the positives' part
+of the excess (e^x - 1 - x of x = (dbar - D) / tau) and its gradient are round-off and the Newton
+steps stall. SupCon is then solved on the subspace where every row's positives are equidistant
+(unknowns tied with fixed ratios: :meth:`TypeProgram._equidistant_basis`), where that part is 0
+exactly (the ``positive_slopes`` form of ``ufm.losses.masked_lse``); the full program's optimum
+leaves it only by the x above, so its best point is optimal within the tolerance where the
+certificate says so. That certificate takes each row's log-sum-exp through
+a linear minorant (Fenchel-Young) whose positives' slopes cancel the barrier's residual
+(:meth:`TypeProgram.certificate_slopes`), plus the minorants' slack
+(``solvers.certificate.certify_equidistant``). That program goes first where the start's excess
+per anchor row is below :data:`EQUIDISTANT_FIRST`.
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ from functools import cached_property
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 
-from solvers.certificate import Certificate, certify_reduced
+from solvers.certificate import Certificate, certify_equidistant, certify_reduced
 
 #: factor on t per outer step
 MU = 10.0
@@ -64,6 +71,10 @@ START_SHRINKS = 10.0 ** -np.arange(2, 15)
 DECREMENT_TOL = 1e-9
 #: central-difference step on term distances for the Hessian of h
 HESSIAN_STEP = 1e-6
+#: SupCon's equidistant-positives program goes first where the start's excess per anchor row is
+#: below this (measured on windows of 12 over 36 samples: the plain program certifies at tau 0.05,
+#: 3e-13 per row, and stalls at tau 0.04, 2e-16; the equidistant one certifies at 0.02-0.05)
+EQUIDISTANT_FIRST = 1e-14
 
 
 @dataclass
@@ -80,6 +91,8 @@ class TypeRun:
     outer_steps: int
     seconds: float
     reason: str
+    #: the positives' slopes of an equidistant-positives certificate (``certify_equidistant``), else None
+    slopes: np.ndarray | None = None
 
     @property
     def C(self) -> np.ndarray:
@@ -99,10 +112,13 @@ class TypeProgram:
     E: its offset block holds sums of small distances, never differences of entries near 1), so
     that it resolves types of a class that nearly coincide."""
 
-    def __init__(self, loss, symmetry):
+    def __init__(self, loss, symmetry, equidistant: bool = False):
         self.relax = loss.relaxation()
         self.sym = symmetry
         self.table = symmetry.table
+        #: None: h itself; zeros: h with every row's positives equidistant (the
+        #: ``positive_slopes`` form), for the unknowns w of :attr:`basis`
+        self.slopes = None
         q = symmetry.q
         counts = symmetry.groups.count
         self.q, self.counts, self.multi = q, counts, counts >= 2
@@ -143,6 +159,122 @@ class TypeProgram:
         Q[others, self.ref[others]] = -1.0
         self.Q = Q[self.order]
         self.ones_ref = is_ref[self.order].astype(float)
+        self.basis = None
+        if equidistant:
+            self.basis = self._equidistant_basis()
+            self.slopes = np.zeros(self.positive_terms.size)
+
+    # ---- the equidistant subspace ----------------------------------------------------------------
+    @cached_property
+    def positive_terms(self) -> np.ndarray:
+        """Flat (row, term) indices of the table's positive terms (the order of slopes)."""
+        return self.relax.positive_plan(self.table).pos_idx
+
+    def _equidistant_basis(self):
+        """``(group, scale)``: v = scale * w[group], the unknowns for which every anchor row's
+        positives are equidistant (term distance coef x v equal along each row: a union of
+        unknowns with fixed ratios), or None where the ratios conflict around a cycle (then
+        the subspace pins some distances to 0, outside the barrier's domain)."""
+        t = self.table
+        rows, cols = np.divmod(self.positive_terms, t.shape[1])
+        live = (self.term_coef[rows, cols] != 0) & (t.anchor_weight[rows] > 0)
+        parent = np.arange(self.m)
+        ratio = np.ones(self.m)  # v[a] = ratio[a] * v[parent[a]]
+
+        def find(a):
+            r = 1.0
+            while parent[a] != a:
+                r *= ratio[a]
+                a = parent[a]
+            return a, r
+
+        for row in np.unique(rows[live]):
+            pick = live & (rows == row)
+            var, coef = self.term_var[row, cols[pick]], self.term_coef[row, cols[pick]]
+            root0, r0 = find(var[0])
+            for a, c in zip(var[1:], coef[1:], strict=True):
+                root, r = find(a)
+                want = coef[0] * r0 / c  # c v_a = coef0 v_0: v_a / v_root0
+                if root == root0:
+                    if abs(r - want) > 1e-12 * want:
+                        return None
+                    continue
+                parent[root], ratio[root] = root0, want / r
+        roots, scale = zip(*(find(a) for a in range(self.m)), strict=True)
+        _, group = np.unique(np.array(roots), return_inverse=True)
+        return group, np.array(scale)
+
+    def certificate_slopes(self, E: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """Slopes y (``positive_slopes``: one per positive term, summing to 0 along each row with
+        multiplicities) whose minorant gradient cancels ``residual`` (v-space, in units of the
+        gradient of log(h - floor)) by least squares: at a barrier point on the equidistant
+        subspace, residual = grad / (t (h - floor)) lies in the span of the positives' own
+        directions, and g + J^T y = -barrier gradient / (t (h - floor)), a PSD dual
+        (:func:`solvers.certificate.certify_equidistant`)."""
+        t = self.table
+        X = t.gather(self.distances(E))
+        zeros = np.zeros(self.positive_terms.size)
+        _, W0 = self.relax.table_row_derivatives(t, X, zeros)
+        _, W1 = self.relax.table_row_derivatives(t, X, zeros + 1.0)
+        pidx = self.positive_terms
+        rows, cols = np.divmod(pidx, t.shape[1])
+        e = (W1 - W0).ravel()[pidx]  # d W_k / d y_k
+        col = -self.term_coef[rows, cols] * t.anchor_weight[rows] * t.mult[rows, cols] * e
+        live = np.flatnonzero(col != 0)
+        y = np.zeros(pidx.size)
+        if live.size == 0:
+            return y
+        # y = N z: the first live term of each row takes minus the others' weighted sum
+        mult = t.mult[rows, cols]
+        first = {}
+        free, ref = [], []
+        for k in live:
+            r = rows[k]
+            if r in first:
+                free.append(k)
+                ref.append(first[r])
+            else:
+                first[r] = k
+        if not free:
+            return y
+        free, ref = np.array(free), np.array(ref)
+        J = np.zeros((self.m, free.size))
+        J[self.term_var[rows[free], cols[free]], np.arange(free.size)] += col[free]
+        np.add.at(J, (self.term_var[rows[ref], cols[ref]], np.arange(free.size)),
+                  -col[ref] * mult[free] / mult[ref])
+        z = np.linalg.lstsq(J, -residual, rcond=None)[0]
+        y[free] = z
+        np.add.at(y, ref, -z * mult[free] / mult[ref])
+        return y
+
+    def to_unknowns(self, w: np.ndarray) -> np.ndarray:
+        """v of the basis's unknowns w (identity without a basis)."""
+        if self.basis is None:
+            return w
+        group, scale = self.basis
+        return scale * w[group]
+
+    def from_unknowns(self, v: np.ndarray) -> np.ndarray:
+        """Least-squares w of v (its projection on the subspace; identity without a basis)."""
+        if self.basis is None:
+            return v
+        group, scale = self.basis
+        k = int(group.max()) + 1
+        return np.bincount(group, scale * v, k) / np.bincount(group, scale * scale, k)
+
+    def reduce_gradient(self, g: np.ndarray) -> np.ndarray:
+        if self.basis is None:
+            return g
+        group, scale = self.basis
+        return np.bincount(group, scale * g, int(group.max()) + 1)
+
+    def reduce_hessian(self, H: np.ndarray) -> np.ndarray:
+        if self.basis is None:
+            return H
+        group, scale = self.basis
+        k = int(group.max()) + 1
+        T = scipy.sparse.csr_matrix((scale, (np.arange(self.m), group)), shape=(self.m, k))
+        return np.asarray(T.T @ np.asarray(T.T @ H).T)  # T^T H T (H symmetric)
 
     # ---- E <-> v, distances -------------------------------------------------------------------
     def matrix(self, v: np.ndarray) -> np.ndarray:
@@ -166,7 +298,7 @@ class TypeProgram:
     def log_excess_and_gradient(self, E: np.ndarray):
         """(log(h - floor), d log(h - floor) / d v)."""
         q = self.q
-        lex, tot = self.relax.table_log_excess(self.table, self.distances(E))
+        lex, tot = self.relax.table_log_excess(self.table, self.distances(E), positive_slopes=self.slopes)
         cross = tot[2 * q:].reshape(q, q)  # d / d x, x = 1 - distance
         g = np.where(self.on_diagonal, -tot[self.I] * self.spread_scale[self.I],
                      -(cross[self.I, self.J] + cross[self.J, self.I]))
@@ -183,8 +315,8 @@ class TypeProgram:
             Xp, Xm = X.copy(), X.copy()
             Xp[:, t] += HESSIAN_STEP
             Xm[:, t] -= HESSIAN_STEP
-            lp, Wp = self.relax.table_row_derivatives(table, Xp)
-            lm, Wm = self.relax.table_row_derivatives(table, Xm)
+            lp, Wp = self.relax.table_row_derivatives(table, Xp, self.slopes)
+            lm, Wm = self.relax.table_row_derivatives(table, Xm, self.slopes)
             # d (per-entry derivative in G) / d G_term t: a distance step +s is a G step -s
             D = (Wm * math.exp(lm + log_weight) - Wp * math.exp(lp + log_weight)) / (2.0 * HESSIAN_STEP)
             weights.append((self._term_weight * self.term_coef[:, t][:, None] * D)[live])
@@ -294,6 +426,13 @@ def tied_start(symmetry, H: np.ndarray) -> np.ndarray:
     return means @ means.T
 
 
+def equidistant_applies(loss) -> bool:
+    """Whether :func:`solve_types` may fall back on the equidistant-positives program: the convex
+    masked log-sum-exp "out" (SupCon), whose positives enter through e^x - 1 - x."""
+    return (getattr(loss, "loss_mode", None) == "out" and loss.relaxation() is loss
+            and hasattr(loss, "positive_plan"))
+
+
 def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = None,
                 max_newton: int = MAX_NEWTON, callback=None) -> TypeRun:
     """Minimise the relaxation over type-invariant G by the barrier method (see the module), from
@@ -301,41 +440,76 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
     together, classes apart) moved into the interior (:func:`_interior_start`). Stops once the
     exact certificate holds with a 2x margin, when a Newton step no longer lowers phi_t at the
     largest t, or after ``max_newton`` steps; returns the best point seen (certified first).
-    ``callback(steps, log excess)`` reports progress."""
+    For SupCon the program is also solved on the subspace where every row's positives are
+    equidistant (the positives' part of the excess is then 0, and its round-off no longer drives
+    the steps), certified through the rows' linear minorants
+    (``solvers.certificate.certify_equidistant``): first where the start's excess per anchor row
+    is below :data:`EQUIDISTANT_FIRST` (small tau), else after the plain program where that is not
+    certified; each with ``max_newton`` steps. ``callback(steps, log excess)`` reports progress."""
     t0 = time.perf_counter()
-    prog = TypeProgram(loss, symmetry)
     if start is None:
         lab = symmetry.type_label
         k = int(lab.max()) + 1
         start = np.where(lab[:, None] == lab[None, :], 1.0, -1.0 / max(k - 1, 1))
-    v, lex = _interior_start(prog, np.asarray(start, dtype=float))
+    start = np.asarray(start, dtype=float)
+    programs = [TypeProgram(loss, symmetry)]
+    if equidistant_applies(loss):
+        equi = TypeProgram(loss, symmetry, equidistant=True)
+        if equi.basis is not None:
+            programs.append(equi)
+            E0 = 1.0 - start
+            np.fill_diagonal(E0, 0.0)
+            rows = float(symmetry.table.anchor_weight.sum())
+            if programs[0].log_excess_and_gradient(E0)[0] - math.log(rows) < math.log(EQUIDISTANT_FIRST):
+                programs.reverse()
+    best, steps, outer, reason, prog = None, 0, 0, "step_limit", programs[0]
+    for candidate in programs:
+        found, s, o, r = _barrier(candidate, loss, samples, tol, start, max_newton, callback,
+                                  first_step=steps)
+        steps, outer = steps + s, outer + o
+        if best is None or _rank(found[2]) < _rank(best[2]):
+            best, reason, prog = found, r, candidate
+        if best[2].certified:
+            break
+    E, dist, cert, slopes = best
+    if cert.certified:
+        reason = "certified"
+    return TypeRun(E, prog.factors(E), dist, cert, steps, outer, time.perf_counter() - t0, reason, slopes)
+
+
+def _barrier(prog: TypeProgram, loss, samples, tol, start, max_newton, callback, first_step=0):
+    """The barrier method on ``prog`` (in its basis's unknowns w): ``((E, dist, certificate, slopes
+    or None) of the best point, Newton steps, outer steps, stop reason)``."""
+    symmetry = prog.sym
+    w_unk, lex = _interior_start(prog, start)
+    E = prog.matrix(prog.to_unknowns(w_unk))
     # t: where t grad(h) best balances the barrier's gradient at the start (least squares), so
     # that the first centring step stays near a good start
-    _, g_lex = prog.log_excess_and_gradient(prog.matrix(v))
-    b_grad = prog.barrier(prog.matrix(v))[1]
+    g_lex = prog.reduce_gradient(prog.log_excess_and_gradient(E)[1])
+    b_grad = prog.reduce_gradient(prog.barrier(E)[1])
     t_ls = -float(g_lex @ b_grad) / float(g_lex @ g_lex) if np.any(g_lex) else 0.0
-    log_t = max(math.log(max(prog.m, 1)), math.log(t_ls) if t_ls > 0 else -np.inf) - lex
+    log_t = max(math.log(max(w_unk.size, 1)), math.log(t_ls) if t_ls > 0 else -np.inf) - lex
     best, steps, outer, reason = None, 0, 0, "step_limit"
     while steps < max_newton:
         outer += 1
         stalled = False
         for _ in range(50):
-            E = prog.matrix(v)
+            E = prog.matrix(prog.to_unknowns(w_unk))
             lex, g_lex = prog.log_excess_and_gradient(E)
             b_val, b_grad, b_hess = prog.barrier(E)
-            w = math.exp(log_t + lex)  # t (h - floor)
-            grad = w * g_lex + b_grad
-            hess = prog.hessian(E, log_t) + b_hess
+            weight = math.exp(log_t + lex)  # t (h - floor)
+            grad = prog.reduce_gradient(weight * g_lex + b_grad)
+            hess = prog.reduce_hessian(prog.hessian(E, log_t) + b_hess)
             step = _newton_direction(hess, grad)
             decrement = float(-grad @ step)
             steps += 1
             if callback is not None:
-                callback(steps, lex)
+                callback(first_step + steps, lex)
             if decrement / 2.0 <= DECREMENT_TOL or steps >= max_newton:
                 break
-            phi0, s = w + b_val, 1.0
+            phi0, s = weight + b_val, 1.0
             while s > 1e-10:
-                En = prog.matrix(v + s * step)
+                En = prog.matrix(prog.to_unknowns(w_unk + s * step))
                 b = prog.barrier(En)
                 if b is not None:
                     lex_n, _ = prog.log_excess_and_gradient(En)
@@ -345,12 +519,19 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
             if s <= 1e-10:
                 stalled = True
                 break
-            v = v + s * step
-        E = prog.matrix(v)
+            w_unk = w_unk + s * step
+        E = prog.matrix(prog.to_unknowns(w_unk))
         dist = prog.distances(E)
-        cert = certify_reduced(loss, symmetry, dist, tol, samples)
+        slopes = None
+        if prog.basis is None:
+            cert = certify_reduced(loss, symmetry, dist, tol, samples)
+        else:
+            lex, g_lex = prog.log_excess_and_gradient(E)
+            residual = g_lex + prog.barrier(E)[1] / math.exp(log_t + lex)
+            slopes = prog.certificate_slopes(E, residual)
+            cert = certify_equidistant(loss, symmetry, dist, slopes, tol, samples)
         if best is None or _rank(cert) < _rank(best[2]):
-            best = (E, dist, cert)
+            best = (E, dist, cert, slopes)
         if cert.certified and cert.gap_relative_to_scale <= 0.5 * tol:
             reason = "certified"
             break
@@ -358,34 +539,35 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
             reason = "stalled"
             break
         log_t += math.log(MU)
-    E, dist, cert = best
-    if cert.certified and reason != "certified":
-        reason = "certified"
-    return TypeRun(E, prog.factors(E), dist, cert, steps, outer, time.perf_counter() - t0, reason)
+    return best, steps, outer, reason
 
 
 def _interior_start(prog: TypeProgram, start: np.ndarray):
-    """(unknowns, log excess) of ``start`` (a type-mean Gram) moved strictly inside the domain:
-    C = (1 - d) start + d D (D diagonal: 1/2 on types of several samples, 1 on one-sample types),
-    with the largest d in :data:`START_SHRINKS` whose log excess is within log 2 of the start's
-    own, else the d of least log excess (at small tau a fixed shrink spreads each class far more
-    than its optimum does: each decade of d costs two of excess)."""
-    D = np.where(prog.multi, 0.5, 1.0)
+    """(unknowns w of ``prog``'s basis, log excess) of ``start`` (a type-mean Gram) moved strictly
+    inside the domain (and projected on the basis's subspace): C = (1 - d) start + d D (D
+    diagonal, 1 / n_a: each type's samples then sit as far from each other as from the other
+    types of their class, d apart, so that every row's positives are equidistant where the start
+    ties each class), with the largest d in :data:`START_SHRINKS` whose log excess is within log
+    2 of the start's own, else the d of least log excess (at small tau a fixed shrink spreads each
+    class far more than its optimum does: each decade of d costs two of excess)."""
+    D = 1.0 / prog.counts
     E0 = 1.0 - start
     np.fill_diagonal(E0, 0.0)
     target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
     best = None
     for d in START_SHRINKS:
-        C = (1.0 - d) * start + d * np.diag(D)
-        E = 1.0 - C
-        np.fill_diagonal(E, np.where(prog.multi, np.maximum(1.0 - np.diag(C), 0.5 * d), 0.0))
+        # E = 1 - C, C = (1 - d) start + d diag(D), written so that no entry is a difference near 1
+        E = (1.0 - d) * (1.0 - start) + d * (1.0 - np.diag(D))
+        np.fill_diagonal(E, np.where(prog.multi, (1.0 - d) * (1.0 - np.diag(start)) + d * (1.0 - D), 0.0))
+        w = prog.from_unknowns(prog.unknowns(E))
+        E = prog.matrix(prog.to_unknowns(w))
         if prog.barrier(E) is None:
             continue
         lex = prog.log_excess_and_gradient(E)[0]
         if lex <= target:
-            return prog.unknowns(E), lex
+            return w, lex
         if best is None or lex < best[1]:
-            best = (prog.unknowns(E), lex)
+            best = (w, lex)
     if best is None:
         raise ValueError("no strictly feasible start near the given type-mean Gram")
     return best

@@ -217,22 +217,6 @@ def test_the_barrier_starts_where_the_shrunk_start_is_lowest_at_tau_0_02():
     assert run.certificate.log_excess < -69.0
 
 
-def test_an_uncertified_small_tau_window_solve_stops_as_stalled_from_its_best_point():
-    """Windows at tau 0.02 are not certified (float64 cannot hold the positives' equidistance,
-    see solvers.types). Burer-Monteiro's larger dimensions start from the best point padded
-    (random restarts ran 20000 iterations each to log excess -29, against -69.8 for the tied
-    point: ten minutes), and the status says stalled, not converged."""
-    samples = windows()
-    loss = get_loss("supcon", tau=0.02)
-    res = solve(Problem(loss, samples), compare_full_batch=False)
-    assert not res.certificate.certified
-    assert res.status.value == "stalled"
-    tied = [n for n in res.notes if n.startswith("tied start (classes")]
-    tied_lex = float(tied[0].split("log excess ")[1].split(":")[0])
-    assert res.certificate.log_excess <= tied_lex
-    assert any("Burer-Monteiro over H in dimension(s) 4, 8, 16, 32, 36" in n for n in res.notes)
-
-
 def test_padded_start_keeps_the_point_in_more_dimensions():
     from solvers.solve import _padded_start
 
@@ -243,3 +227,118 @@ def test_padded_start_keeps_the_point_in_more_dimensions():
     np.testing.assert_allclose(np.linalg.norm(P, axis=1), 1.0, rtol=1e-15)
     np.testing.assert_allclose(P[:, :3], H, atol=1e-11)
     assert 0 < np.abs(P[:, 3:]).max() < 1e-5
+
+
+def dense_minorant(samples, sym, E, slopes, tau):
+    """(log excess with every row's positives equidistant, lambda_min of S of the rows' linear
+    minorants), dense: batch by batch, anchor by anchor, from the n x n distances of the type-level
+    E; ``slopes`` (rows of ``sym.table``, its terms) the positives' y."""
+    t, counts, labels = sym.type_of, sym.groups.count, samples.labels
+    D = E[np.ix_(t, t)].copy()
+    within = np.diag(E) * counts / np.maximum(counts - 1, 1)
+    same = t[:, None] == t[None, :]
+    D[same] = within[t][np.nonzero(same)[0]]
+    np.fill_diagonal(D, 0.0)
+    G = 1.0 - D
+    F = np.zeros_like(G)
+    excess, row = 0.0, 0
+    for batch in map(np.asarray, samples.batches):
+        for a in np.unique(t[batch]):  # the table's rows: batch by batch, its types ascending
+            for i in batch[t[batch] == a]:
+                P = batch[(labels[batch] == labels[i]) & (batch != i)]
+                N = batch[labels[batch] != labels[i]]
+                if P.size == 0 or N.size == 0:
+                    continue
+                xn = (D[i, P].mean() - D[i, N]) / tau
+                B = np.exp(xn).sum() / P.size
+                excess += np.log1p(B)
+                F[i, N] += np.exp(xn) / ((1 + B) * P.size * tau)  # d LSE / d G_il, softmax weights
+                y = slopes[row, np.where(t[P] == a, 0, 2 + t[P])]
+                F[i, P] += (y - B) / ((1 + B) * P.size * tau)  # pi_j - 1/|P|, pi_j = (1 + y_j) / Z
+            row += 1
+    g = 0.5 * (F + F.T)
+    S = g - np.diag((g * G).sum(axis=1))
+    return np.log(excess), np.linalg.eigvalsh(S)[0]
+
+
+def test_windows_at_tau_0_02_are_certified_through_the_rows_minorants_as_a_dense_oracle_says():
+    """Tau 0.02: the positives of each row must be equidistant to 1e-32 of distances 1e-6, beyond
+    float64; the program on the equidistant subspace is certified through linear minorants. A
+    dense computation, anchor by anchor, of those minorants' S gives the same smallest eigenvalue,
+    and the log excess with positives equidistant is the certificate's."""
+    samples = windows()
+    loss = get_loss("supcon", tau=0.02)
+    sym = batch_type_symmetry(loss, samples)
+    run = solve_types(loss, samples, sym, 1e-6)
+    cert = run.certificate
+    assert cert.certified and run.slopes is not None and cert.log_excess < -69.85
+    plan = loss.positive_plan(sym.table)
+    Y = np.zeros(sym.table.shape)
+    Y.ravel()[plan.pos_idx] = run.slopes
+    # the slopes sum to 0 along each row (with multiplicities): pi is a distribution
+    np.testing.assert_allclose((Y * sym.table.mult).sum(axis=1), 0.0, atol=1e-12 * np.abs(Y).max())
+    lex, lam = dense_minorant(samples, sym, run.E, Y, 0.02)
+    assert lex == pytest.approx(cert.log_excess, abs=1e-7)
+    assert lam == pytest.approx(cert.lambda_min, rel=1e-5)
+    assert cert.gap_bound <= 1e-6 * cert.excess
+
+
+def test_the_minorant_certificate_refuses_points_that_are_not_optimal():
+    """The collapsed point, and the equidistant optimum with zero slopes (the equidistant form's
+    own tangent), are not certified."""
+    from solvers.certificate import certify_equidistant
+
+    samples = windows()
+    loss = get_loss("supcon", tau=0.02)
+    sym = batch_type_symmetry(loss, samples)
+    prog = TypeProgram(loss, sym)
+    lab = sym.type_label
+    E0 = 1.0 - np.where(lab[:, None] == lab[None, :], 1.0, -0.5)
+    np.fill_diagonal(E0, 0.0)
+    zeros = np.zeros(loss.positive_plan(sym.table).pos_idx.size)
+    assert not certify_equidistant(loss, sym, prog.distances(E0), zeros, 1e-6, samples).certified
+    run = solve_types(loss, samples, sym, 1e-6)
+    assert not certify_equidistant(loss, sym, run.dist, zeros, 1e-6, samples).certified
+    assert certify_equidistant(loss, sym, run.dist, run.slopes, 1e-6, samples).certified
+
+
+def test_equidistant_and_plain_programs_agree_where_both_certify(monkeypatch):
+    """At tau 0.05 the plain program is certified; forced first, the equidistant one is too, at
+    the same value within the tolerance."""
+    import solvers.types as types
+
+    samples = windows()
+    loss = get_loss("supcon", tau=0.05)
+    sym = batch_type_symmetry(loss, samples)
+    plain = solve_types(loss, samples, sym, 1e-6)
+    assert plain.certificate.certified and plain.slopes is None
+    monkeypatch.setattr(types, "EQUIDISTANT_FIRST", 1.0)
+    equi = solve_types(loss, samples, sym, 1e-6)
+    assert equi.certificate.certified and equi.slopes is not None
+    assert equi.certificate.excess == pytest.approx(plain.certificate.excess, rel=2e-6)
+
+
+def test_windows_at_tau_0_02_solve_certified_with_the_embeddings_caveat():
+    samples = windows()
+    loss = get_loss("supcon", tau=0.02)
+    res = solve(Problem(loss, samples), compare_full_batch=False)
+    assert res.certificate.certified and res.solver == "types"
+    assert res.status.value == "converged"
+    assert any("linear minorants" in note for note in res.notes)
+
+
+def test_a_stalled_uncertified_full_solve_reports_stalled_not_converged():
+    """A Burer-Monteiro end point that stalled without a certificate was reported "converged"."""
+    import time
+
+    from solvers.solve import _full_result
+
+    samples = Samples.from_counts((3, 3, 2)).with_batches([[0, 1, 2, 3, 4], [3, 4, 5, 6, 7]])
+    problem = Problem(get_loss("supcon", tau=0.5), samples)
+    H = np.random.default_rng(0).standard_normal((8, 3))
+    H /= np.linalg.norm(H, axis=1, keepdims=True)
+    cert = certify_embeddings(problem.loss, H, samples, 1e-6)
+    assert not cert.certified
+    for stop in ("stalled", "iteration_limit"):
+        res = _full_result(problem, "factored", (H, cert, stop), 10, {}, None, [], time.perf_counter())
+        assert res.status.value == stop

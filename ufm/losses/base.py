@@ -316,24 +316,31 @@ class Loss(ABC):
         term, term kinds and anchor weights; W[a, t] = (d (f - floor) / d G_entry) / (f - floor)
         for one entry of term t in a row of orbit a. Full batch, sum reduction."""
 
-    def table_log_excess(self, table: Table, dist: np.ndarray, samples=None):
+    def table_log_excess(self, table: Table, dist: np.ndarray, samples=None, positive_slopes=None):
         """``(log(f - floor), totals)`` of an invariant G given by its distances 1 - x:
         totals[v] = d (f - floor) / d x_v / (f - floor), summed over the entries of value v.
-        O(A T), whatever n (full batch; ``samples`` for the reduction's scale)."""
-        lex, W = self._table_rows(table, table.gather(dist))
+        O(A T), whatever n (full batch; ``samples`` for the reduction's scale).
+        ``positive_slopes``: the masked log-sum-exp's equidistant-positives form
+        (``ufm.losses.masked_lse.rows_log_excess``)."""
+        lex, W = self._table_rows(table, table.gather(dist), positive_slopes)
         scale = 1.0 if samples is None or table.weighted else self._scale(as_samples(samples))
         return lex + math.log(scale), table.scatter(W)
 
-    def table_row_derivatives(self, table: Table, X: np.ndarray):
+    def table_row_derivatives(self, table: Table, X: np.ndarray, positive_slopes=None):
         """``(log(f - floor), W)`` at term distances X (A, T) of ``table`` (``table.gather`` of a
         distance vector, or any perturbation of it: rows are independent functions of their own
         terms): W[a, t] = (d (f - floor) / d G_entry) / (f - floor) for one entry of term t in one
         anchor's row of orbit a (anchor weights and multiplicities not applied). Sum reduction,
         without the table's scale (a ``weighted`` table carries its own)."""
-        return self._table_rows(table, X)
+        return self._table_rows(table, X, positive_slopes)
 
-    def _table_rows(self, table: Table, X: np.ndarray):
+    def _table_rows(self, table: Table, X: np.ndarray, positive_slopes=None):
         kind = table.kinds(self.kind_of_relation())
+        if positive_slopes is not None:
+            if not hasattr(self, "positive_plan"):
+                raise ValueError(f"{self.name}: positive_slopes apply to the masked log-sum-exp only")
+            return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind),
+                                         positive_slopes=positive_slopes)
         if hasattr(self, "_plan"):
             return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind))
         return self._rows_log_excess(X, table.mult, kind, table.anchor_weight)

@@ -99,12 +99,24 @@ class RowsPlan:
             )
 
 
-def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight: float = 1.0):
+def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight: float = 1.0,
+                    positive_slopes=None):
     """``(log excess, W)`` of the masked log-sum-exp over rows (see module docstring).
 
     X (A, T): distances of each term; ``plan`` the rows' masks and multiplicities
     (:class:`RowsPlan`). W (A, T): per-entry (d excess / d G) / excess (rows = anchors).
+
+    ``positive_slopes`` ("out" only; one per positive term, ``plan.pos_idx`` order): the rows'
+    positives are taken as equidistant (x_j = 0: no e^x - 1 - x in B_i), and the slopes y_j stand
+    for expm1(x_j) in W, c_i (y_j - B_i). With zeros this is h on the subspace where every row's
+    positives are equidistant, continued off it through dbar alone; with slopes y summing to 0
+    per row (with multiplicities), W is the gradient of the linear minorant of each row's
+    log-sum-exp at the weights pi_j = m_j (1 + y_j) / (|P| (1 + B_i)), pi_l = m_l e^{x_l} /
+    (|P| (1 + B_i)) (Fenchel-Young: LSE(z) >= <pi, z> + H(pi)), which the certificate uses where
+    float64 cannot resolve x_j (``solvers.certificate.certify_equidistant``).
     """
+    if positive_slopes is not None and mode != "out":
+        raise ValueError("positive_slopes apply to the 'out' masked log-sum-exp only")
     X = np.asarray(X, dtype=np.float64)
     anchors, neg, pidx = plan.anchors, plan.neg, plan.pos_idx
     W = np.zeros_like(X)
@@ -117,7 +129,7 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
             Xs = (dbar[:, None] - X) / tau
             xp = Xs.ravel()[pidx]
             logE = plan.logm_neg + Xs
-            if not plan.single_pos:
+            if not plan.single_pos and positive_slopes is None:
                 logE.ravel()[pidx] = plan.logm_pos + log_expm1mx(xp)
             m = logE.max(axis=1)
             m = np.where(np.isfinite(m), m, 0.0)
@@ -147,7 +159,10 @@ def rows_log_excess(X, plan: RowsPlan, tau: float, mode: str = "out", pos_weight
             W = E * rowf[:, None] * plan.inv_mult_neg
             lcp = lc[rows]
             pos_part = -np.exp(logB[rows] + lcp)
-            if not plan.single_pos:
+            if positive_slopes is not None:
+                e1 = np.asarray(positive_slopes, dtype=float)
+                pos_part = pos_part + e1 * np.exp(lcp)
+            elif not plan.single_pos:
                 e1 = np.expm1(xp)
                 pos_part = pos_part + np.sign(e1) * np.exp(np.log(np.abs(e1)) + lcp)
         elif mode == "in":
@@ -266,10 +281,15 @@ class MaskedLSE(Loss):
             )
         return None
 
-    def _rows_log_excess(self, X, mult, kind, weight, plan=None):
+    def _rows_log_excess(self, X, mult, kind, weight, plan=None, positive_slopes=None):
         if plan is None:
             plan = RowsPlan(self.row_parts(mult, kind, weight), mult, weight)
-        return rows_log_excess(X, plan, self.tau, self.loss_mode, self.pos_weight)
+        return rows_log_excess(X, plan, self.tau, self.loss_mode, self.pos_weight, positive_slopes)
+
+    def positive_plan(self, table: Table) -> RowsPlan:
+        """The rows' plan of ``table`` (``pos_idx``: the flat (row, term) index of each positive
+        term, the order of ``positive_slopes``)."""
+        return self._plan(table, table.kinds(self.kind_of_relation()))
 
     def _plan(self, table: Table, kind) -> RowsPlan:
         return table.cached(

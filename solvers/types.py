@@ -367,23 +367,28 @@ class TypeProgram:
         spread = np.sqrt(np.where(self.multi, np.clip(np.diag(E), 0.0, None), 0.0))
         return np.column_stack([means, np.zeros(self.q), spread])
 
-    def barrier(self, E: np.ndarray):
+    def barrier(self, E: np.ndarray, order: int = 2):
         """(-log det C - sum log E_aa (types of several samples), gradient, Hessian) in v, or None
-        outside the domain (C not positive definite, or a type without spread)."""
+        outside the domain (C not positive definite, or a type without spread); derivatives up to
+        ``order`` only, None beyond (line searches want the value: the Hessian is m x m)."""
         u = np.diag(E)[self.multi]
         if np.any(u <= 0.0):
             return None
         L = self.offsets_factor(E)
         if L is None:
             return None
+        value = -2.0 * float(np.log(np.diag(L)).sum()) - float(np.log(u).sum())
+        if order == 0:
+            return value, None, None
         A = self.Q.T @ scipy.linalg.cho_solve((L, True), self.Q)  # C^{-1}
         A = 0.5 * (A + A.T)
-        value = -2.0 * float(np.log(np.diag(L)).sum()) - float(np.log(u).sum())
         rows, cols, diag = self.I, self.J, self.on_diagonal
         spread = np.zeros(self.q)
         spread[self.multi] = 1.0 / u
         # d (-log det C) / d E = C^{-1} (C = 1 1^T - E)
         g = np.where(diag, A[rows, cols] - spread[rows], 2.0 * A[rows, cols])
+        if order == 1:
+            return value, g, None
         # d^2 (-log det C)[E_k, E_l] = tr(A E_k A E_l) with E_k = e_i e_j^T + e_j e_i^T (i < j) or
         # e_i e_i^T: (c_k c_l / 2) (A_{j_k i_l} A_{i_k j_l} + A_{j_k j_l} A_{i_k i_l}), c = 2 off
         # the diagonal and 1 on it
@@ -486,7 +491,7 @@ def _barrier(prog: TypeProgram, loss, samples, tol, start, max_newton, callback,
     # t: where t grad(h) best balances the barrier's gradient at the start (least squares), so
     # that the first centring step stays near a good start
     g_lex = prog.reduce_gradient(prog.log_excess_and_gradient(E)[1])
-    b_grad = prog.reduce_gradient(prog.barrier(E)[1])
+    b_grad = prog.reduce_gradient(prog.barrier(E, order=1)[1])
     t_ls = -float(g_lex @ b_grad) / float(g_lex @ g_lex) if np.any(g_lex) else 0.0
     log_t = max(math.log(max(w_unk.size, 1)), math.log(t_ls) if t_ls > 0 else -np.inf) - lex
     best, steps, outer, reason = None, 0, 0, "step_limit"
@@ -510,7 +515,7 @@ def _barrier(prog: TypeProgram, loss, samples, tol, start, max_newton, callback,
             phi0, s = weight + b_val, 1.0
             while s > 1e-10:
                 En = prog.matrix(prog.to_unknowns(w_unk + s * step))
-                b = prog.barrier(En)
+                b = prog.barrier(En, order=0)
                 if b is not None:
                     lex_n, _ = prog.log_excess_and_gradient(En)
                     if math.exp(log_t + lex_n) + b[0] <= phi0 - 0.25 * s * decrement:
@@ -527,7 +532,7 @@ def _barrier(prog: TypeProgram, loss, samples, tol, start, max_newton, callback,
             cert = certify_reduced(loss, symmetry, dist, tol, samples)
         else:
             lex, g_lex = prog.log_excess_and_gradient(E)
-            residual = g_lex + prog.barrier(E)[1] / math.exp(log_t + lex)
+            residual = g_lex + prog.barrier(E, order=1)[1] / math.exp(log_t + lex)
             slopes = prog.certificate_slopes(E, residual)
             cert = certify_equidistant(loss, symmetry, dist, slopes, tol, samples)
         if best is None or _rank(cert) < _rank(best[2]):
@@ -561,7 +566,7 @@ def _interior_start(prog: TypeProgram, start: np.ndarray):
         np.fill_diagonal(E, np.where(prog.multi, (1.0 - d) * (1.0 - np.diag(start)) + d * (1.0 - D), 0.0))
         w = prog.from_unknowns(prog.unknowns(E))
         E = prog.matrix(prog.to_unknowns(w))
-        if prog.barrier(E) is None:
+        if prog.barrier(E, order=0) is None:
             continue
         lex = prog.log_excess_and_gradient(E)[0]
         if lex <= target:

@@ -66,12 +66,15 @@ class _AtFloor(Exception):
 
 
 def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int = TIED_STARTS,
-                 max_iter: int = TIED_MAX_ITER) -> tuple[np.ndarray, float, int]:
+                 max_iter: int = TIED_MAX_ITER,
+                 start: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
     """Minimise log(f - floor) over unit embeddings equal within ``groups`` (scipy L-BFGS over
     unnormalised group rows E, h_g = e_g / |e_g|, from ``starts`` seeded random points in
     dimension g + 1). The log excess and its gradient are the certificate's own dense float64
     forms (``Loss.dense_log_excess``, numpy: no torch), at distances 1 - h_a.h_b = |h_a - h_b|^2 / 2
-    (full relative precision near collapse). Returns (H (n, g + 1), log excess, iterations in all)."""
+    (full relative precision near collapse). ``start`` (n, d' <= g + 1): unit rows equal within
+    ``groups`` (a coarser grouping's point) that replace the first random start. Returns
+    (H (n, g + 1), log excess, iterations in all)."""
     from scipy.optimize import minimize
 
     groups = np.asarray(groups)
@@ -98,8 +101,14 @@ def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int =
 
     rng = np.random.default_rng(seed)
     best, iterations = None, 0
-    for _ in range(starts):
+    for i in range(starts):
         e0 = rng.standard_normal(g * d)
+        if i == 0 and start is not None:
+            first = np.zeros(g, dtype=np.int64)
+            first[groups[::-1]] = np.arange(groups.size)[::-1]  # one sample of each group
+            E0 = np.zeros((g, d))
+            E0[:, : start.shape[1]] = start[first]
+            e0 = E0.ravel()
         try:
             res = minimize(value_and_grad, e0, jac=True, method="L-BFGS-B",
                            options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 20})
@@ -118,7 +127,10 @@ def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int =
 def tied_points(problem, seed: int = 0) -> Iterator[TiedPoint]:
     """The tied optimum of each grouping of :func:`groupings`, coarsest first (computed as they
     are asked for: a caller stops at the first it certifies)."""
+    previous = None
     for name, groups in groupings(problem.samples):
         t0 = time.perf_counter()
-        H, lex, it = tied_minimum(problem.loss, problem.samples, groups, seed)
+        # a finer grouping starts from the coarser one's optimum (one of its points)
+        H, lex, it = tied_minimum(problem.loss, problem.samples, groups, seed, start=previous)
+        previous = H
         yield TiedPoint(name, int(groups.max()) + 1, H, lex, it, time.perf_counter() - t0)

@@ -342,3 +342,16 @@ def test_a_stalled_uncertified_full_solve_reports_stalled_not_converged():
     for stop in ("stalled", "iteration_limit"):
         res = _full_result(problem, "factored", (H, cert, stop), 10, {}, None, [], time.perf_counter())
         assert res.status.value == stop
+
+
+def test_the_types_tie_starts_from_the_classes_tie_and_is_no_worse():
+    """The types grouping refines the classes one, so the classes' tied optimum is a point of it.
+    From a random start, 3000 L-BFGS iterations at tau 0.02 ended at log excess -54.5 against
+    -69.8 for the classes' point (2.8 s of a 3.1 s solve)."""
+    from solvers.tied import tied_points
+
+    problem = Problem(get_loss("supcon", tau=0.02), windows())
+    classes, types = list(tied_points(problem))
+    assert (classes.name, types.name) == ("classes", "types")
+    assert types.log_excess <= classes.log_excess + 1e-12
+    assert types.iterations < 1000

@@ -262,7 +262,11 @@ def certify_equidistant(loss, symmetry, dist: np.ndarray, slopes: np.ndarray, to
     S_M built from grad M as S is from grad f (:func:`reduced_certificate_matrix`). The slack is
     bounded by KL <= chi^2 <= 4 (max_P (|y_j| + |x_j|) + rho)^2 per row (rho = sum_P m_j (1.01 |x_j|
     + |y_j|) / |P| bounds |Z*/Z - 1|), where that is below :data:`EQUIDISTANT_SMALL`; else the
-    plain certificate is returned. Decided like a convex minorant h = f - slack (``decide``)."""
+    plain certificate is returned. Decided like a convex minorant h = f - slack (``decide``).
+    The weights pi implied by the computed gradient (float dbar and x_l) sum to 1 only to
+    rounding, a perturbation of the gradient of about eps (1 + 2 / tau) that the round-off
+    estimate covers. Like :func:`certify_reduced`, ``dist`` must come from a feasible G (PSD, unit
+    diagonal: a barrier point is, by its Cholesky factor)."""
     samples = symmetry.samples if samples is None else samples
     relax = loss.relaxation()
     if relax is not loss or getattr(loss, "loss_mode", None) != "out":

@@ -454,13 +454,18 @@ def _types_best(problem, tol, best, timings, notes):
                  f"{cert.log_excess:.12g}: {verdict}")
     if run.slopes is not None:
         rounded = certify_embeddings(loss, H, samples, tol)
-        which = ("are certified as well" if rounded.certified else
-                 f"have log excess {rounded.log_excess:.12g}: at this tau the rounding moves the positives "
-                 f"apart by more than the tolerance allows, so ufm certify on the saved embeddings does "
-                 f"not certify them ({rounded.reason})")
+        if rounded.certified:
+            which = "are certified as well"
+        else:
+            moved = abs(rounded.log_excess - cert.log_excess)  # ~ relative change of the excess
+            how = (f"rounding moved the excess by {moved:.1e} of itself" if moved > tol else
+                   "their value is the same to the tolerance, but the certificate's positive entries are "
+                   "round-off there")
+            which = (f"have log excess {rounded.log_excess:.12g} and are not certified by a certificate "
+                     f"computed from them, as ufm certify does ({how}: {rounded.reason})")
         notes.append("the point has every anchor's positives equidistant, and it is certified through the "
-                     f"rows' linear minorants (Fenchel-Young slack included). Its embeddings, rounded to "
-                     f"float64, {which}")
+                     f"rows' linear minorants (Fenchel-Young slack included): the certificate and value are "
+                     f"the type program's point. Its embeddings, rounded to float64, {which}")
     if _rank(cert) < _rank(best[1]):
         stop = "gradient_tolerance" if cert.certified else ("stalled" if run.reason == "stalled"
                                                              else StopReason.ITERATION_LIMIT.value)

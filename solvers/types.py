@@ -69,8 +69,9 @@ MAX_NEWTON = 300
 START_SHRINKS = 10.0 ** -np.arange(2, 15)
 #: inner loop: stop when the Newton decrement lambda^2 / 2 is below this
 DECREMENT_TOL = 1e-9
-#: central-difference step on term distances for the Hessian of h
-HESSIAN_STEP = 1e-6
+#: central-difference step on term distances for the Hessian of h, times tau (h varies on the
+#: scale tau in distance: truncation (step / tau)^2 and round-off eps tau / step balance here)
+HESSIAN_STEP = 5e-6
 #: SupCon's equidistant-positives program goes first where the start's excess per anchor row is
 #: below this (measured on windows of 12 over 36 samples: the plain program certifies at tau 0.05,
 #: 3e-13 per row, and stalls at tau 0.04, 2e-16; the equidistant one certifies at 0.02-0.05)
@@ -310,15 +311,16 @@ class TypeProgram:
         table, m = self.table, self.m
         X = table.gather(self.distances(E))
         columns, flat, pick = self._hessian_pattern
+        step = HESSIAN_STEP * (getattr(self.relax, "tau", None) or 1.0)
         weights = []
         for t, live in zip(columns, pick, strict=True):
             Xp, Xm = X.copy(), X.copy()
-            Xp[:, t] += HESSIAN_STEP
-            Xm[:, t] -= HESSIAN_STEP
+            Xp[:, t] += step
+            Xm[:, t] -= step
             lp, Wp = self.relax.table_row_derivatives(table, Xp, self.slopes)
             lm, Wm = self.relax.table_row_derivatives(table, Xm, self.slopes)
             # d (per-entry derivative in G) / d G_term t: a distance step +s is a G step -s
-            D = (Wm * math.exp(lm + log_weight) - Wp * math.exp(lp + log_weight)) / (2.0 * HESSIAN_STEP)
+            D = (Wm * math.exp(lm + log_weight) - Wp * math.exp(lp + log_weight)) / (2.0 * step)
             weights.append((self._term_weight * self.term_coef[:, t][:, None] * D)[live])
         H = np.bincount(flat, weights=np.concatenate(weights), minlength=m * m).reshape(m, m)
         return 0.5 * (H + H.T)

@@ -355,3 +355,15 @@ def test_the_types_tie_starts_from_the_classes_tie_and_is_no_worse():
     assert (classes.name, types.name) == ("classes", "types")
     assert types.log_excess <= classes.log_excess + 1e-12
     assert types.iterations < 1000
+
+
+def test_windows_of_8_over_24_at_small_tau_are_certified():
+    """With a fixed central-difference step (1e-6 in distance, 5e-5 of tau at 0.02) the Newton
+    steps lost their way at large t: the gap fell 10x per barrier step to 2.4e-6 of the excess,
+    then rose, and both taus stopped uncertified at the step limit (found by an independent
+    review). The step is now 5e-6 x tau."""
+    samples = windows((8, 8, 8), 8, seed=2)
+    for tau in (0.02, 0.03):
+        loss = get_loss("supcon", tau=tau)
+        run = solve_types(loss, samples, batch_type_symmetry(loss, samples), 1e-6)
+        assert run.certificate.certified, tau

@@ -240,11 +240,16 @@ class EmbeddingGeometry(Geometry):
 
     def embeddings(self, lift: bool = False) -> np.ndarray:
         """The embeddings projected onto their rank (coordinates in an orthonormal basis of the
-        row space), as unit rows."""
-        U, s, Vt = np.linalg.svd(self.H, full_matrices=False)
+        row space), as unit rows; H itself where its rank is its dimension (no projection, so
+        none of its round-off: at small tau a point's positives are equidistant to 1e-16 of
+        their distances, which an SVD's rotation would not keep)."""
         r = self.rank
-        H = U[:, :r] * s[:r]
-        H = H / np.linalg.norm(H, axis=1, keepdims=True)
+        if r == self.H.shape[1]:
+            H = self.H / np.linalg.norm(self.H, axis=1, keepdims=True)
+        else:
+            U, s, Vt = np.linalg.svd(self.H, full_matrices=False)
+            H = U[:, :r] * s[:r]
+            H = H / np.linalg.norm(H, axis=1, keepdims=True)
         if lift:
             return H
         if not self.collapsed:

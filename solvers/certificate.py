@@ -245,6 +245,14 @@ def certify_reduced(loss, symmetry, dist: np.ndarray, tol: float = CERTIFY_TOL, 
 EQUIDISTANT_SMALL = 1e-3
 
 
+def equidistant_applies(loss) -> bool:
+    """Whether :func:`certify_equidistant` (and the equidistant-positives program of
+    ``solvers.types``) applies: the convex masked log-sum-exp "out", whose positives enter
+    through e^x - 1 - x."""
+    return (getattr(loss, "loss_mode", None) == "out" and loss.relaxation() is loss
+            and hasattr(loss, "positive_plan"))
+
+
 def certify_equidistant(loss, symmetry, dist: np.ndarray, slopes: np.ndarray, tol: float = CERTIFY_TOL,
                         samples=None) -> Certificate:
     """Certificate of an invariant G whose rows' positives are equidistant to round-off (the
@@ -268,18 +276,16 @@ def certify_equidistant(loss, symmetry, dist: np.ndarray, slopes: np.ndarray, to
     estimate covers. Like :func:`certify_reduced`, ``dist`` must come from a feasible G (PSD, unit
     diagonal: a barrier point is, by its Cholesky factor)."""
     samples = symmetry.samples if samples is None else samples
-    relax = loss.relaxation()
-    if relax is not loss or getattr(loss, "loss_mode", None) != "out":
+    if not equidistant_applies(loss):
         raise ValueError("certify_equidistant applies to the convex masked log-sum-exp 'out' only")
     table = symmetry.table
     plan = loss.positive_plan(table)
     rows = plan.pos_rows
     A = table.shape[0]
     # pi must be a distribution: the slopes are projected to sum to 0 along each row
-    y = np.asarray(slopes, dtype=float).copy()
-    mass = np.bincount(rows, weights=plan.pos_mult, minlength=A)
-    drift = np.bincount(rows, weights=plan.pos_mult * y, minlength=A)
-    y -= np.divide(drift, mass, out=np.zeros(A), where=mass > 0)[rows]
+    Y = np.zeros(table.shape)
+    Y.ravel()[plan.pos_idx] = slopes
+    y = Y.ravel()[plan.pos_idx] - plan.positive_mean(Y)[rows]
     lex_f, _ = loss.table_log_excess(table, dist, samples)
     lex_m, g, diag = reduced_certificate_matrix(loss, symmetry, dist, samples, positive_slopes=y)
     # the slack: per anchor row, x_j and y_j of its positives

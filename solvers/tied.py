@@ -104,8 +104,7 @@ def tied_minimum(loss, samples, groups: np.ndarray, seed: int = 0, starts: int =
     for i in range(starts):
         e0 = rng.standard_normal(g * d)
         if i == 0 and start is not None:
-            first = np.zeros(g, dtype=np.int64)
-            first[groups[::-1]] = np.arange(groups.size)[::-1]  # one sample of each group
+            first = np.unique(groups, return_index=True)[1]  # one sample of each group
             E0 = np.zeros((g, d))
             E0[:, : start.shape[1]] = start[first]
             e0 = E0.ravel()

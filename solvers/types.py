@@ -58,7 +58,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from solvers.certificate import Certificate, certify_equidistant, certify_reduced
+from solvers.certificate import Certificate, certify_equidistant, certify_reduced, equidistant_applies
 
 #: factor on t per outer step
 MU = 10.0
@@ -117,9 +117,6 @@ class TypeProgram:
         self.relax = loss.relaxation()
         self.sym = symmetry
         self.table = symmetry.table
-        #: None: h itself; zeros: h with every row's positives equidistant (the
-        #: ``positive_slopes`` form), for the unknowns w of :attr:`basis`
-        self.slopes = None
         q = symmetry.q
         counts = symmetry.groups.count
         self.q, self.counts, self.multi = q, counts, counts >= 2
@@ -160,10 +157,13 @@ class TypeProgram:
         Q[others, self.ref[others]] = -1.0
         self.Q = Q[self.order]
         self.ones_ref = is_ref[self.order].astype(float)
-        self.basis = None
-        if equidistant:
-            self.basis = self._equidistant_basis()
-            self.slopes = np.zeros(self.positive_terms.size)
+        self.basis = self._equidistant_basis() if equidistant else None
+
+    @cached_property
+    def slopes(self) -> np.ndarray | None:
+        """None: h itself; with a basis, zeros: h with every row's positives equidistant (the
+        ``positive_slopes`` form), for the unknowns w of :attr:`basis`."""
+        return None if self.basis is None else np.zeros(self.positive_terms.size)
 
     # ---- the equidistant subspace ----------------------------------------------------------------
     @cached_property
@@ -227,18 +227,13 @@ class TypeProgram:
             return y
         # y = N z: the first live term of each row takes minus the others' weighted sum
         mult = t.mult[rows, cols]
-        first = {}
-        free, ref = [], []
-        for k in live:
-            r = rows[k]
-            if r in first:
-                free.append(k)
-                ref.append(first[r])
-            else:
-                first[r] = k
-        if not free:
+        owners, at = np.unique(rows[live], return_index=True)  # rows ascend with pos_idx
+        first = np.full(t.shape[0], -1)
+        first[owners] = live[at]  # each row's first live term
+        free = live[first[rows[live]] != live]
+        if free.size == 0:
             return y
-        free, ref = np.array(free), np.array(ref)
+        ref = first[rows[free]]
         J = np.zeros((self.m, free.size))
         J[self.term_var[rows[free], cols[free]], np.arange(free.size)] += col[free]
         np.add.at(J, (self.term_var[rows[ref], cols[ref]], np.arange(free.size)),
@@ -433,13 +428,6 @@ def tied_start(symmetry, H: np.ndarray) -> np.ndarray:
     return means @ means.T
 
 
-def equidistant_applies(loss) -> bool:
-    """Whether :func:`solve_types` may fall back on the equidistant-positives program: the convex
-    masked log-sum-exp "out" (SupCon), whose positives enter through e^x - 1 - x."""
-    return (getattr(loss, "loss_mode", None) == "out" and loss.relaxation() is loss
-            and hasattr(loss, "positive_plan"))
-
-
 def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = None,
                 max_newton: int = MAX_NEWTON, callback=None) -> TypeRun:
     """Minimise the relaxation over type-invariant G by the barrier method (see the module), from
@@ -464,10 +452,8 @@ def solve_types(loss, samples, symmetry, tol: float, start: np.ndarray | None = 
         equi = TypeProgram(loss, symmetry, equidistant=True)
         if equi.basis is not None:
             programs.append(equi)
-            E0 = 1.0 - start
-            np.fill_diagonal(E0, 0.0)
             rows = float(symmetry.table.anchor_weight.sum())
-            if programs[0].log_excess_and_gradient(E0)[0] - math.log(rows) < math.log(EQUIDISTANT_FIRST):
+            if _start_log_excess(programs[0], start) - math.log(rows) < math.log(EQUIDISTANT_FIRST):
                 programs.reverse()
     best, steps, outer, reason, prog = None, 0, 0, "step_limit", programs[0]
     for candidate in programs:
@@ -549,6 +535,13 @@ def _barrier(prog: TypeProgram, loss, samples, tol, start, max_newton, callback,
     return best, steps, outer, reason
 
 
+def _start_log_excess(prog: TypeProgram, start: np.ndarray) -> float:
+    """Log excess of ``prog`` at a type-mean Gram ``start`` itself (no spread inside types)."""
+    E0 = 1.0 - start
+    np.fill_diagonal(E0, 0.0)
+    return prog.log_excess_and_gradient(E0)[0]
+
+
 def _interior_start(prog: TypeProgram, start: np.ndarray):
     """(unknowns w of ``prog``'s basis, log excess) of ``start`` (a type-mean Gram) moved strictly
     inside the domain (and projected on the basis's subspace): C = (1 - d) start + d D (D
@@ -558,9 +551,7 @@ def _interior_start(prog: TypeProgram, start: np.ndarray):
     2 of the start's own, else the d of least log excess (at small tau a fixed shrink spreads each
     class far more than its optimum does: each decade of d costs two of excess)."""
     D = 1.0 / prog.counts
-    E0 = 1.0 - start
-    np.fill_diagonal(E0, 0.0)
-    target = prog.log_excess_and_gradient(E0)[0] + math.log(2.0)
+    target = _start_log_excess(prog, start) + math.log(2.0)
     best = None
     for d in START_SHRINKS:
         # E = 1 - C, C = (1 - d) start + d diag(D), written so that no entry is a difference near 1

@@ -336,13 +336,14 @@ class Loss(ABC):
 
     def _table_rows(self, table: Table, X: np.ndarray, positive_slopes=None):
         kind = table.kinds(self.kind_of_relation())
+        extra = {}
         if positive_slopes is not None:
             if not hasattr(self, "positive_plan"):
                 raise ValueError(f"{self.name}: positive_slopes apply to the masked log-sum-exp only")
-            return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind),
-                                         positive_slopes=positive_slopes)
+            extra["positive_slopes"] = positive_slopes
         if hasattr(self, "_plan"):
-            return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind))
+            return self._rows_log_excess(X, table.mult, kind, table.anchor_weight, self._plan(table, kind),
+                                         **extra)
         return self._rows_log_excess(X, table.mult, kind, table.anchor_weight)
 
     def _dense_full(self, D: np.ndarray, samples: Samples):
